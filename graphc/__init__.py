@@ -1,0 +1,57 @@
+"""graphc: a symbolic computational-graph compiler for teaching and checking backpropagation.
+
+Write a function or an expression; graphc turns it into a networkx DAG of gates, derives each
+gate's local gradient with SymPy and emits readable, vectorized NumPy forward/backward code.
+
+>>> import graphc as gc
+>>> @gc.function
+... def f(x, y, z):
+...     return (x + y) * z
+>>> f.value_and_grad(x=-2.0, y=5.0, z=-4.0)
+(-12.0, {'x': -4.0, 'y': -4.0, 'z': 3.0})
+"""
+
+__version__ = "0.1.0"
+
+from .check import check_grad
+from .errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
+from .function import Function, from_graph, function
+from .gates import (
+    abs,
+    exp,
+    gate,
+    log,
+    matmul,
+    max,
+    maximum,
+    mean,
+    minimum,
+    relu,
+    reshape,
+    sigmoid,
+    sqrt,
+    sum,
+    tanh,
+    transpose,
+    where,
+)
+from .trace import symbols, sympy_graph
+
+
+def from_sympy(expr, name: str = "f") -> Function:
+    """A `Function` from a SymPy expression; its inputs are the free symbols, alphabetically.
+
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> gc.from_sympy(x**2 + 2*x*y**2 + y**3).grad(x=1.0, y=2.0)["x"]
+    10.0
+    """
+    return Function(sympy_graph(expr, name))
+
+
+__all__ = [
+    "Function", "GateError", "GraphError", "GraphcError", "InputError", "ShapeError", "TraceError",
+    "abs", "check_grad", "exp", "from_graph", "from_sympy", "function", "gate", "log", "matmul",
+    "max", "maximum", "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "sum", "symbols",
+    "tanh", "transpose", "where",
+]  # fmt: skip

@@ -1,0 +1,199 @@
+"""The backward pass: the chain rule as graph nodes, walked in reverse topological order.
+
+Stage: pass (graph -> graph). Imports `ops`, `graph`, `shapes` and `errors`.
+
+Gradients are data: every step of backprop is a node added to a copy of the (shaped) forward
+graph, so it can be printed, drawn and differentiated again. Per gate: upstream gradient times
+local gradient (elementwise gates: an "expr" node whose formula is `dout * local`, with the local
+gradient derived once per gate kind by SymPy), or the gate's vector-Jacobian rule (tensor gates).
+A gradient whose shape was broadcast is summed back by a `sum_to` step of its own; gradients add
+where a value fans out. Only nodes on a path from a requested input to the output get gradients.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from .graph import add_node, args_of, topo_order
+from .ops import ARGS, DOUT, ELEMENTWISE, GATES, MASK, MASKS, OUT, formula_gradients, local_gradients
+from .shapes import node_shape
+
+VIEW_OPS = ("broadcast_to", "transpose", "reshape")
+
+
+class Builder:
+    """What a vector-Jacobian rule may do: add shaped gradient nodes and read shapes/params."""
+
+    def __init__(self, g: nx.DiGraph):
+        self.g = g
+
+    def shape(self, n: int) -> tuple[int, ...]:
+        return self.g.nodes[n]["shape"]
+
+    def params(self, n: int) -> dict:
+        return self.g.nodes[n].get("params", {})
+
+    def op_of(self, n: int) -> str:
+        return self.g.nodes[n]["op"]
+
+    def op(self, name: str, args, **params) -> int:
+        attrs = {"params": params} if params else {}
+        n = add_node(self.g, name, args, role="grad", **attrs)
+        self.g.nodes[n]["shape"] = node_shape(self.g, n)
+        return n
+
+    def const(self, value) -> int:
+        return add_node(self.g, "const", value=value, shape=np.shape(value), role="grad")
+
+    def swap(self, n: int) -> int:
+        """The last two axes swapped (X.T for a matrix)."""
+        nd = len(self.shape(n))
+        axes = None if nd == 2 else tuple(range(nd - 2)) + (nd - 1, nd - 2)
+        return self.op("transpose", [n], axes=axes)
+
+    def column(self, n: int) -> int:
+        """A vector as a column, so that broadcasting forms an outer product."""
+        return self.op("reshape", [n], shape=self.shape(n) + (1,))
+
+    def expr(self, formula: sympy.Expr, operands: dict[sympy.Symbol, int], **attrs) -> int:
+        """An elementwise "expr" node computing `formula`, whose symbols stand for `operands`.
+
+        Scalar constants are folded into the formula; the same node used twice becomes one
+        argument. The formula is rewritten over a0, a1, ... (m0, m1, ... for masks).
+        """
+        args: list[int] = []
+        swap: dict[sympy.Symbol, sympy.Expr] = {}
+        for sym, node in operands.items():
+            if sym not in formula.free_symbols:
+                continue
+            data = self.g.nodes[node]
+            if data["op"] == "const" and np.ndim(data["value"]) == 0:
+                swap[sym] = sympy.sympify(data["value"])
+                continue
+            if node not in args:
+                args.append(node)
+            k = args.index(node)
+            swap[sym] = MASKS[k] if is_mask(self.g, node) else ARGS[k]
+        formula = formula.xreplace(swap)
+        if formula.is_Symbol and formula in ARGS:  # the identity: no node needed
+            return args[ARGS.index(formula)]
+        n = add_node(self.g, "expr", args, formula=formula, role="grad", **attrs)
+        self.g.nodes[n]["shape"] = node_shape(self.g, n)
+        return n
+
+
+def is_mask(g: nx.DiGraph, n: int) -> bool:
+    op = g.nodes[n]["op"]
+    return op in GATES and GATES[op].kind == MASK
+
+
+def gate_local_gradients(g: nx.DiGraph, n: int):
+    """The local gradient formulas of node n's gate, one per argument (None: no gradient)."""
+    data = g.nodes[n]
+    if data["op"] == "expr":
+        return formula_gradients(data["formula"], len(args_of(g, n)))
+    return local_gradients(GATES[data["op"]])
+
+
+def _reachable(g: nx.DiGraph, sources, output) -> set[int]:
+    """Nodes on some path from `sources` to `output` (iterative searches, no recursion)."""
+    forward: set[int] = set()
+    stack = list(sources)
+    while stack:
+        n = stack.pop()
+        if n not in forward:
+            forward.add(n)
+            stack.extend(g.successors(n))
+    return forward & (nx.ancestors(g, output) | {output})
+
+
+def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
+    """A copy of the shaped graph `g` with gradient nodes for the inputs `wrt` (default: all).
+
+    The result's `graph["seed"]` is the upstream-gradient node (`dout`), `graph["grads"]` maps
+    each requested input to its gradient node.
+    """
+    h = g.copy()
+    b = Builder(h)
+    output = h.graph["output"]
+    wrt = list(h.graph["inputs"] if wrt is None else wrt)
+    need = _reachable(h, wrt, output)
+    seed = add_node(h, "input", name="dout", role="seed", shape=h.nodes[output]["shape"])
+    grad: dict[int, int] = {output: seed} if output in need else {}
+
+    def accumulate(a: int, c: int) -> None:
+        if b.shape(c) != b.shape(a):  # undo broadcasting, as a visible step of its own
+            h.nodes[c].setdefault("grad_for", a)
+            c = b.op("sum_to", [c], shape=b.shape(a))
+            h.nodes[c]["unbroadcast"] = a
+        if a not in grad:
+            grad[a] = c
+            h.nodes[c].setdefault("grad_of", a)
+            return
+        if h.nodes[c].get("grad_of") is None and h.out_degree(c) == 0:
+            h.nodes[c]["inline"] = True  # printed inside the sum: `da = da + <contribution>`
+        grad[a] = b.op("add", [grad[a], c])
+        h.nodes[grad[a]].update(grad_of=a, comment="fork: gradients add")
+
+    for n in reversed(topo_order(g)):
+        data = h.nodes[n]
+        if n not in grad or data["op"] in ("input", "const"):
+            continue
+        args = args_of(h, n)
+        gate = GATES[data["op"]]
+        if gate.kind == MASK:
+            continue
+        dn = grad[n]
+        if gate.kind == ELEMENTWISE:
+            contributions = _elementwise_vjp(b, n, args, dn, need)
+        else:
+            contributions = gate.vjp(b, n, args, dn)
+            for c in contributions:
+                if c is not None and "comment" not in h.nodes[c]:
+                    h.nodes[c]["comment"] = f"{data['op']} backward"
+        for a, c in zip(args, contributions):
+            if c is not None and a in need:
+                accumulate(a, c)
+
+    grads = {}
+    for i in wrt:
+        grads[i] = _final_gradient(b, i, grad.get(i), seed)
+    h.graph.update(seed=seed, grads=grads)
+    return h
+
+
+def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int]):
+    """dout * local gradient for each argument that needs a gradient (None for the others).
+
+    An argument used twice (x*x) gets one contribution with the local gradients summed (2*x).
+    """
+    locals_ = gate_local_gradients(b.g, n)
+    operands = {DOUT: dn, OUT: n}
+    operands.update({(MASKS[j] if is_mask(b.g, x) else ARGS[j]): x for j, x in enumerate(args)})
+    out: list[int | None] = [None] * len(args)
+    for i, a in enumerate(args):
+        if locals_[i] is None or a not in need or a in args[:i]:
+            continue
+        local = sympy.Add(*(locals_[j] for j, x in enumerate(args) if x == a and locals_[j] is not None))
+        c = b.expr(DOUT * local, operands)
+        if c != dn:
+            b.g.nodes[c].update(grad_gate=n, grad_arg=i)
+        out[i] = c
+    return out
+
+
+def _final_gradient(b: Builder, i: int, node: int | None, seed: int) -> int:
+    """The node returned as input i's gradient: its own, fresh, with the input's shape."""
+    g = b.g
+    shape = g.nodes[i]["shape"]
+    if node is None:  # no path from this input to the output: the gradient is zero
+        return b.const(np.zeros(shape) if shape else 0.0)
+    own = g.nodes[node].get("grad_of") == i and node != seed
+    if own and g.nodes[node]["op"] not in VIEW_OPS:
+        return node
+    # an alias of another value's gradient (e.g. the add gate distributes dout) or a view
+    alias = add_node(g, "expr", [node], formula=ARGS[0], role="grad", grad_of=i, copy=bool(shape))
+    g.nodes[alias]["shape"] = shape
+    return alias

@@ -1,0 +1,264 @@
+"""Code generation: print a scheduled program as a readable NumPy module, and load it.
+
+Stage: backend. Imports `ops`, `graph`, `schedule` and `errors`.
+
+Elementwise formulas are printed by a subclass of SymPy's NumPy printer (one template per
+formula, cached, so printing is not SymPy work per node); tensor gates use their table spelling.
+Every statement is normalised through Python's own `ast` (spacing and parentheses) and carries a
+comment naming its gate and local gradient. The module depends on NumPy alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import linecache
+import math
+import re
+import types
+
+import numpy as np
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+
+from .graph import args_of
+from .ops import ARGS, GATES, MASKS, OUT, TENSOR, Gate
+from .schedule import Program
+
+NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
+
+
+class Printer(NumPyPrinter):
+    """SymPy's NumPy printer, writing `np.` and the plain operators a person would write."""
+
+    def __init__(self):
+        super().__init__({"allow_unknown_functions": True, "fully_qualified_modules": True})
+
+    def _module_format(self, fqn, register=True):
+        text = super()._module_format(fqn, register)
+        return NAMESPACE + text[5:] if text.startswith("numpy.") else text
+
+    def _print_Pow(self, expr, rational=False):
+        return self._hprint_Pow(expr, rational=rational, sqrt=self._module_format("numpy.sqrt"))
+
+    def _print_Abs(self, expr):
+        return f"{NAMESPACE}.abs({self._print(expr.args[0])})"
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Rational(self, expr):
+        p, q = int(expr.p), int(expr.q)
+        return repr(p / q) if q & (q - 1) == 0 else f"({p}/{q})"  # exact binary fractions as floats
+
+    def _print_Relational(self, expr):
+        return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
+
+    def _print_Not(self, expr):
+        return f"{NAMESPACE}.logical_not({self._print(expr.args[0])})"
+
+    def _print_Piecewise(self, expr):
+        if len(expr.args) == 2 and expr.args[1].cond == sympy.true:
+            (a, cond), (b, _) = expr.args
+            if (a, b) == (1, 0):  # an indicator: multiplying by a mask routes the gradient
+                return self._print(cond)
+            if (a, b) == (0, 1):
+                return self._print(cond.negated if cond.is_Relational else sympy.Not(cond))
+            return f"{NAMESPACE}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
+        return super()._print_Piecewise(expr)
+
+
+_PRINTER = Printer()
+_PLACEHOLDER = re.compile(r"__([0-9]+)__|__out__")
+
+
+@functools.cache
+def formula_template(formula: sympy.Expr) -> str:
+    """`formula` over a0.., m0.., out printed once, with `{0}`, `{1}`, `{out}` slots for names."""
+    swap = {s: sympy.Symbol(f"__{i}__") for i, s in enumerate(ARGS)}
+    swap.update({s: sympy.Symbol(f"__{i}__") for i, s in enumerate(MASKS)})
+    swap[OUT] = sympy.Symbol("__out__")
+    text = _PRINTER.doprint(formula.xreplace(swap))
+    return _PLACEHOLDER.sub(lambda m: "{" + (m.group(1) or "out") + "}", text)
+
+
+def literal(value) -> str:
+    """A Python/NumPy literal for a constant."""
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        v = arr.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"{NAMESPACE}.nan" if math.isnan(v) else f"{'-' if v < 0 else ''}{NAMESPACE}.inf"
+        return f"({v!r})" if v < 0 else repr(v)
+    if not arr.any():
+        return f"{NAMESPACE}.zeros({arr.shape})"
+    return f"{NAMESPACE}.array({arr.tolist()!r})"
+
+
+def normalise(code: str) -> str:
+    """Python's own spacing and minimal parentheses for an expression."""
+    return ast.unparse(ast.parse(code, mode="eval"))
+
+
+class Emitter:
+    """Prints the statements of one program."""
+
+    def __init__(self, program: Program):
+        self.p = program
+        self.g = program.graph
+
+    def ref(self, n: int) -> str:
+        """How statement code refers to node n: its name, or its inlined expression."""
+        if n in self.p.inline:
+            data = self.g.nodes[n]
+            return literal(data["value"]) if data["op"] == "const" else f"({self.expr(n)})"
+        return self.p.names[n]
+
+    def expr(self, n: int) -> str:
+        data = self.g.nodes[n]
+        op = data["op"]
+        refs = [self.ref(a) for a in args_of(self.g, n)]
+        if op == "expr":
+            code = formula_template(data["formula"]).format(*refs)
+        else:
+            gate = GATES[op]
+            if gate.kind == TENSOR:
+                shapes = [self.g.nodes[a]["shape"] for a in args_of(self.g, n)]
+                code = gate.spell(refs, shapes, data.get("params", {}))
+            elif gate.numpy:
+                code = gate.numpy.format(*refs)
+            else:
+                code = formula_template(gate.expr()).format(*refs)
+        if data.get("copy"):
+            code = f"{NAMESPACE}.copy({code})"
+        return code
+
+    def statement(self, n: int) -> str:
+        code = f"{self.p.names[n]} = {normalise(self.expr(n))}"
+        comment = self.comment(n)
+        return f"{code}  # {comment}" if comment else code
+
+    def name_of(self, n: int) -> str:
+        """A node's name, or the code of a value that has none (a constant, an inlined view)."""
+        if n in self.p.names:
+            return self.p.names[n]
+        data = self.g.nodes[n]
+        return literal(data["value"]) if data["op"] == "const" else normalise(self.expr(n))
+
+    def comment(self, n: int) -> str:
+        data = self.g.nodes[n]
+        op = data["op"]
+        if data.get("role") not in ("grad", "seed"):
+            if op == "expr":
+                return "fused: " + self.local_text(data["formula"], n, args_of(self.g, n))
+            return op
+        if "unbroadcast" in data:
+            a = data["unbroadcast"]
+            return f"unbroadcast: {self.name_of(a)} was broadcast to {self.g.nodes[args_of(self.g, n)[0]]['shape']}"
+        if "grad_gate" in data:
+            fwd = data["grad_gate"]
+            fwd_op = self.g.nodes[fwd]["op"]
+            fwd_args = args_of(self.g, fwd)
+            i = data["grad_arg"]
+            grads = _locals(self.g, fwd)
+            local = sympy.Add(*(grads[j] for j, a in enumerate(fwd_args) if a == fwd_args[i]))
+            note = self.local_text(local, fwd, args_of(self.g, fwd))
+            text = f"{fwd_op}: local gradient {note}"
+            return text
+        if data.get("copy") is not None and op == "expr":
+            source = args_of(self.g, n)[0]
+            via = self.g.nodes[source].get("grad_of")
+            if source == self.p.seed or via is None:
+                return "the output's gradient, passed through (local gradient 1)"
+            return f"{self.g.nodes[via]['op']}: local gradient 1, the gradient passes through"
+        comment = data.get("comment", "")
+        if op == "add" and comment.startswith("fork"):
+            parts = [self.comment(a) for a in args_of(self.g, n)[1:] if a in self.p.inline]
+            return "; ".join([comment, *filter(None, parts)])
+        return comment
+
+    def local_text(self, formula: sympy.Expr, node: int, args: list[int]) -> str:
+        """A formula over the gate's arguments, printed with the names of the values involved."""
+        swap = {OUT: sympy.Symbol(self.name_of(node))}
+        for j, a in enumerate(args):
+            data = self.g.nodes[a]
+            if data["op"] == "const" and np.ndim(data["value"]) == 0:
+                value = sympy.sympify(data["value"])
+            else:
+                value = sympy.Symbol(self.name_of(a), real=True)
+            swap[ARGS[j]] = swap[MASKS[j]] = value
+        return normalise(_PRINTER.doprint(formula.xreplace(swap)))
+
+
+def _locals(g, fwd: int):
+    from .autodiff import gate_local_gradients
+
+    return gate_local_gradients(g, fwd)
+
+
+def helpers_used(program: Program) -> list[str]:
+    """Sources of the helper functions the printed statements call, in table order."""
+    g = program.graph
+    used: list[Gate] = []
+    for n in [*program.forward, *program.backward, *program.inline]:
+        data = g.nodes[n]
+        gates = [GATES[data["op"]]] if data["op"] in GATES else []
+        if data["op"] == "expr" and "sigmoid" in str(data["formula"]):
+            gates.append(GATES["sigmoid"])
+        if "grad_gate" in data:
+            gates.append(GATES[g.nodes[data["grad_gate"]]["op"]])
+        used.extend(x for x in gates if x.helper and x not in used)
+    return [x.helper for x in sorted(used, key=lambda x: list(GATES).index(x.name))]
+
+
+def emit_module(program: Program, title: str, version: str) -> str:
+    """The full source of the generated module for `program`."""
+    e = Emitter(program)
+    g = program.graph
+    names = program.names
+    params = ", ".join(names[i] for i in program.inputs)
+    shapes = ", ".join(f"{names[i]}: {g.nodes[i]['shape']}" for i in program.inputs)
+    out, seed = program.output, program.seed
+    header = [
+        f'"""Forward and backward of {title}, generated by graphc {version}.',
+        "",
+        f"Specialised to inputs shaped {shapes or '(none)'}; any inputs that broadcast the",
+        "same way work too. Depends on NumPy alone.",
+        '"""',
+        "",
+        "import numpy as np",
+    ]
+    if program.constants:
+        header.append("")
+        header += [f"{names[n]} = {literal(g.nodes[n]['value'])}" for n in program.constants]
+    blocks = ["\n".join(header), *(h.rstrip() for h in helpers_used(program))]
+    cache = ", ".join(names[n] for n in program.cache)
+    cache_tuple = f"({cache},)" if len(program.cache) == 1 else f"({cache})"
+    lines = [f"def forward({params}):"]
+    lines += [f"    {e.statement(n)}" for n in program.forward]
+    lines.append(f"    return {e.name_of(out)}, {cache_tuple}")
+    blocks.append("\n".join(lines))
+    lines = [f"def backward({names[seed]}, cache):"]
+    if program.cache:
+        lines.append(f"    {cache_tuple if len(program.cache) == 1 else cache} = cache")
+    lines += [f"    {e.statement(n)}" for n in program.backward]
+    grads = [e.name_of(n) for n in program.grads]
+    lines.append(f"    return ({grads[0]},)" if len(grads) == 1 else f"    return {', '.join(grads)}")
+    one = "1.0" if g.nodes[out]["shape"] == () else f"np.ones_like({names[out]})"
+    blocks.append("\n".join(lines))
+    blocks.append(
+        f"def value_and_grad({params}):\n"
+        f"    {names[out]}, cache = forward({params})\n"
+        f"    return {names[out]}, backward({one}, cache)"
+    )
+    return "\n\n\n".join(blocks) + "\n"
+
+
+def load_module(source: str, name: str) -> types.ModuleType:
+    """Compile generated source into a module object, with tracebacks that show its lines."""
+    filename = f"<graphc:{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(f"graphc_generated_{name}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)  # our own generated code only
+    return module

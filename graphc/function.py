@@ -1,0 +1,252 @@
+"""The function object: the user's handle on a compiled graph, and the pipeline in one place.
+
+Stage: surface. Imports every stage before it; nothing imports it but `__init__`.
+
+`compile_graph` is the whole compiler, in order: shapes -> backward -> schedule -> print -> load.
+A `Function` keeps one compiled module per input signature (shapes and dtypes), so code is
+specialised to how it is called, and converts arguments and results at the boundary.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import tempfile
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from . import __version__
+from .autodiff import backward
+from .codegen import emit_module, load_module
+from .errors import GraphcError, InputError
+from .graph import normalize, validate
+from .schedule import schedule, sanitize
+from .shapes import infer_shapes
+from .trace import Value, build_graph, trace
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One specialisation: the generated source and the loaded module."""
+
+    source: str
+    module: object
+
+
+def compile_graph(g: nx.DiGraph, shapes: dict[str, tuple[int, ...]]) -> Compiled:
+    """Trace-independent compiler: graph + input shapes -> generated NumPy module."""
+    shaped = infer_shapes(g, shapes)
+    with_grads = backward(shaped)
+    program = schedule(with_grads)
+    title = f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
+    source = emit_module(program, title, __version__)
+    return Compiled(source, load_module(source, sanitize(g.graph["name"])))
+
+
+class Function:
+    """A differentiable function compiled to NumPy: call it, take its gradient, read its code.
+
+    >>> @function
+    ... def f(x, y, z):
+    ...     return (x + y) * z
+    >>> f.value_and_grad(x=-2.0, y=5.0, z=-4.0)
+    (-12.0, {'x': -4.0, 'y': -4.0, 'z': 3.0})
+    """
+
+    def __init__(self, graph: nx.DiGraph):
+        self._graph = nx.freeze(graph)
+        self.inputs: tuple[str, ...] = tuple(graph.nodes[i]["name"] for i in graph.graph["inputs"])
+        self.__name__ = graph.graph["name"]
+        self._compiled: dict[tuple, Compiled] = {}
+        self._last: tuple | None = None
+
+    def __repr__(self) -> str:
+        gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
+        return f"<graphc.Function {self.__name__}({', '.join(self.inputs)}): {gates} gates>"
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The computational graph (read-only networkx DiGraph); every node has an `op`."""
+        return self._graph
+
+    # ------------------------------------------------------------ calling
+
+    def _bind(self, args, kwargs) -> list:
+        if len(args) > len(self.inputs):
+            raise InputError(
+                f"{self.__name__} takes {len(self.inputs)} input(s) {list(self.inputs)}, got {len(args)} positional"
+            ) from None
+        values = dict(zip(self.inputs, args))
+        for k, v in kwargs.items():
+            if k not in self.inputs:
+                raise InputError(
+                    f"{self.__name__} got an unexpected input {k!r}; its inputs are {list(self.inputs)}"
+                )
+            if k in values:
+                raise InputError(f"{self.__name__} got input {k!r} twice (positionally and by name)")
+            values[k] = v
+        missing = [k for k in self.inputs if k not in values]
+        if missing:
+            raise InputError(
+                f"{self.__name__} is missing input(s) {missing}; pass every one of {list(self.inputs)}"
+            )
+        return [_convert(k, values[k]) for k in self.inputs]
+
+    def _module_for(self, values: list):
+        key = tuple((np.shape(v), _dtype_key(v)) for v in values)
+        if key not in self._compiled:
+            shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+            self._compiled[key] = compile_graph(self._graph, shapes)
+        self._last = key
+        return self._compiled[key].module
+
+    def __call__(self, *args, **kwargs):
+        values = self._bind(args, kwargs)
+        out, _ = self._module_for(values).forward(*values)
+        return _result(out, values)
+
+    def value_and_grad(self, *args, **kwargs):
+        """The value and a dict of gradients, one per input, each shaped like its input.
+
+        For a non-scalar output this is the gradient of the sum of its entries.
+        """
+        values = self._bind(args, kwargs)
+        out, grads = self._module_for(values).value_and_grad(*values)
+        return _result(out, values), {
+            k: _gradient(g, v) for k, g, v in zip(self.inputs, grads, values)
+        }
+
+    def grad(self, *args, **kwargs) -> dict:
+        """The dict of gradients alone (see `value_and_grad`)."""
+        return self.value_and_grad(*args, **kwargs)[1]
+
+    # ------------------------------------------------------------ the generated code
+
+    @property
+    def source(self) -> str:
+        """The generated module for the most recent call's shapes (all-scalar before any call)."""
+        if self._last is None:
+            self._module_for([0.0] * len(self.inputs))
+        return self._compiled[self._last].source
+
+    def source_for(self, *args, **kwargs) -> str:
+        """The generated module specialised to the shapes of these example inputs."""
+        self._module_for(self._bind(args, kwargs))
+        return self._compiled[self._last].source
+
+    def save_source(self, path) -> str:
+        """Write `source` to `path` atomically (a temporary file renamed into place)."""
+        write_atomic(path, self.source)
+        return os.fspath(path)
+
+
+def write_atomic(path, text: str) -> None:
+    """Write text to path via a temporary file in the same folder, so no half file is ever seen."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".graphc-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _dtype_key(v) -> str:
+    return "py" if isinstance(v, float) else np.asarray(v).dtype.str
+
+
+def _convert(name: str, v):
+    """Inputs: Python reals stay Python floats; integer arrays become float64; the rest is refused."""
+    if isinstance(v, (bool, np.bool_)):
+        raise InputError(f"input {name!r} is a boolean; graphc differentiates real numbers, pass float({v})")
+    if isinstance(v, numbers.Real) and not isinstance(v, np.generic):
+        return float(v)
+    try:
+        arr = np.asarray(v)
+    except Exception:
+        arr = None
+    if arr is None or arr.dtype.kind not in "biufc":
+        raise InputError(f"input {name!r} is {type(v).__name__}; pass a real number or a NumPy array of them")
+    if arr.dtype.kind == "c":
+        raise InputError(f"input {name!r} is complex; graphc differentiates real-valued functions only")
+    if arr.dtype.kind == "b":
+        raise InputError(f"input {name!r} is a boolean array; pass it as floats, e.g. x.astype(float)")
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.float64)
+    return arr
+
+
+def _result(out, values):
+    if all(isinstance(v, float) for v in values) and np.ndim(out) == 0:
+        return float(out)
+    return out
+
+
+def _gradient(g, v):
+    if isinstance(v, float):
+        return float(g)
+    arr = np.asarray(g, dtype=v.dtype)
+    return arr if arr.shape == v.shape else np.broadcast_to(arr, v.shape).copy()
+
+
+def function(fn=None, *, inputs=None, name: str | None = None) -> Function:
+    """Compile a Python function, or a traced expression, into a `Function`.
+
+    As a decorator, the function's parameters are the inputs:
+
+    >>> @function
+    ... def neuron(w, x):
+    ...     return sigmoid(w * x)
+
+    On an expression built from `gc.symbols`, the inputs are its symbols in the order they were
+    created (or `inputs=[...]`):
+
+    >>> x, y = symbols("x y"); f = function(x * y)
+    """
+    if fn is None:
+        raise InputError("gc.function needs a Python function or an expression built from gc.symbols")
+    try:
+        if isinstance(fn, Value) or isinstance(fn, numbers.Real):
+            graph = _expression_graph(fn, inputs, name or "f")
+        elif callable(fn):
+            graph = trace(fn)
+            if name:
+                graph.graph["name"] = name
+        else:
+            raise InputError(
+                f"gc.function takes a Python function or a graphc expression, got {type(fn).__name__}"
+            )
+    except RecursionError:
+        raise GraphcError("the expression is too deep to trace") from None
+    return Function(graph)
+
+
+def _expression_graph(expr, inputs, name):
+    found, stack, seen = [], [expr], set()
+    while stack:
+        v = stack.pop()
+        if not isinstance(v, Value) or id(v) in seen:
+            continue
+        seen.add(id(v))
+        if v.op == "input":
+            found.append(v)
+        stack.extend(v.args)
+    if inputs is None:
+        inputs = sorted(found, key=lambda v: v.order)
+    elif not all(isinstance(v, Value) and v.op == "input" for v in inputs):
+        raise InputError("inputs=[...] must list symbols made by gc.symbols")
+    names = [v.name for v in inputs]
+    if len(set(names)) != len(names):
+        raise InputError(f"two different symbols share a name in {names}; give each input its own name")
+    return build_graph(name, list(inputs), expr)
+
+
+def from_graph(graph: nx.DiGraph) -> Function:
+    """A `Function` from a networkx graph built or loaded by hand (validated first)."""
+    return Function(normalize(validate(graph)))

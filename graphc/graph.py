@@ -1,0 +1,128 @@
+"""The graph: a networkx DAG of gates, its validation and its deterministic order.
+
+Stage: the IR every pass reads and writes. Imports `ops` and `errors` only.
+
+A graph is a `networkx.DiGraph` whose nodes are consecutive integers in creation order. Every node
+has an `op` attribute: "input", "const" or a gate name from the table. An input has a `name`; a
+constant a `value`; a tensor gate its static `params` (axis, shape, ...). The edge u -> v has
+`pos`, the tuple of argument positions of v that u fills (x*x has one edge with pos (0, 1)).
+`g.graph` holds `inputs` (input nodes in signature order), `output` and `name`.
+"""
+
+from __future__ import annotations
+
+import keyword
+
+import networkx as nx
+import numpy as np
+
+from .errors import GraphError
+from .ops import GATES, RESERVED_OPS
+
+
+def new_graph(name: str) -> nx.DiGraph:
+    """An empty graph for a function called `name`."""
+    return nx.DiGraph(name=name, inputs=[], output=None, next_id=0)
+
+
+def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
+    """Add a node computing `op` of the argument nodes `args`; return its id."""
+    n = g.graph["next_id"]
+    g.graph["next_id"] = n + 1
+    g.add_node(n, op=op, **attrs)
+    for pos, a in enumerate(args):
+        if g.has_edge(a, n):
+            g.edges[a, n]["pos"] += (pos,)
+        else:
+            g.add_edge(a, n, pos=(pos,))
+    return n
+
+
+def args_of(g: nx.DiGraph, n: int) -> list[int]:
+    """The argument nodes of `n`, in argument order."""
+    slots: dict[int, int] = {}
+    for a, _, pos in g.in_edges(n, data="pos"):
+        for p in _positions(g, n, pos):
+            slots[p] = a
+    return [slots[p] for p in range(len(slots))]
+
+
+def topo_order(g: nx.DiGraph) -> list[int]:
+    """Topological order, ties broken by node id: the same graph always gives the same order."""
+    return list(nx.lexicographical_topological_sort(g, key=int))
+
+
+def arity(g: nx.DiGraph, n: int) -> int:
+    op = g.nodes[n]["op"]
+    return 0 if op in RESERVED_OPS else GATES[op].arity
+
+
+def normalize(g: nx.DiGraph) -> nx.DiGraph:
+    """A validated copy of a graph built or loaded by hand, relabelled to graphc's conventions.
+
+    Nodes become consecutive integers in deterministic topological order and edge positions
+    become tuples, so the passes can rely on both.
+    """
+    validate(g)
+    order = list(nx.lexicographical_topological_sort(g, key=str))
+    label = {n: i for i, n in enumerate(order)}
+    h = new_graph(g.graph.get("name", "f"))
+    for n in order:
+        h.add_node(label[n], **g.nodes[n])
+    for u, v, pos in g.edges(data="pos"):
+        h.add_edge(label[u], label[v], pos=_positions(g, v, pos))
+    h.graph.update(inputs=[label[i] for i in g.graph["inputs"]], output=label[g.graph["output"]])
+    h.graph["next_id"] = len(order)
+    return h
+
+
+def validate(g: nx.DiGraph) -> nx.DiGraph:
+    """Check that `g` is a graph graphc can compile; raise GraphError saying what is wrong.
+
+    Checks: a DAG, every op known, every gate with its arity and argument positions 0..n-1,
+    inputs and constants well formed, `inputs` and `output` set. Returns `g` for chaining.
+    """
+    if not isinstance(g, nx.DiGraph) or g.is_multigraph():
+        raise GraphError(f"expected a networkx.DiGraph, got {type(g).__name__}")
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(g))
+        raise GraphError(f"the graph has a cycle through nodes {cycle}; a computation graph must be acyclic")
+    for n, data in g.nodes(data=True):
+        op = data.get("op")
+        if op is None:
+            raise GraphError(f"node {n!r} has no 'op' attribute; give every node op='input', 'const' or a gate name")
+        if op not in RESERVED_OPS and op not in GATES:
+            known = ", ".join(sorted(GATES))
+            raise GraphError(f"node {n!r} has unknown op {op!r}; known gates: {known}")
+        positions = sorted(p for _, _, pos in g.in_edges(n, data="pos", default=None) for p in _positions(g, n, pos))
+        want = arity(g, n)
+        if positions != list(range(want)):
+            raise GraphError(
+                f"node {n!r} ({op}) takes {want} argument(s) but its incoming edges fill positions "
+                f"{positions}; give each argument edge a 'pos' attribute, one edge per argument"
+            )
+        if op == "input":
+            name = data.get("name")
+            if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+                raise GraphError(f"input node {n!r} needs a 'name' that is a Python identifier, got {name!r}")
+        if op == "const" and "value" not in data:
+            raise GraphError(f"const node {n!r} has no 'value' attribute")
+        if op == "const" and np.asarray(data["value"]).dtype.kind not in "biuf":
+            raise GraphError(f"const node {n!r} holds {data['value']!r}; constants must be real numbers")
+    inputs, output = g.graph.get("inputs"), g.graph.get("output")
+    if inputs is None or any(i not in g or g.nodes[i]["op"] != "input" for i in inputs):
+        raise GraphError("g.graph['inputs'] must list the graph's input nodes in signature order")
+    if sorted(inputs) != sorted(n for n, op in g.nodes(data="op") if op == "input"):
+        raise GraphError("g.graph['inputs'] must list every input node exactly once")
+    names = [g.nodes[i]["name"] for i in inputs]
+    if len(set(names)) != len(names):
+        raise GraphError(f"input names must be distinct, got {names}")
+    if output not in g:
+        raise GraphError("g.graph['output'] must name the node whose value the function returns")
+    return g
+
+
+def _positions(g, n, pos):
+    if pos is None:
+        raise GraphError(f"an edge into node {n!r} has no 'pos' attribute (the argument position it fills)")
+    return (pos,) if isinstance(pos, int) else tuple(pos)

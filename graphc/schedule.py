@@ -1,0 +1,160 @@
+"""Scheduling: which nodes become statements, in what order, under which names.
+
+Stage: pass (graph with gradients -> `Program`). Imports `ops`, `graph` and `autodiff`.
+
+Dead nodes are dropped; cheap views and scalar constants are written inside the statement that
+uses them; every other node is one statement. Names carry meaning: inputs keep the user's names,
+intermediates take the traced function's local names (else their gate's name), gradients are
+`d<name>`, and a gradient that is only summed into gets the same name back (`dx = dx + ...`).
+The forward cache holds exactly the forward values the backward statements read.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from .graph import args_of, topo_order
+
+RESERVED = (
+    set(keyword.kwlist)
+    | set(keyword.softkwlist)
+    | set(dir(builtins))
+    | {"np", "forward", "backward", "value_and_grad", "cache", "sigmoid", "route_to_max"}
+)
+
+
+@dataclass
+class Program:
+    """A scheduled graph: ordered statements (node ids) with names, ready to print."""
+
+    graph: nx.DiGraph
+    forward: list[int]
+    backward: list[int]
+    names: dict[int, str]
+    inline: set[int]
+    cache: list[int]
+    constants: list[int] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[int]:
+        return self.graph.graph["inputs"]
+
+    @property
+    def output(self) -> int:
+        return self.graph.graph["output"]
+
+    @property
+    def seed(self) -> int:
+        return self.graph.graph["seed"]
+
+    @property
+    def grads(self) -> list[int]:
+        return [self.graph.graph["grads"][i] for i in self.inputs]
+
+
+def _live(g: nx.DiGraph) -> set[int]:
+    """Nodes the output or a returned gradient depends on (dead-code elimination)."""
+    roots = [g.graph["output"], *g.graph["grads"].values()]
+    live = set(roots)
+    stack = list(roots)
+    while stack:
+        for a in g.predecessors(stack.pop()):
+            if a not in live:
+                live.add(a)
+                stack.append(a)
+    return live
+
+
+def _inlined(g: nx.DiGraph, n: int, consumers: int) -> bool:
+    data = g.nodes[n]
+    op = data["op"]
+    if op == "const":
+        return np.ndim(data["value"]) == 0 or not np.any(data["value"])
+    if op == "transpose" and len(data["shape"]) <= 2:
+        return True  # x.T is a view: write it where it is used
+    if data.get("role") != "grad" or consumers != 1:
+        return False
+    return bool(data.get("inline")) or ("grad_of" not in data and "grad_for" not in data)
+
+
+def sanitize(name: str) -> str:
+    """A usable variable name: keywords, builtins and `np` get a trailing underscore."""
+    return name + "_" if name in RESERVED else name
+
+
+def schedule(g: nx.DiGraph) -> Program:
+    """Order, inline and name the statements of a graph that went through `backward`."""
+    live = _live(g)
+    order = [n for n in topo_order(g) if n in live]
+    consumers = {n: [c for c in g.successors(n) if c in live] for n in order}
+    inline = {n for n in order if g.nodes[n]["op"] != "input" and _inlined(g, n, len(consumers[n]))}
+    is_grad = {n: g.nodes[n].get("role") in ("grad", "seed") for n in order}
+    constants = [n for n in order if g.nodes[n]["op"] == "const" and n not in inline]
+    statements = [n for n in order if n not in inline and g.nodes[n]["op"] not in ("input", "const")]
+    forward = [n for n in statements if not is_grad[n]]
+    backward = sorted((n for n in statements if is_grad[n]), key=int)
+
+    # which statement reads each value, looking through inlined expressions
+    readers: dict[int, set[int]] = {n: set() for n in order}
+    for s in statements:
+        stack = list(args_of(g, s))
+        while stack:
+            a = stack.pop()
+            readers[a].add(s)
+            if a in inline:
+                stack.extend(args_of(g, a))
+
+    names: dict[int, str] = {}
+    holder: dict[str, int] = {}
+
+    def give(n: int, preferred: str, may_take_over: bool = False) -> None:
+        base = sanitize(preferred)
+        current = holder.get(base)
+        reusable = (
+            current is not None
+            and may_take_over
+            and is_grad.get(current, False)
+            and readers[current] == {n}
+            and current not in g.graph["grads"].values()
+        )
+        name, k = base, 1
+        while name in holder and not (reusable and name == base):
+            k += 1
+            name = f"{base}_{k}"
+        names[n] = name
+        holder[name] = n
+
+    for i in g.graph["inputs"]:
+        give(i, g.nodes[i]["name"])
+    for k, n in enumerate(constants, start=1):
+        give(n, f"C{k}")
+    out = g.graph["output"]
+    for n in forward:
+        data = g.nodes[n]
+        give(n, data.get("hint") or ("out" if n == out else data["op"]))
+    give(g.graph["seed"], "d" + names[out])
+    for n in backward:
+        data = g.nodes[n]
+        target = data.get("grad_of", data.get("grad_for"))
+        give(n, "d" + names[target] if target is not None else "t", may_take_over=True)
+
+    reads = set().union(*(readers_of(g, s, inline) for s in backward)) if backward else set()
+    cache = [n for n in [*g.graph["inputs"], *forward] if n in reads]
+    return Program(g, forward, backward, names, inline, cache, constants)
+
+
+def readers_of(g: nx.DiGraph, s: int, inline: set[int]) -> set[int]:
+    """The named values statement `s` reads, looking through inlined expressions."""
+    out, stack = set(), list(args_of(g, s))
+    while stack:
+        a = stack.pop()
+        if a in inline:
+            stack.extend(args_of(g, a))
+        else:
+            out.add(a)
+    return out

@@ -1,0 +1,422 @@
+"""Front-end: tracing Python functions, symbolic expressions and SymPy into a graph.
+
+Stage: front-end. Imports `ops`, `graph` and `errors`.
+
+A `Value` is an immutable expression node (op, arguments, parameters). Calling a user's function
+on input Values records every operation it performs; `build_graph` then walks the resulting
+expression iteratively (no recursion, so 50,000-gate chains are fine) into a networkx DAG. The
+local variable names of the traced function are kept as name hints for the generated code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import keyword
+import numbers
+import sys
+
+import numpy as np
+import sympy
+
+from .errors import InputError, TraceError
+from .graph import add_node, new_graph
+from .ops import GATES, MASK
+from .ops import sigmoid as sympy_sigmoid
+
+_input_order = itertools.count()  # orders symbols by creation, so gc.symbols("x y z") keeps x, y, z
+
+BRANCH_HINT = (
+    "tracing records operations on placeholders and sees no numbers, so Python cannot branch on "
+    "a traced value (if/while/and/or/bool). Write the choice as a gate instead: "
+    "gc.maximum(a, b), gc.minimum(a, b), gc.relu(x) or gc.where(x > 0, a, b)"
+)
+
+
+class Value:
+    """A traced value: the result of a gate applied to other Values, an input or a constant."""
+
+    __slots__ = ("op", "args", "params", "const", "name", "order")
+    __array_priority__ = 1000
+
+    def __init__(self, op, args=(), params=None, const=None, name=None):
+        self.op, self.args, self.params = op, tuple(args), params or {}
+        self.const, self.name = const, name
+        self.order = next(_input_order) if op == "input" else None
+
+    def __repr__(self) -> str:
+        if self.op == "input":
+            return f"<graphc input {self.name}>"
+        if self.op == "const":
+            return f"<graphc const {self.const!r}>"
+        return f"<graphc {self.op} of {len(self.args)} value(s)>"
+
+    # arithmetic: each operator is one gate
+    def __add__(self, other):
+        return apply("add", self, other)
+
+    def __radd__(self, other):
+        return apply("add", other, self)
+
+    def __sub__(self, other):
+        return apply("sub", self, other)
+
+    def __rsub__(self, other):
+        return apply("sub", other, self)
+
+    def __mul__(self, other):
+        return apply("mul", self, other)
+
+    def __rmul__(self, other):
+        return apply("mul", other, self)
+
+    def __truediv__(self, other):
+        return apply("div", self, other)
+
+    def __rtruediv__(self, other):
+        return apply("div", other, self)
+
+    def __pow__(self, other):
+        return apply("pow", self, other)
+
+    def __rpow__(self, other):
+        return apply("pow", other, self)
+
+    def __matmul__(self, other):
+        return apply("matmul", self, other)
+
+    def __rmatmul__(self, other):
+        return apply("matmul", other, self)
+
+    def __neg__(self):
+        return apply("neg", self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return apply("abs", self)
+
+    # comparisons give masks for `where`; no gradient flows through a mask
+    def __lt__(self, other):
+        return apply("lt", self, other)
+
+    def __le__(self, other):
+        return apply("le", self, other)
+
+    def __gt__(self, other):
+        return apply("gt", self, other)
+
+    def __ge__(self, other):
+        return apply("ge", self, other)
+
+    __hash__ = object.__hash__
+
+    # array-like conveniences
+    @property
+    def T(self):  # noqa: N802 - NumPy's spelling
+        from .gates import transpose
+
+        return transpose(self)
+
+    def reshape(self, *shape):
+        from .gates import reshape
+
+        return reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape)
+
+    def sum(self, axis=None, keepdims=False):
+        from .gates import sum as sum_
+
+        return sum_(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        from .gates import mean
+
+        return mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        from .gates import max as max_
+
+        return max_(self, axis, keepdims)
+
+    # what tracing cannot do, said clearly
+    def __bool__(self):
+        raise TraceError(BRANCH_HINT)
+
+    def __float__(self):
+        raise TraceError("float() of a traced value: " + BRANCH_HINT)
+
+    def __int__(self):
+        raise TraceError("int() of a traced value: " + BRANCH_HINT)
+
+    __index__ = __int__
+
+    def __iter__(self):
+        raise TraceError(
+            "cannot iterate over a traced value: its length is not known while tracing; "
+            "use gc.sum / gc.mean / gc.max over an axis, or matmul"
+        )
+
+    def __len__(self):
+        raise TraceError("len() of a traced value: shapes are not known while tracing")
+
+    def __getitem__(self, key):
+        raise TraceError(
+            "indexing a traced value is not supported; use gc.reshape, gc.transpose, reductions "
+            "over an axis, or pass the pieces as separate inputs"
+        )
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """Let `np.exp(x)` and friends work on traced values by mapping them to gates."""
+        op = _UFUNCS.get(ufunc.__name__)
+        if method != "__call__" or op is None or kwargs:
+            known = ", ".join(f"np.{u}" for u in sorted(_UFUNCS))
+            raise TraceError(
+                f"np.{ufunc.__name__} cannot be traced (method {method!r}); use a graphc gate "
+                f"such as gc.exp, or one of: {known}"
+            )
+        return apply(op, *inputs)
+
+
+_UFUNCS = {
+    "add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div", "divide": "div",
+    "negative": "neg", "power": "pow", "exp": "exp", "log": "log", "sqrt": "sqrt",
+    "absolute": "abs", "tanh": "tanh", "maximum": "maximum", "minimum": "minimum",
+    "matmul": "matmul", "less": "lt", "less_equal": "le", "greater": "gt", "greater_equal": "ge",
+}  # fmt: skip
+
+
+def lift(x) -> Value:
+    """A Value for `x`: Values pass through; real numbers and arrays become constants."""
+    if isinstance(x, Value):
+        return x
+    if isinstance(x, (bool, np.bool_)):
+        raise TraceError(f"a boolean constant {x!r} in an expression; use 1.0/0.0 or a comparison")
+    if isinstance(x, numbers.Real):
+        return Value("const", const=x)
+    if isinstance(x, (np.ndarray, np.generic, list, tuple)):
+        arr = np.array(x)  # a copy: later changes to the caller's array do not change the graph
+        if arr.dtype.kind in "iuf":
+            return Value("const", const=arr if arr.ndim else arr.item())
+    if isinstance(x, (complex, numbers.Complex)):
+        raise TraceError(f"complex constant {x!r}: graphc differentiates real-valued functions only")
+    raise TraceError(
+        f"cannot use {type(x).__name__} {x!r:.60} in a graphc expression; use numbers, NumPy arrays "
+        "of real numbers, or other traced values"
+    )
+
+
+def apply(op: str, *args, **params) -> Value:
+    """The Value of gate `op` applied to `args` (numbers and arrays become constants)."""
+    gate = GATES[op]
+    values = [lift(a) for a in args]
+    for i, v in enumerate(values):
+        is_mask = v.op in GATES and GATES[v.op].kind == MASK
+        if is_mask and i not in gate.nondiff:
+            raise TraceError(
+                f"gate {op!r} got a comparison mask as argument {i + 1}; masks only select, as the "
+                "first argument of gc.where(mask, a, b)"
+            )
+        if i in gate.nondiff and not is_mask:
+            raise TraceError(f"gate {op!r} needs a comparison such as x > 0 as argument {i + 1}")
+    return Value(op, values, params)
+
+
+# ---------------------------------------------------------------- inputs and graphs
+
+
+def check_name(name) -> str:
+    """An input name must be a Python identifier (keywords are allowed and renamed in code)."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise InputError(
+            f"input name {name!r} is not a valid identifier; use letters, digits and underscores, "
+            "not starting with a digit"
+        )
+    return name
+
+
+def symbols(names: str):
+    """Inputs for building expressions directly: `x, y, z = gc.symbols("x y z")`."""
+    if not isinstance(names, str):
+        raise InputError(f"gc.symbols takes a string of names such as 'x y z', got {names!r}")
+    parts = names.replace(",", " ").split()
+    if not parts:
+        raise InputError("gc.symbols needs at least one name, e.g. gc.symbols('x y')")
+    if len(set(parts)) != len(parts):
+        raise InputError(f"gc.symbols: a name repeats in {names!r}")
+    values = tuple(Value("input", name=check_name(p)) for p in parts)
+    return values[0] if len(values) == 1 else values
+
+
+def build_graph(name: str, inputs: list[Value], output, hints: dict[int, str] | None = None):
+    """The networkx DAG of `output` over `inputs` (in signature order), built without recursion."""
+    output = lift(output)
+    hints = hints or {}
+    g = new_graph(name)
+    node_of: dict[int, int] = {}
+    for v in inputs:
+        node_of[id(v)] = add_node(g, "input", name=v.name)
+    g.graph["inputs"] = [node_of[id(v)] for v in inputs]
+    stack = [(output, False)]
+    while stack:
+        v, ready = stack.pop()
+        if id(v) in node_of:
+            continue
+        if v.op == "input":
+            raise TraceError(
+                f"the expression uses input {v.name!r}, which is not among the function's inputs "
+                f"{[i.name for i in inputs]}; add it to the inputs"
+            )
+        if not ready:
+            stack.append((v, True))
+            stack.extend((a, False) for a in reversed(v.args) if id(a) not in node_of)
+            continue
+        attrs = {"params": dict(v.params)} if v.params else {}
+        if v.op == "const":
+            attrs["value"] = v.const
+        if id(v) in hints:
+            attrs["hint"] = hints[id(v)]
+        node_of[id(v)] = add_node(g, v.op, [node_of[id(a)] for a in v.args], **attrs)
+    g.graph["output"] = node_of[id(output)]
+    if g.nodes[g.graph["output"]]["op"] in GATES and GATES[g.nodes[g.graph["output"]]["op"]].kind == MASK:
+        raise TraceError("the function returns a comparison mask; return a number (e.g. gc.where(mask, 1.0, 0.0))")
+    return g
+
+
+def trace(fn) -> tuple[str, list[str], object]:
+    """Trace `fn`: its parameters become inputs; returns the graph with local names as hints."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        raise TraceError(f"cannot read the signature of {fn!r}; pass a plain Python function") from None
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY):
+            raise TraceError(
+                f"parameter {p.name!r} of {fn.__name__}: graphc traces plain parameters "
+                "(def f(x, y): ...); *args, **kwargs, keyword-only and positional-only are not inputs"
+            )
+    inputs = [Value("input", name=check_name(p.name)) for p in params]
+    names: dict[str, object] = {}
+    code = getattr(fn, "__code__", None)
+    previous = sys.getprofile()
+
+    def profile(frame, event, arg):  # records the traced function's locals as it returns
+        if event == "return" and frame.f_code is code:
+            names.update(frame.f_locals)
+        if previous is not None:
+            previous(frame, event, arg)
+
+    sys.setprofile(profile)
+    try:
+        out = fn(*inputs)
+    finally:
+        sys.setprofile(previous)
+    if isinstance(out, (tuple, list)):
+        raise TraceError(f"{fn.__name__} returns {len(out)} values; a graphc function returns one value")
+    hints = {id(v): k for k, v in reversed(list(names.items())) if isinstance(v, Value) and v.op != "input"}
+    return build_graph(getattr(fn, "__name__", "f"), inputs, out, hints)
+
+
+# ---------------------------------------------------------------- SymPy in
+
+
+_SYMPY_FUNCS = {sympy.exp: "exp", sympy.log: "log", sympy.tanh: "tanh", sympy.Abs: "abs", sympy_sigmoid: "sigmoid"}
+
+
+def sympy_graph(expr, name: str = "f"):
+    """The graph of a SymPy expression; inputs are its free symbols in alphabetical order.
+
+    Subtraction and division are recovered from SymPy's sums of negated terms and products with
+    negative powers, so `x - y/z` becomes a sub gate and a div gate, as a person would draw it.
+    """
+    if not isinstance(expr, sympy.Expr):
+        raise InputError(f"gc.from_sympy takes a SymPy expression, got {type(expr).__name__}")
+    syms = sorted(expr.free_symbols, key=lambda s: s.name)
+    inputs = [Value("input", name=_sympy_name(s)) for s in syms]
+    value_of: dict = dict(zip(syms, inputs))
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if e in value_of:
+            stack.pop()
+            continue
+        kids = _sympy_children(e)
+        missing = [k for k in kids if k not in value_of]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        value_of[e] = _sympy_combine(e, [value_of[k] for k in kids])
+    return build_graph(name, inputs, value_of[expr])
+
+
+def _sympy_name(s) -> str:
+    try:
+        return check_name(s.name)
+    except InputError:
+        raise InputError(f"SymPy symbol {s.name!r} is not a valid Python identifier; rename it") from None
+
+
+def _negative_power(f) -> bool:
+    return f.is_Pow and f.exp.is_Number and f.exp.is_negative
+
+
+def _sympy_children(e) -> list:
+    """The sub-expressions whose Values `e` is built from (re-signed and inverted as drawn)."""
+    if e.is_Number or e.is_NumberSymbol or e.is_Symbol:
+        return []
+    if e.is_Add:
+        pos = [t for t in e.args if not t.could_extract_minus_sign()]
+        return pos + [-t for t in e.args if t.could_extract_minus_sign()]
+    if e.is_Mul:
+        if e.could_extract_minus_sign():
+            return [-e]
+        num = [f for f in e.args if not _negative_power(f)]
+        return num + [1 / f for f in e.args if _negative_power(f)]
+    if e.is_Pow and e.exp.is_Number and e.exp.is_negative:
+        return [1 / e]
+    if e.is_Pow and e.exp == sympy.Rational(1, 2):
+        return [e.base]
+    return list(e.args)
+
+
+def _sympy_combine(e, kids: list):
+    if e.is_Number or e.is_NumberSymbol:
+        if not e.is_real:
+            raise InputError(f"gc.from_sympy: {e} is not a real number")
+        return lift(int(e) if e.is_Integer else float(e))
+    if e.is_Add:
+        n_pos = sum(1 for t in e.args if not t.could_extract_minus_sign())
+        out = kids[0] if n_pos else apply("neg", kids[0])
+        for i, v in enumerate(kids[1:], start=1):
+            out = apply("add" if i < n_pos else "sub", out, v)
+        return out
+    if e.is_Mul:
+        if e.could_extract_minus_sign():
+            return apply("neg", kids[0])
+        n_num = sum(1 for f in e.args if not _negative_power(f))
+        out = kids[0] if n_num else lift(1)
+        for v in kids[1:n_num]:
+            out = apply("mul", out, v)
+        for v in kids[n_num:]:
+            out = apply("div", out, v)
+        return out
+    if e.is_Pow:
+        if e.exp.is_Number and e.exp.is_negative:
+            return apply("div", 1, kids[0])
+        if e.exp == sympy.Rational(1, 2):
+            return apply("sqrt", kids[0])
+        return apply("pow", *kids)
+    if isinstance(e, (sympy.Max, sympy.Min)):
+        op = "maximum" if isinstance(e, sympy.Max) else "minimum"
+        out = kids[0]
+        for v in kids[1:]:
+            out = apply(op, out, v)
+        return out
+    if e.func in _SYMPY_FUNCS and len(kids) == 1:
+        return apply(_SYMPY_FUNCS[e.func], kids[0])
+    name = e.func.__name__
+    if name in GATES and not GATES[name].builtin and len(kids) == GATES[name].arity:
+        return apply(name, *kids)
+    supported = "+, -, *, /, **, exp, log, sqrt, tanh, Abs, Max, Min, sigmoid, user gates, numbers"
+    raise InputError(f"gc.from_sympy cannot convert {name} ({e}); supported: {supported}")
