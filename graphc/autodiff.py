@@ -50,6 +50,9 @@ class Builder:
     def swap(self, n: int) -> int:
         """The last two axes swapped (X.T for a matrix)."""
         nd = len(self.shape(n))
+        data = self.g.nodes[n]
+        if nd == 2 and data["op"] == "transpose" and data.get("params", {}).get("axes") is None:
+            return args_of(self.g, n)[0]  # (X.T).T is X
         axes = None if nd == 2 else tuple(range(nd - 2)) + (nd - 1, nd - 2)
         return self.op("transpose", [n], axes=axes)
 

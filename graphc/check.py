@@ -34,7 +34,7 @@ def numerical_gradient(f, values: dict, name: str, samples: int | None = None, s
         pick = np.random.default_rng(seed).choice(len(index), size=samples, replace=False)
         index = [index[k] for k in sorted(pick)]
     for i in index:
-        h = 1e-6 * max(1.0, abs(x[i]))
+        h = 1e-5 * max(1.0, abs(x[i]))
         x_plus, x_minus = x.copy(), x.copy()
         x_plus[i] += h
         x_minus[i] -= h

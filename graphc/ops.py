@@ -295,7 +295,8 @@ def _spell_transpose(a, shapes, p):
 
 def _spell_broadcast_to(a, shapes, p):
     x = a[0]
-    if p["expand"]:
+    if p["expand"] and tuple(p["expand"]) != tuple(range(len(p["expand"]))):
+        # new leading axes broadcast by themselves; others must be inserted first
         x = f"np.expand_dims({x}, {p['expand'] if len(p['expand']) > 1 else p['expand'][0]})"
     return f"np.broadcast_to({x}, {tuple(p['shape'])})"
 

@@ -125,7 +125,7 @@ def schedule(g: nx.DiGraph) -> Program:
         name, k = base, 1
         while name in holder and not (reusable and name == base):
             k += 1
-            name = f"{base}_{k}"
+            name = f"{base}{k}" if base.endswith("_") else f"{base}_{k}"
         names[n] = name
         holder[name] = n
 
@@ -141,7 +141,10 @@ def schedule(g: nx.DiGraph) -> Program:
     for n in backward:
         data = g.nodes[n]
         target = data.get("grad_of", data.get("grad_for"))
-        give(n, "d" + names[target] if target is not None else "t", may_take_over=True)
+        if target is None:
+            give(n, "t", may_take_over=True)
+        else:
+            give(n, "d" + names.get(target, g.nodes[target]["op"]), may_take_over=True)
 
     reads = set().union(*(readers_of(g, s, inline) for s in backward)) if backward else set()
     cache = [n for n in [*g.graph["inputs"], *forward] if n in reads]
