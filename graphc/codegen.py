@@ -75,11 +75,14 @@ _PLACEHOLDER = re.compile(r"__([0-9]+)__|__out__")
 
 @functools.cache
 def formula_template(formula: sympy.Expr) -> str:
-    """`formula` over a0.., m0.., out printed once, with `{0}`, `{1}`, `{out}` slots for names."""
+    """`formula` over a0.., m0.., out printed once, with `{0}`, `{1}`, `{out}` slots for names.
+
+    Printed and normalised once per formula (cached), so printing a node is a string format.
+    """
     swap = {s: sympy.Symbol(f"__{i}__") for i, s in enumerate(ARGS)}
     swap.update({s: sympy.Symbol(f"__{i}__") for i, s in enumerate(MASKS)})
     swap[OUT] = sympy.Symbol("__out__")
-    text = _PRINTER.doprint(formula.xreplace(swap))
+    text = normalise(_PRINTER.doprint(formula.xreplace(swap)))
     return _PLACEHOLDER.sub(lambda m: "{" + (m.group(1) or "out") + "}", text)
 
 
@@ -107,11 +110,15 @@ class Emitter:
     def __init__(self, program: Program):
         self.p = program
         self.g = program.graph
+        self.nested = False  # whether the code being built has an inlined sub-expression
 
     def ref(self, n: int) -> str:
         """How statement code refers to node n: its name, or its inlined expression."""
         if n in self.p.inline:
             data = self.g.nodes[n]
+            if data["op"] == "const" and np.ndim(data["value"]) == 0 and data["value"] >= 0:
+                return literal(data["value"])
+            self.nested = True
             return literal(data["value"]) if data["op"] == "const" else f"({self.expr(n)})"
         return self.p.names[n]
 
@@ -135,7 +142,11 @@ class Emitter:
         return code
 
     def statement(self, n: int) -> str:
-        code = f"{self.p.names[n]} = {normalise(self.expr(n))}"
+        self.nested = False
+        code = self.expr(n)
+        if self.nested:  # drop the parentheses an inlined expression did not need
+            code = normalise(code)
+        code = f"{self.p.names[n]} = {code}"
         comment = self.comment(n)
         return f"{code}  # {comment}" if comment else code
 
@@ -164,8 +175,9 @@ class Emitter:
             grads = _locals(self.g, fwd)
             local = sympy.Add(*(grads[j] for j, a in enumerate(fwd_args) if a == fwd_args[i]))
             note = self.local_text(local, fwd, args_of(self.g, fwd))
-            text = f"{fwd_op}: local gradient {note}"
-            return text
+            if len(note) > 40:  # a long formula is already the statement itself
+                return f"{fwd_op}: upstream gradient times its local gradient"
+            return f"{fwd_op}: local gradient {note}"
         if data.get("copy") is not None and op == "expr":
             source = args_of(self.g, n)[0]
             via = self.g.nodes[source].get("grad_of")
@@ -180,6 +192,10 @@ class Emitter:
 
     def local_text(self, formula: sympy.Expr, node: int, args: list[int]) -> str:
         """A formula over the gate's arguments, printed with the names of the values involved."""
+        plain = len(set(args)) == len(args) and all(self.g.nodes[a]["op"] != "const" for a in args)
+        if plain:  # the cached template, filled in with names
+            names = [self.name_of(a) for a in args]
+            return formula_template(formula).replace("{out}", self.name_of(node)).format(*names)
         swap = {OUT: sympy.Symbol(self.name_of(node))}
         for j, a in enumerate(args):
             data = self.g.nodes[a]
@@ -248,12 +264,13 @@ def emit_module(program: Program, title: str, version: str) -> str:
     lines += [f"    {e.statement(n)}" for n in program.backward]
     grads = [e.name_of(n) for n in program.grads]
     lines.append(f"    return ({grads[0]},)" if len(grads) == 1 else f"    return {', '.join(grads)}")
-    one = "1.0" if g.nodes[out]["shape"] == () else f"np.ones_like({names[out]})"
+    result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
+    one = "1.0" if g.nodes[out]["shape"] == () else f"np.ones_like({result})"
     blocks.append("\n".join(lines))
     blocks.append(
         f"def value_and_grad({params}):\n"
-        f"    {names[out]}, cache = forward({params})\n"
-        f"    return {names[out]}, backward({one}, cache)"
+        f"    {result}, cache = forward({params})\n"
+        f"    return {result}, backward({one}, cache)"
     )
     return "\n\n\n".join(blocks) + "\n"
 

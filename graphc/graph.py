@@ -40,9 +40,13 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
 
 def args_of(g: nx.DiGraph, n: int) -> list[int]:
     """The argument nodes of `n`, in argument order."""
+    preds = g.pred[n]
+    if len(preds) == 1:  # the common case: one argument, or one value used in every slot
+        ((a, edge),) = preds.items()
+        return [a] * len(_positions(g, n, edge.get("pos")))
     slots: dict[int, int] = {}
-    for a, _, pos in g.in_edges(n, data="pos"):
-        for p in _positions(g, n, pos):
+    for a, edge in preds.items():
+        for p in _positions(g, n, edge.get("pos")):
             slots[p] = a
     return [slots[p] for p in range(len(slots))]
 

@@ -111,6 +111,7 @@ def schedule(g: nx.DiGraph) -> Program:
 
     names: dict[int, str] = {}
     holder: dict[str, int] = {}
+    suffix: dict[str, int] = {}  # the next number to try per base name: naming stays linear
 
     def give(n: int, preferred: str, may_take_over: bool = False) -> None:
         base = sanitize(preferred)
@@ -122,10 +123,13 @@ def schedule(g: nx.DiGraph) -> Program:
             and readers[current] == {n}
             and current not in g.graph["grads"].values()
         )
-        name, k = base, 1
-        while name in holder and not (reusable and name == base):
-            k += 1
-            name = f"{base}{k}" if base.endswith("_") else f"{base}_{k}"
+        name = base
+        if name in holder and not reusable:
+            k = suffix.get(base, 2)
+            while name in holder:
+                name = f"{base}{k}" if base.endswith("_") else f"{base}_{k}"
+                k += 1
+            suffix[base] = k
         names[n] = name
         holder[name] = n
 
@@ -137,7 +141,8 @@ def schedule(g: nx.DiGraph) -> Program:
     for n in forward:
         data = g.nodes[n]
         give(n, data.get("hint") or ("out" if n == out else data["op"]))
-    give(g.graph["seed"], "d" + names[out])
+    named_output = out in names and g.nodes[out]["op"] != "input"
+    give(g.graph["seed"], "d" + names[out] if named_output else "dout")
     for n in backward:
         data = g.nodes[n]
         target = data.get("grad_of", data.get("grad_for"))
