@@ -35,10 +35,16 @@ class Compiled:
     module: object
 
 
-def compile_graph(g: nx.DiGraph, shapes: dict[str, tuple[int, ...]]) -> Compiled:
-    """Trace-independent compiler: graph + input shapes -> generated NumPy module."""
+def compile_graph(
+    g: nx.DiGraph, shapes: dict[str, tuple[int, ...]], wrt: tuple[str, ...] | None = None
+) -> Compiled:
+    """Trace-independent compiler: graph + input shapes -> generated NumPy module.
+
+    `wrt` names the inputs whose gradients `backward` returns (default: all, in order).
+    """
     shaped = infer_shapes(g, shapes)
-    with_grads = backward(shaped)
+    node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
+    with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
     title = f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
     source = emit_module(program, title, __version__)
@@ -55,10 +61,11 @@ class Function:
     (-12.0, {'x': -4.0, 'y': -4.0, 'z': 3.0})
     """
 
-    def __init__(self, graph: nx.DiGraph):
+    def __init__(self, graph: nx.DiGraph, wrt: tuple[str, ...] | None = None):
         self._graph = nx.freeze(graph)
         self.inputs: tuple[str, ...] = tuple(graph.nodes[i]["name"] for i in graph.graph["inputs"])
         self.__name__ = graph.graph["name"]
+        self._wrt = wrt
         self._compiled: dict[tuple, Compiled] = {}
         self._last: tuple | None = None
 
@@ -94,11 +101,32 @@ class Function:
             )
         return [_convert(k, values[k]) for k in self.inputs]
 
+    def wrt(self, *names: str) -> Function:
+        """The same function, differentiated only with respect to `names` (less work in backward).
+
+        >>> loss.wrt("W1", "b1").grad(X=X, W1=W1, b1=b1)   # dX is never computed
+        """
+        unknown = [k for k in names if k not in self.inputs]
+        if unknown or not names:
+            raise InputError(
+                f"wrt() takes input names of {self.__name__}, one or more of {list(self.inputs)}; "
+                f"got {list(names)}"
+            )
+        return Function(self._graph, tuple(dict.fromkeys(names)))
+
+    @property
+    def gradient_names(self) -> tuple[str, ...]:
+        """The inputs whose gradients `value_and_grad` returns."""
+        return self.inputs if self._wrt is None else self._wrt
+
     def _module_for(self, values: list):
         key = tuple((np.shape(v), _dtype_key(v)) for v in values)
         if key not in self._compiled:
             shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
-            self._compiled[key] = compile_graph(self._graph, shapes)
+            try:
+                self._compiled[key] = compile_graph(self._graph, shapes, self._wrt)
+            except GraphcError as e:  # report at the call, not from deep inside the compiler
+                raise type(e)(f"{self.__name__}: {e}") from None
         self._last = key
         return self._compiled[key].module
 
@@ -114,8 +142,9 @@ class Function:
         """
         values = self._bind(args, kwargs)
         out, grads = self._module_for(values).value_and_grad(*values)
+        given = dict(zip(self.inputs, values))
         return _result(out, values), {
-            k: _gradient(g, v) for k, g, v in zip(self.inputs, grads, values)
+            k: _gradient(g, given[k]) for k, g in zip(self.gradient_names, grads)
         }
 
     def grad(self, *args, **kwargs) -> dict:

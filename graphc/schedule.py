@@ -54,7 +54,7 @@ class Program:
 
     @property
     def grads(self) -> list[int]:
-        return [self.graph.graph["grads"][i] for i in self.inputs]
+        return list(self.graph.graph["grads"].values())
 
 
 def _live(g: nx.DiGraph) -> set[int]:
