@@ -17,7 +17,17 @@ import numpy as np
 import sympy
 
 from .graph import add_node, args_of, topo_order
-from .ops import ARGS, DOUT, ELEMENTWISE, GATES, MASK, MASKS, OUT, formula_gradients, local_gradients
+from .ops import (
+    ARGS,
+    DOUT,
+    ELEMENTWISE,
+    GATES,
+    MASK,
+    MASKS,
+    OUT,
+    formula_gradients,
+    local_gradients,
+)
 from .shapes import node_shape
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
@@ -179,7 +189,9 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
     for i, a in enumerate(args):
         if locals_[i] is None or a not in need or a in args[:i]:
             continue
-        local = sympy.Add(*(locals_[j] for j, x in enumerate(args) if x == a and locals_[j] is not None))
+        local = sympy.Add(
+            *(locals_[j] for j, x in enumerate(args) if x == a and locals_[j] is not None)
+        )
         c = b.expr(DOUT * local, operands)
         if c != dn:
             b.g.nodes[c].update(grad_gate=n, grad_arg=i)

@@ -24,7 +24,7 @@ def relative_error(a, b) -> float:
 
 
 def numerical_gradient(f, values: dict, name: str, samples: int | None = None, seed: int = 0):
-    """Central-difference gradient of `f` w.r.t. input `name`, as an array (NaN where not sampled)."""
+    """Central-difference gradient of `f` w.r.t. input `name` (NaN where not sampled)."""
     x = np.array(values[name], dtype=np.float64)
     out = np.asarray(f(**values), dtype=np.float64)
     dout = np.ones_like(out)
@@ -59,9 +59,18 @@ def check_grad(f, *args, samples: int | None = 100, **inputs) -> float:
     """
     if args:
         if len(args) > len(f.inputs):
-            raise InputError(f"check_grad: {f.__name__} takes {len(f.inputs)} inputs, got {len(args)}")
+            raise InputError(
+                f"check_grad: {f.__name__} takes {len(f.inputs)} inputs, got {len(args)}"
+            )
         inputs = {**dict(zip(f.inputs, args)), **inputs}
-    values = {k: (float(v) if np.ndim(v) == 0 and not isinstance(v, np.ndarray) else np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
+    values = {
+        k: (
+            float(v)
+            if np.ndim(v) == 0 and not isinstance(v, np.ndarray)
+            else np.asarray(v, dtype=np.float64)
+        )
+        for k, v in inputs.items()
+    }
     _, analytic = f.value_and_grad(**values)
     worst = 0.0
     for name in f.inputs:

@@ -166,7 +166,8 @@ class Emitter:
             return op
         if "unbroadcast" in data:
             a = data["unbroadcast"]
-            return f"unbroadcast: {self.name_of(a)} was broadcast to {self.g.nodes[args_of(self.g, n)[0]]['shape']}"
+            shape = self.g.nodes[args_of(self.g, n)[0]]["shape"]
+            return f"unbroadcast: {self.name_of(a)} was broadcast to {shape}"
         if "grad_gate" in data:
             fwd = data["grad_gate"]
             fwd_op = self.g.nodes[fwd]["op"]
@@ -265,7 +266,9 @@ def emit_module(program: Program, title: str, version: str) -> str:
         lines.append(f"    {cache_tuple if len(program.cache) == 1 else cache} = cache")
     lines += [f"    {e.statement(n)}" for n in program.backward]
     grads = [e.name_of(n) for n in program.grads]
-    lines.append(f"    return ({grads[0]},)" if len(grads) == 1 else f"    return {', '.join(grads)}")
+    lines.append(
+        f"    return ({grads[0]},)" if len(grads) == 1 else f"    return {', '.join(grads)}"
+    )
     result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
     one = "1.0" if g.nodes[out]["shape"] == () else f"np.ones_like({result})"
     blocks.append("\n".join(lines))

@@ -15,7 +15,7 @@ class InputError(GraphcError, TypeError):
 
 
 class TraceError(GraphcError, TypeError):
-    """Tracing met Python that cannot be turned into a graph (e.g. `if x > 0:` on a traced value)."""
+    """Tracing met Python that cannot become a graph (e.g. `if x > 0:` on a traced value)."""
 
 
 class GraphError(GraphcError, ValueError):

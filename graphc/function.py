@@ -22,7 +22,7 @@ from .autodiff import backward
 from .codegen import emit_module, load_module
 from .errors import GraphcError, InputError
 from .graph import normalize, validate
-from .schedule import schedule, sanitize
+from .schedule import sanitize, schedule
 from .shapes import infer_shapes
 from .trace import Value, build_graph, trace
 
@@ -83,21 +83,26 @@ class Function:
     def _bind(self, args, kwargs) -> list:
         if len(args) > len(self.inputs):
             raise InputError(
-                f"{self.__name__} takes {len(self.inputs)} input(s) {list(self.inputs)}, got {len(args)} positional"
+                f"{self.__name__} takes {len(self.inputs)} input(s) {list(self.inputs)}, "
+                f"got {len(args)} positional"
             ) from None
         values = dict(zip(self.inputs, args))
         for k, v in kwargs.items():
             if k not in self.inputs:
                 raise InputError(
-                    f"{self.__name__} got an unexpected input {k!r}; its inputs are {list(self.inputs)}"
+                    f"{self.__name__} got an unexpected input {k!r}; "
+                    f"its inputs are {list(self.inputs)}"
                 )
             if k in values:
-                raise InputError(f"{self.__name__} got input {k!r} twice (positionally and by name)")
+                raise InputError(
+                    f"{self.__name__} got input {k!r} twice (positionally and by name)"
+                )
             values[k] = v
         missing = [k for k in self.inputs if k not in values]
         if missing:
             raise InputError(
-                f"{self.__name__} is missing input(s) {missing}; pass every one of {list(self.inputs)}"
+                f"{self.__name__} is missing input(s) {missing}; "
+                f"pass every one of {list(self.inputs)}"
             )
         return [_convert(k, values[k]) for k in self.inputs]
 
@@ -191,9 +196,11 @@ def _dtype_key(v) -> str:
 
 
 def _convert(name: str, v):
-    """Inputs: Python reals stay Python floats; integer arrays become float64; the rest is refused."""
+    """Python reals stay Python floats; integer arrays become float64; the rest is refused."""
     if isinstance(v, (bool, np.bool_)):
-        raise InputError(f"input {name!r} is a boolean; graphc differentiates real numbers, pass float({v})")
+        raise InputError(
+            f"input {name!r} is a boolean; graphc differentiates real numbers, pass float({v})"
+        )
     if isinstance(v, numbers.Real) and not isinstance(v, np.generic):
         return float(v)
     try:
@@ -201,11 +208,17 @@ def _convert(name: str, v):
     except Exception:
         arr = None
     if arr is None or arr.dtype.kind not in "biufc":
-        raise InputError(f"input {name!r} is {type(v).__name__}; pass a real number or a NumPy array of them")
+        raise InputError(
+            f"input {name!r} is {type(v).__name__}; pass a real number or a NumPy array of them"
+        )
     if arr.dtype.kind == "c":
-        raise InputError(f"input {name!r} is complex; graphc differentiates real-valued functions only")
+        raise InputError(
+            f"input {name!r} is complex; graphc differentiates real-valued functions only"
+        )
     if arr.dtype.kind == "b":
-        raise InputError(f"input {name!r} is a boolean array; pass it as floats, e.g. x.astype(float)")
+        raise InputError(
+            f"input {name!r} is a boolean array; pass it as floats, e.g. x.astype(float)"
+        )
     if arr.dtype.kind in "iu":
         return arr.astype(np.float64)
     return arr
@@ -239,9 +252,11 @@ def function(fn=None, *, inputs=None, name: str | None = None) -> Function:
     >>> x, y = symbols("x y"); f = function(x * y)
     """
     if fn is None:
-        raise InputError("gc.function needs a Python function or an expression built from gc.symbols")
+        raise InputError(
+            "gc.function needs a Python function or an expression built from gc.symbols"
+        )
     try:
-        if isinstance(fn, Value) or isinstance(fn, numbers.Real):
+        if isinstance(fn, (Value, numbers.Real)):
             graph = _expression_graph(fn, inputs, name or "f")
         elif callable(fn):
             graph = trace(fn)
@@ -249,7 +264,8 @@ def function(fn=None, *, inputs=None, name: str | None = None) -> Function:
                 graph.graph["name"] = name
         else:
             raise InputError(
-                f"gc.function takes a Python function or a graphc expression, got {type(fn).__name__}"
+                "gc.function takes a Python function or a graphc expression, "
+                f"got {type(fn).__name__}"
             )
     except RecursionError:
         raise GraphcError("the expression is too deep to trace") from None
@@ -272,7 +288,9 @@ def _expression_graph(expr, inputs, name):
         raise InputError("inputs=[...] must list symbols made by gc.symbols")
     names = [v.name for v in inputs]
     if len(set(names)) != len(names):
-        raise InputError(f"two different symbols share a name in {names}; give each input its own name")
+        raise InputError(
+            f"two different symbols share a name in {names}; give each input its own name"
+        )
     return build_graph(name, list(inputs), expr)
 
 

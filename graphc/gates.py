@@ -84,7 +84,9 @@ def max(x, axis=None, keepdims=False):  # noqa: A001
     axis = _axis(axis, "max")
     if isinstance(axis, tuple) and len(axis) != 1:
         raise TraceError("gc.max reduces over one axis or all of them; pass axis=None or an int")
-    return apply("max", x, axis=axis[0] if isinstance(axis, tuple) else axis, keepdims=bool(keepdims))
+    return apply(
+        "max", x, axis=axis[0] if isinstance(axis, tuple) else axis, keepdims=bool(keepdims)
+    )
 
 
 def matmul(a, b):
@@ -103,7 +105,9 @@ def reshape(x, shape):
     """Reshape to `shape` (one entry may be -1)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if not all(isinstance(n, int) and n >= -1 for n in shape):
-        raise TraceError(f"gc.reshape: shape must be a tuple of non-negative ints or -1, got {shape!r}")
+        raise TraceError(
+            f"gc.reshape: shape must be a tuple of non-negative ints or -1, got {shape!r}"
+        )
     return apply("reshape", x, shape=shape)
 
 
@@ -116,7 +120,9 @@ class GateFunction:
 
     def __call__(self, *args):
         if len(args) != self.gate.arity:
-            raise TraceError(f"gate {self.gate.name!r} takes {self.gate.arity} argument(s), got {len(args)}")
+            raise TraceError(
+                f"gate {self.gate.name!r} takes {self.gate.arity} argument(s), got {len(args)}"
+            )
         return apply(self.gate.name, *args)
 
     def __repr__(self) -> str:

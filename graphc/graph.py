@@ -90,15 +90,24 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
         raise GraphError(f"expected a networkx.DiGraph, got {type(g).__name__}")
     if not nx.is_directed_acyclic_graph(g):
         cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(g))
-        raise GraphError(f"the graph has a cycle through nodes {cycle}; a computation graph must be acyclic")
+        raise GraphError(
+            f"the graph has a cycle through nodes {cycle}; a computation graph must be acyclic"
+        )
     for n, data in g.nodes(data=True):
         op = data.get("op")
         if op is None:
-            raise GraphError(f"node {n!r} has no 'op' attribute; give every node op='input', 'const' or a gate name")
+            raise GraphError(
+                f"node {n!r} has no 'op' attribute; "
+                "give every node op='input', 'const' or a gate name"
+            )
         if op not in RESERVED_OPS and op not in GATES:
             known = ", ".join(sorted(GATES))
             raise GraphError(f"node {n!r} has unknown op {op!r}; known gates: {known}")
-        positions = sorted(p for _, _, pos in g.in_edges(n, data="pos", default=None) for p in _positions(g, n, pos))
+        positions = sorted(
+            p
+            for _, _, pos in g.in_edges(n, data="pos", default=None)
+            for p in _positions(g, n, pos)
+        )
         want = arity(g, n)
         if positions != list(range(want)):
             raise GraphError(
@@ -108,11 +117,15 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
         if op == "input":
             name = data.get("name")
             if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-                raise GraphError(f"input node {n!r} needs a 'name' that is a Python identifier, got {name!r}")
+                raise GraphError(
+                    f"input node {n!r} needs a 'name' that is a Python identifier, got {name!r}"
+                )
         if op == "const" and "value" not in data:
             raise GraphError(f"const node {n!r} has no 'value' attribute")
         if op == "const" and np.asarray(data["value"]).dtype.kind not in "biuf":
-            raise GraphError(f"const node {n!r} holds {data['value']!r}; constants must be real numbers")
+            raise GraphError(
+                f"const node {n!r} holds {data['value']!r}; constants must be real numbers"
+            )
     inputs, output = g.graph.get("inputs"), g.graph.get("output")
     if inputs is None or any(i not in g or g.nodes[i]["op"] != "input" for i in inputs):
         raise GraphError("g.graph['inputs'] must list the graph's input nodes in signature order")
@@ -128,5 +141,7 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
 
 def _positions(g, n, pos):
     if pos is None:
-        raise GraphError(f"an edge into node {n!r} has no 'pos' attribute (the argument position it fills)")
+        raise GraphError(
+            f"an edge into node {n!r} has no 'pos' attribute (the argument position it fills)"
+        )
     return (pos,) if isinstance(pos, int) else tuple(pos)

@@ -95,7 +95,9 @@ def schedule(g: nx.DiGraph) -> Program:
     inline = {n for n in order if g.nodes[n]["op"] != "input" and _inlined(g, n, len(consumers[n]))}
     is_grad = {n: g.nodes[n].get("role") in ("grad", "seed") for n in order}
     constants = [n for n in order if g.nodes[n]["op"] == "const" and n not in inline]
-    statements = [n for n in order if n not in inline and g.nodes[n]["op"] not in ("input", "const")]
+    statements = [
+        n for n in order if n not in inline and g.nodes[n]["op"] not in ("input", "const")
+    ]
     forward = [n for n in statements if not is_grad[n]]
     backward = sorted((n for n in statements if is_grad[n]), key=int)
 

@@ -34,5 +34,7 @@ def infer_shapes(g: nx.DiGraph, input_shapes: dict[str, tuple[int, ...]]) -> nx.
     h = g.copy()
     for n in topo_order(h):
         data = h.nodes[n]
-        data["shape"] = tuple(input_shapes[data["name"]]) if data["op"] == "input" else node_shape(h, n)
+        data["shape"] = (
+            tuple(input_shapes[data["name"]]) if data["op"] == "input" else node_shape(h, n)
+        )
     return h

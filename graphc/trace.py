@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import keyword
 import numbers
 import sys
 
@@ -199,10 +198,12 @@ def lift(x) -> Value:
         if arr.dtype.kind in "iuf":
             return Value("const", const=arr if arr.ndim else arr.item())
     if isinstance(x, (complex, numbers.Complex)):
-        raise TraceError(f"complex constant {x!r}: graphc differentiates real-valued functions only")
+        raise TraceError(
+            f"complex constant {x!r}: graphc differentiates real-valued functions only"
+        )
     raise TraceError(
-        f"cannot use {type(x).__name__} {x!r:.60} in a graphc expression; use numbers, NumPy arrays "
-        "of real numbers, or other traced values"
+        f"cannot use {type(x).__name__} {x!r:.60} in a graphc expression; use numbers, "
+        "NumPy arrays of real numbers, or other traced values"
     )
 
 
@@ -278,8 +279,13 @@ def build_graph(name: str, inputs: list[Value], output, hints: dict[int, str] | 
             attrs["hint"] = hints[id(v)]
         node_of[id(v)] = add_node(g, v.op, [node_of[id(a)] for a in v.args], **attrs)
     g.graph["output"] = node_of[id(output)]
-    if g.nodes[g.graph["output"]]["op"] in GATES and GATES[g.nodes[g.graph["output"]]["op"]].kind == MASK:
-        raise TraceError("the function returns a comparison mask; return a number (e.g. gc.where(mask, 1.0, 0.0))")
+    if (
+        g.nodes[g.graph["output"]]["op"] in GATES
+        and GATES[g.nodes[g.graph["output"]]["op"]].kind == MASK
+    ):
+        raise TraceError(
+            "the function returns a comparison mask; return a number, e.g. gc.where(mask, 1.0, 0.0)"
+        )
     return g
 
 
@@ -288,12 +294,15 @@ def trace(fn) -> tuple[str, list[str], object]:
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        raise TraceError(f"cannot read the signature of {fn!r}; pass a plain Python function") from None
+        raise TraceError(
+            f"cannot read the signature of {fn!r}; pass a plain Python function"
+        ) from None
     for p in params:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY):
             raise TraceError(
                 f"parameter {p.name!r} of {fn.__name__}: graphc traces plain parameters "
-                "(def f(x, y): ...); *args, **kwargs, keyword-only and positional-only are not inputs"
+                "(def f(x, y): ...); *args, **kwargs, keyword-only and positional-only "
+                "parameters are not inputs"
             )
     inputs = [Value("input", name=check_name(p.name)) for p in params]
     names: dict[str, object] = {}
@@ -312,15 +321,27 @@ def trace(fn) -> tuple[str, list[str], object]:
     finally:
         sys.setprofile(previous)
     if isinstance(out, (tuple, list)):
-        raise TraceError(f"{fn.__name__} returns {len(out)} values; a graphc function returns one value")
-    hints = {id(v): k for k, v in reversed(list(names.items())) if isinstance(v, Value) and v.op != "input"}
+        raise TraceError(
+            f"{fn.__name__} returns {len(out)} values; a graphc function returns one value"
+        )
+    hints = {
+        id(v): k
+        for k, v in reversed(list(names.items()))
+        if isinstance(v, Value) and v.op != "input"
+    }
     return build_graph(getattr(fn, "__name__", "f"), inputs, out, hints)
 
 
 # ---------------------------------------------------------------- SymPy in
 
 
-_SYMPY_FUNCS = {sympy.exp: "exp", sympy.log: "log", sympy.tanh: "tanh", sympy.Abs: "abs", sympy_sigmoid: "sigmoid"}
+_SYMPY_FUNCS = {
+    sympy.exp: "exp",
+    sympy.log: "log",
+    sympy.tanh: "tanh",
+    sympy.Abs: "abs",
+    sympy_sigmoid: "sigmoid",
+}
 
 
 def sympy_graph(expr, name: str = "f"):
@@ -354,7 +375,9 @@ def _sympy_name(s) -> str:
     try:
         return check_name(s.name)
     except InputError:
-        raise InputError(f"SymPy symbol {s.name!r} is not a valid Python identifier; rename it") from None
+        raise InputError(
+            f"SymPy symbol {s.name!r} is not a valid Python identifier; rename it"
+        ) from None
 
 
 def _negative_power(f) -> bool:

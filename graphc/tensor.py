@@ -1,0 +1,343 @@
+"""Tensor gates: shape rules, NumPy spellings and vector-Jacobian rules.
+
+Stage: vocabulary (the tensor half of the gate table in `ops.py`). Imports `errors` only.
+
+A vector-Jacobian rule gets a builder `b` (`b.op(name, args, **params)`, `b.const(value)`,
+`b.shape(node)`, `b.params(node)`, `b.swap(node)`, `b.column(node)`, `b.expr(formula, operands)`),
+the gate's node, its argument nodes and the upstream gradient node; it returns one gradient node
+per argument (None where no gradient flows). Results may have broadcast shapes: the backward pass
+sums them back to each argument's shape as a step of its own. No Jacobian is ever formed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import GateError, ShapeError
+
+
+def broadcast_shape(gate: str, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """NumPy broadcasting, with an error that names the gate and the shapes."""
+    try:
+        return tuple(int(n) for n in np.broadcast_shapes(*shapes))
+    except ValueError:
+        listed = " and ".join(str(s) for s in shapes)
+        raise ShapeError(
+            f"gate {gate!r}: shapes {listed} cannot broadcast; make the trailing dimensions equal "
+            "or 1 (reshape or transpose one of the arguments)"
+        ) from None
+
+
+def _axes(axis, ndim: int, gate: str) -> tuple[int, ...]:
+    """Normalise an `axis` parameter (None, int or tuple) to sorted non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in items:
+        if not -ndim <= a < ndim:
+            raise ShapeError(
+                f"gate {gate!r}: axis {a} is out of range for an input with {ndim} dimensions; "
+                f"use an axis from {-ndim} to {ndim - 1}"
+            )
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"gate {gate!r}: axis {axis} repeats an axis; name each axis once")
+    return tuple(sorted(out))
+
+
+def _reduce_shape(gate):
+    def rule(shapes, p):
+        (s,) = shapes
+        axes = _axes(p["axis"], len(s), gate)
+        if gate == "max" and any(s[a] == 0 for a in axes):
+            raise ShapeError(f"gate 'max': cannot take the max over an empty axis of shape {s}")
+        if p["keepdims"]:
+            return tuple(1 if i in axes else n for i, n in enumerate(s))
+        return tuple(n for i, n in enumerate(s) if i not in axes)
+
+    return rule
+
+
+def _matmul_shape(shapes, p):
+    a, b = shapes
+    if not a or not b:
+        raise ShapeError(
+            f"gate 'matmul': cannot multiply shapes {a} and {b}: matmul needs arrays with at least "
+            "one dimension; use * for scalars"
+        )
+    inner_a = a[-1]
+    inner_b = b[0] if len(b) == 1 else b[-2]
+    if inner_a != inner_b:
+        raise ShapeError(
+            f"gate 'matmul': cannot multiply shapes {a} and {b}: the inner dimensions "
+            f"{inner_a} and {inner_b} differ; transpose or reshape one side so they match"
+        )
+    if len(a) == 1 and len(b) == 1:
+        return ()
+    if len(a) == 1:
+        return b[:-2] + b[-1:]
+    if len(b) == 1:
+        return a[:-1]
+    batch = broadcast_shape("matmul", [a[:-2], b[:-2]])
+    return batch + (a[-2], b[-1])
+
+
+def _transpose_shape(shapes, p):
+    (s,) = shapes
+    axes = p["axes"]
+    if axes is None:
+        return s[::-1]
+    if sorted(a % max(len(s), 1) for a in axes) != list(range(len(s))) or len(axes) != len(s):
+        raise ShapeError(
+            f"gate 'transpose': axes {axes} are not a permutation of the {len(s)} axes of shape {s}"
+        )
+    return tuple(s[a] for a in axes)
+
+
+def _reshape_shape(shapes, p):
+    (s,) = shapes
+    new = p["shape"]
+    size = math.prod(s)
+    if list(new).count(-1) > 1:
+        raise ShapeError(f"gate 'reshape': shape {new} has more than one -1; give all but one size")
+    known = math.prod(n for n in new if n != -1)
+    if -1 in new:
+        if known == 0 or size % known:
+            raise ShapeError(f"gate 'reshape': cannot reshape {s} ({size} elements) into {new}")
+        new = tuple(size // known if n == -1 else n for n in new)
+    if math.prod(new) != size:
+        raise ShapeError(
+            f"gate 'reshape': cannot reshape {s} ({size} elements) into {new} "
+            f"({math.prod(new)} elements); the sizes must match"
+        )
+    return tuple(new)
+
+
+def _broadcast_to_shape(shapes, p):
+    return tuple(p["shape"])
+
+
+def _sum_to_shape(shapes, p):
+    return tuple(p["shape"])
+
+
+def _route_shape(shapes, p):
+    return shapes[1]
+
+
+# ---------------------------------------------------------------- NumPy spellings of tensor gates
+
+
+def _kw(p, *names) -> str:
+    parts = []
+    for n in names:
+        v = p.get(n)
+        if n == "axis" and v is not None:
+            parts.append(f", axis={v}")
+        if n == "keepdims" and v:
+            parts.append(", keepdims=True")
+    return "".join(parts)
+
+
+def _spell_reduce(fn):
+    return lambda a, shapes, p: f"np.{fn}({a[0]}{_kw(p, 'axis', 'keepdims')})"
+
+
+def _spell_transpose(a, shapes, p):
+    if p["axes"] is None or len(shapes[0]) <= 2 and tuple(p["axes"]) == (1, 0):
+        return f"{a[0]}.T"
+    return f"np.transpose({a[0]}, {tuple(p['axes'])})"
+
+
+def _spell_broadcast_to(a, shapes, p):
+    x = a[0]
+    if p["expand"] and tuple(p["expand"]) != tuple(range(len(p["expand"]))):
+        # new leading axes broadcast by themselves; others must be inserted first
+        x = f"np.expand_dims({x}, {p['expand'] if len(p['expand']) > 1 else p['expand'][0]})"
+    return f"np.broadcast_to({x}, {tuple(p['shape'])})"
+
+
+def sum_to_axes(src: tuple[int, ...], dst: tuple[int, ...]) -> tuple[tuple[int, ...], bool]:
+    """Axes to sum so that a gradient of shape `src` becomes `dst` (undoing broadcasting).
+
+    Returns the axes and whether the result still needs a reshape to `dst`.
+    """
+    lead = len(src) - len(dst)
+    kept = tuple(lead + i for i, n in enumerate(dst) if n == 1 and src[lead + i] != 1)
+    return tuple(range(lead)) + kept, bool(kept)
+
+
+def _spell_sum_to(a, shapes, p):
+    src, dst = shapes[0], tuple(p["shape"])
+    axes, kept = sum_to_axes(src, dst)
+    axis = axes[0] if len(axes) == 1 else axes
+    if not axes:
+        return a[0]
+    if not kept:
+        return f"np.sum({a[0]}, axis={axis})" if dst else f"np.sum({a[0]})"
+    if len(src) == len(dst):
+        return f"np.sum({a[0]}, axis={axis}, keepdims=True)"
+    return f"np.sum({a[0]}, axis={axis}).reshape({dst})"
+
+
+def _spell_reshape(a, shapes, p):
+    return f"np.reshape({a[0]}, {tuple(p['shape'])})"
+
+
+def _spell_route(a, shapes, p):
+    return f"route_to_max({a[0]}, {a[1]}, axis={p['axis']}, keepdims={p['keepdims']})"
+
+
+# ---------------------------------------------------------------- vector-Jacobian rules
+# Each rule gets a builder `b` (b.op(name, args, **params), b.const(value), b.shape(node)), the
+# gate's node, its argument nodes and the upstream gradient node; it returns one gradient node
+# per argument (None where no gradient flows). Results may have broadcast shapes: the backward
+# pass sums them back to each argument's shape as a step of its own.
+
+
+def _vjp_matmul(b, node, args, dout):
+    x, y = args
+    sx, sy = b.shape(x), b.shape(y)
+    if len(sx) == 1 and len(sy) == 1:  # dot product x . y: dx = dout * y, dy = dout * x
+        return b.op("mul", [dout, y]), b.op("mul", [dout, x])
+    if len(sx) == 1 and len(sy) == 2:  # x @ W: dx = W @ dout, dW = outer(x, dout)
+        return b.op("matmul", [y, dout]), b.op("mul", [b.column(x), dout])
+    if len(sx) == 2 and len(sy) == 1:  # W @ x: dW = outer(dout, x), dx = W.T @ dout
+        return b.op("mul", [b.column(dout), y]), b.op("matmul", [b.swap(x), dout])
+    if len(sx) == 1 or len(sy) == 1:
+        raise ShapeError(
+            f"gate 'matmul': a vector times a batch of matrices ({sx} @ {sy}) has no gradient "
+            "rule yet; reshape the vector into a matrix with one row or column"
+        )
+    return b.op("matmul", [dout, b.swap(y)]), b.op("matmul", [b.swap(x), dout])
+
+
+def _vjp_transpose(b, node, args, dout):
+    axes = b.params(node)["axes"]
+    n = len(b.shape(args[0]))
+    if axes is None:
+        inverse = None
+    else:
+        inverse = tuple(sorted(range(n), key=lambda i: axes[i] % n))
+    return (b.op("transpose", [dout], axes=inverse),)
+
+
+def _vjp_reshape(b, node, args, dout):
+    return (b.op("reshape", [dout], shape=b.shape(args[0])),)
+
+
+def _expanded_axes(b, node, args):
+    p = b.params(node)
+    axes = _axes(p["axis"], len(b.shape(args[0])), b.op_of(node))
+    return () if p["keepdims"] else axes
+
+
+def _vjp_sum(b, node, args, dout):
+    expand = _expanded_axes(b, node, args)
+    return (b.op("broadcast_to", [dout], shape=b.shape(args[0]), expand=expand),)
+
+
+def _vjp_mean(b, node, args, dout):
+    shape = b.shape(args[0])
+    p = b.params(node)
+    count = math.prod(shape[a] for a in _axes(p["axis"], len(shape), "mean"))
+    scaled = b.op("div", [dout, b.const(count)])
+    return (b.op("broadcast_to", [scaled], shape=shape, expand=_expanded_axes(b, node, args)),)
+
+
+def _vjp_max(b, node, args, dout):
+    p = b.params(node)
+    axis = p["axis"]
+    if isinstance(axis, tuple):
+        axis = axis[0] if len(axis) == 1 else None
+    return (b.op("route_to_max", [dout, args[0]], axis=axis, keepdims=p["keepdims"]),)
+
+
+def _vjp_broadcast_to(b, node, args, dout):
+    p = b.params(node)
+    shape, (arg_shape, expand) = b.shape(node), (b.shape(args[0]), p["expand"])
+    dims = iter(arg_shape)
+    expanded = tuple(1 if i in expand else next(dims) for i in range(len(shape)))
+    summed = b.op("sum_to", [dout], shape=expanded)
+    return (b.op("reshape", [summed], shape=arg_shape) if expand else summed,)
+
+
+def _vjp_sum_to(b, node, args, dout):
+    return (b.op("broadcast_to", [dout], shape=b.shape(args[0]), expand=()),)
+
+
+def _no_vjp(b, node, args, dout):
+    raise GateError(
+        f"gate {b.op_of(node)!r} is a backward-only step and cannot be differentiated again; "
+        "differentiate the forward function instead"
+    )
+
+
+ROUTE_MAX_HELPER = '''\
+def route_to_max(dout, x, axis, keepdims):
+    """The max gate's backward: dout goes to the first largest entry along axis, 0 elsewhere."""
+    dx = np.zeros(np.shape(x), dtype=np.result_type(x, dout))
+    if axis is None:
+        dx.flat[np.argmax(x)] = dout
+        return dx
+    where = np.expand_dims(np.argmax(x, axis=axis), axis)
+    np.put_along_axis(dx, where, dout if keepdims else np.expand_dims(dout, axis), axis)
+    return dx
+'''
+
+
+def _row(name, arity, symbol, shape, spell, vjp, params=(), helper=None) -> dict:
+    return dict(
+        name=name,
+        arity=arity,
+        symbol=symbol,
+        shape=shape,
+        spell=spell,
+        vjp=vjp,
+        params=params,
+        helper=helper,
+    )
+
+
+ROWS: tuple[dict, ...] = (
+    _row("matmul", 2, "@", _matmul_shape, lambda a, s, p: f"{a[0]} @ {a[1]}", _vjp_matmul),
+    _row("transpose", 1, "T", _transpose_shape, _spell_transpose, _vjp_transpose, ("axes",)),
+    _row("reshape", 1, "reshape", _reshape_shape, _spell_reshape, _vjp_reshape, ("shape",)),
+    _row("sum", 1, "Σ", _reduce_shape("sum"), _spell_reduce("sum"), _vjp_sum, ("axis", "keepdims")),
+    _row(
+        "mean",
+        1,
+        "mean",
+        _reduce_shape("mean"),
+        _spell_reduce("mean"),
+        _vjp_mean,
+        ("axis", "keepdims"),
+    ),
+    _row(
+        "max", 1, "max", _reduce_shape("max"), _spell_reduce("max"), _vjp_max, ("axis", "keepdims")
+    ),
+    # backward-only steps, made by the vector-Jacobian rules above
+    _row(
+        "broadcast_to",
+        1,
+        "bcast",
+        _broadcast_to_shape,
+        _spell_broadcast_to,
+        _vjp_broadcast_to,
+        ("shape", "expand"),
+    ),
+    _row("sum_to", 1, "Σ→", _sum_to_shape, _spell_sum_to, _vjp_sum_to, ("shape",)),
+    _row(
+        "route_to_max",
+        2,
+        "route",
+        _route_shape,
+        _spell_route,
+        _no_vjp,
+        ("axis", "keepdims"),
+        ROUTE_MAX_HELPER,
+    ),
+)
