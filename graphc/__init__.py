@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 from .check import check_grad
 from .errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
 from .function import Function, from_graph, function
+from .fusion import fuse
 from .gates import (
     abs,
     exp,
@@ -51,7 +52,8 @@ def from_sympy(expr, name: str = "f") -> Function:
 
 __all__ = [
     "Function", "GateError", "GraphError", "GraphcError", "InputError", "ShapeError", "TraceError",
-    "abs", "check_grad", "exp", "from_graph", "from_sympy", "function", "gate", "log", "matmul",
+    "abs", "check_grad", "exp", "from_graph", "from_sympy", "function", "fuse", "gate", "log",
+    "matmul",
     "max", "maximum", "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "sum", "symbols",
     "tanh", "transpose", "where",
 ]  # fmt: skip

@@ -12,6 +12,8 @@ where a value fans out. Only nodes on a path from a requested input to the outpu
 
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 import numpy as np
 import sympy
@@ -181,22 +183,51 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
     """dout * local gradient for each argument that needs a gradient (None for the others).
 
     An argument used twice (x*x) gets one contribution with the local gradients summed (2*x).
+    Subexpressions the contributions share (a fused gate's sigmoid(-z), say) are computed once,
+    in a step of their own, found by SymPy's canonical common-subexpression elimination.
     """
     locals_ = gate_local_gradients(b.g, n)
     operands = {DOUT: dn, OUT: n}
     operands.update({(MASKS[j] if is_mask(b.g, x) else ARGS[j]): x for j, x in enumerate(args)})
-    out: list[int | None] = [None] * len(args)
-    for i, a in enumerate(args):
-        if locals_[i] is None or a not in need or a in args[:i]:
-            continue
-        local = sympy.Add(
-            *(locals_[j] for j, x in enumerate(args) if x == a and locals_[j] is not None)
+    wanted = [
+        i for i, a in enumerate(args) if locals_[i] is not None and a in need and a not in args[:i]
+    ]
+    formulas = [
+        DOUT
+        * sympy.Add(
+            *(locals_[j] for j, x in enumerate(args) if x == args[i] and locals_[j] is not None)
         )
-        c = b.expr(DOUT * local, operands)
+        for i in wanted
+    ]
+    if len(formulas) > 1:
+        shared, formulas = _common_subexpressions(formulas)
+        for sym, formula in shared:
+            operands[sym] = b.expr(formula, operands)
+            b.g.nodes[operands[sym]].update(shared_by=n)
+    out: list[int | None] = [None] * len(args)
+    for i, formula in zip(wanted, formulas):
+        c = b.expr(formula, operands)
         if c != dn:
             b.g.nodes[c].update(grad_gate=n, grad_arg=i)
         out[i] = c
     return out
+
+
+@functools.cache
+def _cse(formulas: tuple[sympy.Expr, ...]):
+    names = sympy.numbered_symbols("shared", real=True)
+    return sympy.cse(list(formulas), symbols=names, order="canonical")
+
+
+def _common_subexpressions(formulas: list[sympy.Expr]):
+    """Shared non-trivial subexpressions worth a step (more than a product of two names)."""
+    replacements, reduced = _cse(tuple(formulas))
+    keep = [(s, e) for s, e in replacements if sympy.count_ops(e) > 1 or e.has(sympy.Function)]
+    dropped = {s: e for s, e in replacements if (s, e) not in keep}
+    if dropped:
+        keep = [(s, e.xreplace(dropped)) for s, e in keep]
+        reduced = [r.xreplace(dropped) for r in reduced]
+    return keep, reduced
 
 
 def _final_gradient(b: Builder, i: int, node: int | None, seed: int) -> int:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
-
 
 def relative_error(a, b) -> float:
     """max |a - b| / max(|a| + |b|, 1e-8), the lecture's relative error."""
@@ -57,19 +55,10 @@ def check_grad(f, *args, samples: int | None = 100, **inputs) -> float:
     >>> check_grad(f, x=-2.0, y=5.0, z=-4.0) < 1e-7
     True
     """
-    if args:
-        if len(args) > len(f.inputs):
-            raise InputError(
-                f"check_grad: {f.__name__} takes {len(f.inputs)} inputs, got {len(args)}"
-            )
-        inputs = {**dict(zip(f.inputs, args)), **inputs}
+    bound = f._bind(args, inputs)  # missing, unexpected or refused inputs: InputError
     values = {
-        k: (
-            float(v)
-            if np.ndim(v) == 0 and not isinstance(v, np.ndarray)
-            else np.asarray(v, dtype=np.float64)
-        )
-        for k, v in inputs.items()
+        k: v if isinstance(v, float) else np.asarray(v, dtype=np.float64)
+        for k, v in zip(f.inputs, bound)
     }
     _, analytic = f.value_and_grad(**values)
     worst = 0.0

@@ -23,8 +23,9 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 
 from .graph import args_of
-from .ops import ARGS, GATES, MASKS, OUT, TENSOR, Gate
+from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
+from .special import HELPER_NEEDS, HELPERS
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -164,13 +165,16 @@ class Emitter:
             if op == "expr":
                 return "fused: " + self.local_text(data["formula"], n, args_of(self.g, n))
             return op
+        if "shared_by" in data:
+            by = self.g.nodes[data["shared_by"]]
+            return f"{by.get('gate', by['op'])}: shared by the gradients below"
         if "unbroadcast" in data:
             a = data["unbroadcast"]
             shape = self.g.nodes[args_of(self.g, n)[0]]["shape"]
             return f"unbroadcast: {self.name_of(a)} was broadcast to {shape}"
         if "grad_gate" in data:
             fwd = data["grad_gate"]
-            fwd_op = self.g.nodes[fwd]["op"]
+            fwd_op = self.g.nodes[fwd].get("gate", self.g.nodes[fwd]["op"])
             fwd_args = args_of(self.g, fwd)
             i = data["grad_arg"]
             grads = _locals(self.g, fwd)
@@ -215,18 +219,23 @@ def _locals(g, fwd: int):
 
 
 def helpers_used(program: Program) -> list[str]:
-    """Sources of the helper functions the printed statements call, in table order."""
+    """Sources of the helper functions the printed statements call, in definition order."""
     g = program.graph
-    used: list[Gate] = []
+    names: set[str] = set()
     for n in [*program.forward, *program.backward, *program.inline]:
         data = g.nodes[n]
-        gates = [GATES[data["op"]]] if data["op"] in GATES else []
-        if data["op"] == "expr" and "sigmoid" in str(data["formula"]):
-            gates.append(GATES["sigmoid"])
-        if "grad_gate" in data:
-            gates.append(GATES[g.nodes[data["grad_gate"]]["op"]])
-        used.extend(x for x in gates if x.helper and x not in used)
-    return [x.helper for x in sorted(used, key=lambda x: list(GATES).index(x.name))]
+        formulas = [data["formula"]] if data["op"] == "expr" else []
+        gate = GATES.get(data["op"])
+        if gate is not None:
+            names.update(gate.helpers)
+            if gate.formula is not None:
+                formulas.append(gate.expr())
+        if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
+            formulas.append(_locals(g, data["grad_gate"])[data["grad_arg"]])
+        for f in formulas:
+            names.update(type(a).__name__ for a in f.atoms(sympy.Function))
+    names.update(need for name in list(names) for need in HELPER_NEEDS.get(name, ()))
+    return [source for name, source in HELPERS.items() if name in names]
 
 
 def emit_module(program: Program, title: str, version: str) -> str:

@@ -21,6 +21,7 @@ from . import __version__
 from .autodiff import backward
 from .codegen import emit_module, load_module
 from .errors import GraphcError, InputError
+from .fusion import fuse
 from .graph import normalize, validate
 from .schedule import sanitize, schedule
 from .shapes import infer_shapes
@@ -105,6 +106,13 @@ class Function:
                 f"pass every one of {list(self.inputs)}"
             )
         return [_convert(k, values[k]) for k in self.inputs]
+
+    def fused(self, rules=None, level: str = "patterns") -> Function:
+        """A new function with gates fused (see `graphc.fuse`); this one is unchanged.
+
+        >>> neuron.fused().graph   # exp, add and div became one sigmoid gate
+        """
+        return Function(fuse(self._graph, rules, level), self._wrt)
 
     def wrt(self, *names: str) -> Function:
         """The same function, differentiated only with respect to `names` (less work in backward).
@@ -203,6 +211,8 @@ def _convert(name: str, v):
         )
     if isinstance(v, numbers.Real) and not isinstance(v, np.generic):
         return float(v)
+    if isinstance(v, np.floating):  # a NumPy scalar keeps its type (and its dtype) through
+        return v
     try:
         arr = np.asarray(v)
     except Exception:
@@ -225,14 +235,18 @@ def _convert(name: str, v):
 
 
 def _result(out, values):
-    if all(isinstance(v, float) for v in values) and np.ndim(out) == 0:
+    if np.ndim(out) == 0 and all(isinstance(v, float) for v in values):
         return float(out)
+    if np.ndim(out) == 0 and isinstance(out, np.ndarray):
+        return out[()]  # a NumPy scalar, not a 0-d array
     return out
 
 
 def _gradient(g, v):
     if isinstance(v, float):
         return float(g)
+    if isinstance(v, np.generic):
+        return v.dtype.type(g)
     arr = np.asarray(g, dtype=v.dtype)
     return arr if arr.shape == v.shape else np.broadcast_to(arr, v.shape).copy()
 

@@ -20,16 +20,12 @@ from dataclasses import dataclass, field
 import sympy
 
 from .errors import GateError
-from .special import SIGMOID_HELPER, sigmoid
+from .special import ARGS, DOUT, MASKS, OUT, log_sigmoid, sigmoid, softplus  # noqa: F401
+from .special import tanh as exact_tanh
 from .tensor import ROWS as TENSOR_ROWS
 from .tensor import broadcast_shape, sum_to_axes  # noqa: F401 - part of the table's interface
 
 ELEMENTWISE, MASK, TENSOR = "elementwise", "mask", "tensor"
-
-OUT = sympy.Symbol("out", real=True)  # a gate's own output, used by lecture-form gradients
-DOUT = sympy.Symbol("dout", real=True)  # the upstream gradient, in gradient formulas
-ARGS = sympy.symbols("a0:8", real=True)  # positional arguments of elementwise formulas
-MASKS = sympy.symbols("m0:8")  # boolean (mask) arguments such as the condition of `where`
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ class Gate:
     formula: Callable | None = None  # elementwise and mask gates: SymPy formula of the arguments
     numpy: str | None = None  # forward spelling when the printed formula would read worse
     nondiff: tuple[int, ...] = ()  # argument positions no gradient flows into (masks)
-    helper: str | None = None  # a function the generated module defines when the gate is used
+    helpers: tuple[str, ...] = ()  # functions the generated module defines when the gate is used
     shape: Callable | None = None  # tensor gates: (arg shapes, params) -> output shape
     spell: Callable | None = None  # tensor gates: (arg strings, arg shapes, params) -> code
     vjp: Callable | None = None  # tensor gates: (builder, node, args, dout) -> gradient per arg
@@ -149,8 +145,10 @@ TABLE: tuple[Gate, ...] = (
     _ew("log", 1, sympy.log, "log"),
     _ew("sqrt", 1, sympy.sqrt, "sqrt"),
     _ew("abs", 1, sympy.Abs, "|x|", numpy="np.abs({0})"),
-    _ew("tanh", 1, sympy.tanh, "tanh"),
-    _ew("sigmoid", 1, sigmoid, "σ", helper=SIGMOID_HELPER),
+    _ew("tanh", 1, exact_tanh, "tanh"),
+    _ew("sigmoid", 1, sigmoid, "σ"),
+    _ew("softplus", 1, softplus, "softplus"),
+    _ew("log_sigmoid", 1, log_sigmoid, "logσ"),
     # relu'(0) = 0: the subgradient graphc chooses at the kink
     _ew(
         "relu",
@@ -158,6 +156,14 @@ TABLE: tuple[Gate, ...] = (
         lambda a: sympy.Piecewise((a, a > 0), (0, True)),
         "relu",
         numpy="np.maximum({0}, 0)",
+    ),
+    # leaky_relu(x, a) = max(a*x, x) for 0 < a < 1; its gradient at 0 is a
+    _ew(
+        "leaky_relu",
+        2,
+        lambda a, s: sympy.Piecewise((a, a > 0), (s * a, True)),
+        "lrelu",
+        numpy="np.where({0} > 0, {0}, {1} * {0})",
     ),
     # on a tie the first argument takes the whole gradient
     _ew(

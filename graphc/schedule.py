@@ -19,12 +19,14 @@ import networkx as nx
 import numpy as np
 
 from .graph import args_of, topo_order
+from .special import HELPERS
 
 RESERVED = (
     set(keyword.kwlist)
     | set(keyword.softkwlist)
     | set(dir(builtins))
-    | {"np", "forward", "backward", "value_and_grad", "cache", "sigmoid", "route_to_max"}
+    | {"np", "forward", "backward", "value_and_grad", "cache"}
+    | set(HELPERS)
 )
 
 
@@ -149,7 +151,7 @@ def schedule(g: nx.DiGraph) -> Program:
         data = g.nodes[n]
         target = data.get("grad_of", data.get("grad_for"))
         if target is None:
-            give(n, "t", may_take_over=True)
+            give(n, "shared" if "shared_by" in data else "t", may_take_over=True)
         else:
             give(n, "d" + names.get(target, g.nodes[target]["op"]), may_take_over=True)
 

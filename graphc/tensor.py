@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import sympy
 
 from .errors import GateError, ShapeError
+from .special import ARGS, DOUT, OUT
 
 
 def broadcast_shape(gate: str, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -154,6 +156,8 @@ def _spell_transpose(a, shapes, p):
 
 def _spell_broadcast_to(a, shapes, p):
     x = a[0]
+    if tuple(p["shape"]) == tuple(shapes[0]):
+        return x
     if p["expand"] and tuple(p["expand"]) != tuple(range(len(p["expand"]))):
         # new leading axes broadcast by themselves; others must be inserted first
         x = f"np.expand_dims({x}, {p['expand'] if len(p['expand']) > 1 else p['expand'][0]})"
@@ -276,20 +280,128 @@ def _no_vjp(b, node, args, dout):
     )
 
 
-ROUTE_MAX_HELPER = '''\
-def route_to_max(dout, x, axis, keepdims):
-    """The max gate's backward: dout goes to the first largest entry along axis, 0 elsewhere."""
-    dx = np.zeros(np.shape(x), dtype=np.result_type(x, dout))
-    if axis is None:
-        dx.flat[np.argmax(x)] = dout
-        return dx
-    where = np.expand_dims(np.argmax(x, axis=axis), axis)
-    np.put_along_axis(dx, where, dout if keepdims else np.expand_dims(dout, axis), axis)
-    return dx
-'''
+# ---------------------------------------------------------------- fused tensor gates
+# Made by the fusion rules; each is computed by a helper that stays exact for any input.
 
 
-def _row(name, arity, symbol, shape, spell, vjp, params=(), helper=None) -> dict:
+def _one_axis(p, ndim: int, gate: str) -> int:
+    axis = p["axis"]
+    if not isinstance(axis, int):
+        raise ShapeError(f"gate {gate!r} works over one axis; got axis={axis!r}")
+    return _axes(axis, ndim, gate)[0]
+
+
+def _kept(b, n: int, shape: tuple[int, ...], axis: int, keepdims: bool) -> int:
+    """A value reduced over `axis`, reshaped to keep that axis (size 1), for broadcasting back."""
+    if keepdims:
+        return n
+    return b.op("reshape", [n], shape=tuple(1 if i == axis else k for i, k in enumerate(shape)))
+
+
+def _logsumexp_shape(shapes, p):
+    _one_axis(p, len(shapes[0]), "logsumexp")
+    return _reduce_shape("logsumexp")(shapes, p)
+
+
+def _spell_logsumexp(a, shapes, p):
+    return f"logsumexp({a[0]}, axis={p['axis']}{', keepdims=True' if p['keepdims'] else ''})"
+
+
+def _vjp_logsumexp(b, node, args, dout):
+    # d/dx logsumexp(x) = softmax(x) = exp(x - out)
+    (x,) = args
+    shape, p = b.shape(x), b.params(node)
+    axis = _one_axis(p, len(shape), "logsumexp")
+    out, dout = (_kept(b, n, shape, axis, p["keepdims"]) for n in (node, dout))
+    return (b.expr(DOUT * sympy.exp(ARGS[0] - ARGS[1]), {DOUT: dout, ARGS[0]: x, ARGS[1]: out}),)
+
+
+def _log_softmax_shape(shapes, p):
+    _one_axis(p, len(shapes[0]), "log_softmax")
+    return shapes[0]
+
+
+def _vjp_log_softmax(b, node, args, dout):
+    # dx = dout - softmax * sum(dout), with softmax = exp(out)
+    total = b.op("sum", [dout], axis=b.params(node)["axis"], keepdims=True)
+    return (b.expr(DOUT - sympy.exp(OUT) * ARGS[0], {DOUT: dout, OUT: node, ARGS[0]: total}),)
+
+
+def _cross_entropy_shape(shapes, p):
+    both = broadcast_shape("softmax_cross_entropy", list(shapes))
+    axis = _one_axis(p, len(both), "softmax_cross_entropy")
+    return tuple(n for i, n in enumerate(both) if i != axis)
+
+
+def _vjp_cross_entropy(b, node, args, dout):
+    # dx = dout * (softmax(x) * sum(y) - y), dy = -dout * log_softmax(x)
+    x, y = args
+    p = b.params(node)
+    both = broadcast_shape("softmax_cross_entropy", [b.shape(x), b.shape(y)])
+    axis = _one_axis(p, len(both), "softmax_cross_entropy")
+    dout = _kept(b, dout, both, axis, False)
+    dx = b.op("softmax_cross_entropy_grad", [x, y], axis=p["axis"])
+    logp = b.op("log_softmax", [x], axis=p["axis"])
+    return (
+        b.expr(DOUT * ARGS[0], {DOUT: dout, ARGS[0]: dx}),
+        b.expr(-DOUT * ARGS[0], {DOUT: dout, ARGS[0]: logp}),
+    )
+
+
+def _affine_shape(shapes, p):
+    x, w, bias = shapes
+    return broadcast_shape("affine", [_matmul_shape([x, w], p), bias])
+
+
+def _vjp_affine(b, node, args, dout):
+    # out = x @ W + b: the matmul's rule for x and W; b receives dout (summed back by the pass)
+    x, w, _ = args
+    product = _matmul_shape([b.shape(x), b.shape(w)], {})
+    upstream = dout if b.shape(dout) == product else b.op("sum_to", [dout], shape=product)
+    return (*_vjp_matmul(b, node, [x, w], upstream), dout)
+
+
+def _vjp_sum_squares(b, node, args, dout):
+    # d/dx sum(x**2) = 2 * x * dout, dout broadcast back over the summed axes
+    (spread,) = _vjp_sum(b, node, args, dout)
+    return (b.expr(2 * DOUT * ARGS[0], {DOUT: spread, ARGS[0]: args[0]}),)
+
+
+FUSED_ROWS = (
+    dict(
+        name="logsumexp", arity=1, symbol="lse", shape=_logsumexp_shape, spell=_spell_logsumexp,
+        vjp=_vjp_logsumexp, params=("axis", "keepdims"), helpers=("logsumexp",),
+    ),
+    dict(
+        name="log_softmax", arity=1, symbol="logsoftmax", shape=_log_softmax_shape,
+        spell=lambda a, s, p: f"log_softmax({a[0]}, axis={p['axis']})",
+        vjp=_vjp_log_softmax, params=("axis",), helpers=("log_softmax",),
+    ),
+    dict(
+        name="softmax_cross_entropy", arity=2, symbol="CE", shape=_cross_entropy_shape,
+        spell=lambda a, s, p: f"softmax_cross_entropy({a[0]}, {a[1]}, axis={p['axis']})",
+        vjp=_vjp_cross_entropy, params=("axis",), helpers=("softmax_cross_entropy",),
+    ),
+    dict(
+        name="affine", arity=3, symbol="affine", shape=_affine_shape,
+        spell=lambda a, s, p: f"{a[0]} @ {a[1]} + {a[2]}", vjp=_vjp_affine,
+    ),
+    dict(
+        name="sum_squares", arity=1, symbol="Σx²", shape=_reduce_shape("sum_squares"),
+        spell=lambda a, s, p: f"np.sum(np.square({a[0]}){_kw(p, 'axis', 'keepdims')})",
+        vjp=_vjp_sum_squares, params=("axis", "keepdims"),
+    ),
+    # backward-only
+    dict(
+        name="softmax_cross_entropy_grad", arity=2, symbol="dCE",
+        shape=lambda shapes, p: broadcast_shape("softmax_cross_entropy", list(shapes)),
+        spell=lambda a, s, p: f"softmax_cross_entropy_grad({a[0]}, {a[1]}, axis={p['axis']})",
+        vjp=_no_vjp, params=("axis",), helpers=("softmax_cross_entropy_grad",),
+    ),
+)  # fmt: skip
+
+
+def _row(name, arity, symbol, shape, spell, vjp, params=(), helpers=()) -> dict:
     return dict(
         name=name,
         arity=arity,
@@ -298,7 +410,7 @@ def _row(name, arity, symbol, shape, spell, vjp, params=(), helper=None) -> dict
         spell=spell,
         vjp=vjp,
         params=params,
-        helper=helper,
+        helpers=helpers,
     )
 
 
@@ -338,6 +450,7 @@ ROWS: tuple[dict, ...] = (
         _spell_route,
         _no_vjp,
         ("axis", "keepdims"),
-        ROUTE_MAX_HELPER,
+        ("route_to_max",),
     ),
+    *FUSED_ROWS,
 )

@@ -1,0 +1,295 @@
+"""Fusion: the rule rows, automatic elementwise fusion, and `fuse`, the pass that runs them.
+
+Stage: pass (graph -> graph). Imports `rewrite`, `graph`, `ops` and `errors`.
+
+"At what level of hierarchy to break an expression is up to us": `fuse` makes that a choice.
+`level="patterns"` rewrites the named spellings below into single, numerically safe gates
+(sigmoid, tanh, softplus, ...) and cleans up the algebra; `level="elementwise"` then also
+collapses every connected region of elementwise gates whose inner values nobody else reads into
+one gate whose formula is the composition, its local gradients derived from that formula by
+SymPy. Fusion runs before differentiation, so the fused gate's clean gradient is what the
+backward pass emits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from .errors import GraphcError
+from .graph import add_node, args_of, topo_order
+from .ops import ARGS, ELEMENTWISE, GATES, MASK, MASKS
+from .rewrite import Rule, remove_dead, replace, rewrite
+
+LEVELS = ("none", "patterns", "elementwise")
+
+# ---------------------------------------------------------------- algebraic clean-ups
+
+
+def _fold(op):
+    """Constant folding of a scalar gate, when the result is a finite number."""
+    fn = {
+        "add": lambda a, b: a + b,
+        "sub": lambda a, b: a - b,
+        "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b if b else math.nan,
+        "pow": lambda a, b: a**b if a > 0 or float(b).is_integer() else math.nan,
+    }[op]
+
+    def value(b):
+        try:
+            return fn(b["#a"], b["#b"])
+        except (OverflowError, ZeroDivisionError):
+            return math.nan
+
+    return Rule(
+        f"fold_{op}",
+        (op, "#a", "#b"),
+        lambda b: value(b),
+        f"{op} of two constants -> their value",
+        when=lambda b: math.isfinite(value(b)),
+    )
+
+
+CLEANUPS = [
+    Rule("double_negation", ("neg", ("neg", "x")), "x", "-(-x) -> x"),
+    Rule("neg_const", ("neg", "#a"), lambda b: -b["#a"], "-(a) -> its value"),
+    Rule("mul_minus_one", ("mul", -1, "x"), ("neg", "x"), "-1*x -> -x"),
+    Rule("mul_one", ("mul", 1, "x"), "x", "1*x -> x"),
+    Rule("add_zero", ("add", 0, "x"), "x", "0+x -> x"),
+    Rule("sub_zero", ("sub", "x", 0), "x", "x-0 -> x"),
+    Rule("zero_sub", ("sub", 0, "x"), ("neg", "x"), "0-x -> -x"),
+    Rule("div_one", ("div", "x", 1), "x", "x/1 -> x"),
+    Rule("pow_one", ("pow", "x", 1), "x", "x**1 -> x"),
+    *(_fold(op) for op in ("add", "sub", "mul", "div", "pow")),
+    Rule(
+        "add_chain",
+        ("add", ("add", "x", "#a"), "#b"),
+        lambda b: ("add", "x", b["#a"] + b["#b"]),
+        "(x+a)+b -> x+(a+b)",
+    ),
+    Rule(
+        "mul_chain",
+        ("mul", ("mul", "x", "#a"), "#b"),
+        lambda b: ("mul", "x", b["#a"] * b["#b"]),
+        "(x*a)*b -> x*(a*b)",
+    ),
+]
+
+# ---------------------------------------------------------------- numerically safe gates
+
+_EXP_NEG = ("exp", ("neg", "x"))
+_EXP_2X = ("exp", ("mul", 2, "x"))
+_EXP_NEG_2X = ("exp", ("neg", ("mul", 2, "x")))
+
+
+def _same_axis(*names: str, keepdims: bool | None = None):
+    """A condition: the bound reductions work over the same single axis (and keepdims as given)."""
+
+    def check(b):
+        params = [b[n] for n in names]
+        axes = {p.get("axis") for p in params}
+        if len(axes) != 1 or not isinstance(next(iter(axes)), int):
+            return False
+        return keepdims is None or all(p.get("keepdims") == keepdims for p in params)
+
+    return check
+
+
+def _axis_of(name: str):
+    return lambda b: {"axis": b[name]["axis"]}
+
+
+STABILIZE = [
+    Rule("sigmoid", ("div", 1, ("add", 1, _EXP_NEG)), ("sigmoid", "x"),
+         "1/(1+exp(-x)) -> sigmoid(x)"),
+    Rule("sigmoid", ("div", ("exp", "x"), ("add", 1, ("exp", "x"))), ("sigmoid", "x"),
+         "exp(x)/(1+exp(x)) -> sigmoid(x)"),
+    Rule("sigmoid", ("div", 1, ("add", 1, ("div", 1, ("exp", "x")))), ("sigmoid", "x"),
+         "1/(1+1/exp(x)) -> sigmoid(x)"),
+    Rule("sigmoid", ("pow", ("add", 1, _EXP_NEG), -1), ("sigmoid", "x"),
+         "(1+exp(-x))**-1 -> sigmoid(x)"),
+    Rule("tanh", ("div", ("sub", ("exp", "x"), _EXP_NEG), ("add", ("exp", "x"), _EXP_NEG)),
+         ("tanh", "x"), "(exp(x)-exp(-x))/(exp(x)+exp(-x)) -> tanh(x)"),
+    Rule("tanh", ("div", ("sub", _EXP_2X, 1), ("add", _EXP_2X, 1)), ("tanh", "x"),
+         "(exp(2x)-1)/(exp(2x)+1) -> tanh(x)"),
+    Rule("tanh", ("div", ("sub", 1, _EXP_NEG_2X), ("add", 1, _EXP_NEG_2X)), ("tanh", "x"),
+         "(1-exp(-2x))/(1+exp(-2x)) -> tanh(x)"),
+    Rule("tanh", ("sub", ("mul", 2, ("sigmoid", ("mul", 2, "x"))), 1), ("tanh", "x"),
+         "2*sigmoid(2x)-1 -> tanh(x)"),
+    Rule("softplus", ("log", ("add", 1, ("exp", "x"))), ("softplus", "x"),
+         "log(1+exp(x)) -> softplus(x)"),
+    Rule("log_sigmoid", ("log", ("sigmoid", "x")), ("log_sigmoid", "x"),
+         "log(sigmoid(x)) -> log_sigmoid(x)"),
+    Rule("log_sigmoid", ("neg", ("softplus", ("neg", "x"))), ("log_sigmoid", "x"),
+         "-softplus(-x) = -log(1+exp(-x)) -> log_sigmoid(x)"),
+    Rule("logsumexp", ("log", ("sum", ("exp", "x"), {"params": "p"})),
+         ("logsumexp", "x", {"params": "p"}), "log(sum(exp(x))) -> logsumexp(x)",
+         when=_same_axis("p")),
+    Rule("logsumexp",
+         ("add", ("max", "x", {"params": "m"}),
+          ("log", ("sum", ("exp", ("sub", "x", ("max", "x", {"params": "m"}))), {"params": "p"}))),
+         ("logsumexp", "x", {"params": "p"}),
+         "max(x) + log(sum(exp(x - max(x)))) -> logsumexp(x)",
+         when=_same_axis("m", "p", keepdims=True)),
+    Rule("log_softmax", ("sub", "x", ("logsumexp", "x", {"params": "p"})),
+         lambda b: ("log_softmax", "x", _axis_of("p")(b)), "x - logsumexp(x) -> log_softmax(x)",
+         when=_same_axis("p", keepdims=True)),
+    Rule("log_softmax",
+         ("log", ("div", ("exp", "x"), ("sum", ("exp", "x"), {"params": "p"}))),
+         lambda b: ("log_softmax", "x", _axis_of("p")(b)),
+         "log(exp(x)/sum(exp(x))) -> log_softmax(x)", when=_same_axis("p", keepdims=True)),
+    Rule("softmax_cross_entropy",
+         ("neg", ("sum", ("mul", "y", ("log_softmax", "x", {"params": "q"})), {"params": "p"})),
+         lambda b: ("softmax_cross_entropy", "x", "y", _axis_of("p")(b)),
+         "-sum(y*log_softmax(x)) -> softmax_cross_entropy(x, y)",
+         when=_same_axis("p", "q", keepdims=False)),
+    Rule("softmax_cross_entropy",
+         ("sum", ("mul", "y", ("neg", ("log_softmax", "x", {"params": "q"}))), {"params": "p"}),
+         lambda b: ("softmax_cross_entropy", "x", "y", _axis_of("p")(b)),
+         "sum(y*-log_softmax(x)) -> softmax_cross_entropy(x, y)",
+         when=_same_axis("p", "q", keepdims=False)),
+    Rule("softmax_cross_entropy",
+         ("neg", ("mean", ("sum", ("mul", "y", ("log_softmax", "x", {"params": "q"})),
+                           {"params": "p"}), {"params": "r"})),
+         lambda b: ("mean", ("softmax_cross_entropy", "x", "y", _axis_of("p")(b)), {"params": "r"}),
+         "-mean(sum(y*log_softmax(x))) -> mean(softmax_cross_entropy(x, y))",
+         when=_same_axis("p", "q", keepdims=False)),
+]  # fmt: skip
+
+# ---------------------------------------------------------------- neural-network building blocks
+
+NEURAL = [
+    Rule("relu", ("maximum", 0, "x"), ("relu", "x"), "max(0, x) -> relu(x)"),
+    Rule("relu", ("where", ("gt", "x", 0), "x", 0), ("relu", "x"), "where(x>0, x, 0) -> relu(x)"),
+    Rule("relu", ("where", ("ge", "x", 0), "x", 0), ("relu", "x"), "where(x>=0, x, 0) -> relu(x)"),
+    Rule("relu", ("where", ("lt", "x", 0), 0, "x"), ("relu", "x"), "where(x<0, 0, x) -> relu(x)"),
+    Rule("leaky_relu", ("maximum", ("mul", "#a", "x"), "x"), ("leaky_relu", "x", "#a"),
+         "max(a*x, x), 0<a<1 -> leaky_relu(x, a)", when=lambda b: 0 < b["#a"] < 1),
+    Rule("affine", ("add", ("matmul", "x", "W"), "b"), ("affine", "x", "W", "b"),
+         "x @ W + b -> affine(x, W, b)"),
+    Rule("sum_squares", ("sum", ("mul", "x", "x"), {"params": "p"}),
+         ("sum_squares", "x", {"params": "p"}), "sum(x*x) -> sum_squares(x)"),
+    Rule("sum_squares", ("sum", ("pow", "x", 2), {"params": "p"}),
+         ("sum_squares", "x", {"params": "p"}), "sum(x**2) -> sum_squares(x)"),
+]  # fmt: skip
+
+DEFAULT_RULES = CLEANUPS + STABILIZE + NEURAL
+RULE_NAMES = tuple(dict.fromkeys(r.name for r in DEFAULT_RULES))
+
+
+def resolve_rules(rules) -> list[Rule]:
+    """Rule rows from a list of rows and/or names (a name selects every row of that name)."""
+    if rules is None:
+        return list(DEFAULT_RULES)
+    out: list[Rule] = []
+    for r in rules:
+        if isinstance(r, Rule):
+            out.append(r)
+        elif isinstance(r, str) and r in RULE_NAMES:
+            out.extend(x for x in DEFAULT_RULES if x.name == r)
+        else:
+            raise GraphcError(
+                f"unknown fusion rule {r!r}; use a graphc.fusion.Rule or one of: "
+                + ", ".join(RULE_NAMES)
+            )
+    return out
+
+
+# ---------------------------------------------------------------- automatic elementwise fusion
+
+
+def _fusible(g: nx.DiGraph, n: int) -> bool:
+    op = g.nodes[n]["op"]
+    return op in GATES and GATES[op].kind == ELEMENTWISE
+
+
+def _formula(g: nx.DiGraph, n: int) -> sympy.Expr:
+    data = g.nodes[n]
+    return data["formula"] if data["op"] == "expr" else GATES[data["op"]].expr()
+
+
+def _region(g: nx.DiGraph, root: int, taken: set[int], max_gates: int) -> list[int]:
+    """Elementwise gates feeding `root` whose values only the region itself reads."""
+    region, frontier = {root}, [root]
+    while frontier and len(region) < max_gates:
+        for a in args_of(g, frontier.pop()):
+            if (
+                a not in region
+                and a not in taken
+                and _fusible(g, a)
+                and a != g.graph["output"]
+                and all(s in region for s in g.successors(a))
+            ):
+                region.add(a)
+                frontier.append(a)
+    return [n for n in topo_order(g.subgraph(region))]
+
+
+def _compose(g: nx.DiGraph, region: list[int]) -> tuple[sympy.Expr, list[int]]:
+    """The region's formula over its outside arguments (a0, a1, ... in order of first use)."""
+    inside = set(region)
+    leaves: list[int] = []
+    value: dict[int, sympy.Expr] = {}
+    for n in region:  # topological: arguments first
+        swap = {}
+        for j, a in enumerate(args_of(g, n)):
+            sym = MASKS[j] if MASKS[j] in _formula(g, n).free_symbols else ARGS[j]
+            if a in inside:
+                swap[sym] = value[a]
+                continue
+            data = g.nodes[a]
+            if data["op"] == "const" and np.ndim(data["value"]) == 0:
+                swap[sym] = sympy.sympify(data["value"])
+                continue
+            if a not in leaves:
+                leaves.append(a)
+            k = leaves.index(a)
+            is_mask = GATES.get(data["op"]) is not None and GATES[data["op"]].kind == MASK
+            swap[sym] = MASKS[k] if is_mask else ARGS[k]
+        value[n] = _formula(g, n).xreplace(swap)
+    return value[region[-1]], leaves
+
+
+def fuse_elementwise(g: nx.DiGraph, max_gates: int = 12) -> nx.DiGraph:
+    """A copy of `g` with each region of 2+ elementwise gates collapsed into one "expr" gate.
+
+    The new gate's formula is the composition; its local gradients come from SymPy on that
+    formula (see `ops.formula_gradients`). Its name lists the gates it replaced, in order.
+    """
+    h = g.copy()
+    taken: set[int] = set()
+    for root in reversed(topo_order(g)):
+        if root in taken or not _fusible(h, root):
+            continue
+        region = _region(h, root, taken, max_gates)
+        taken.update(region)
+        if len(region) < 2:
+            continue
+        formula, leaves = _compose(h, region)
+        ops = list(dict.fromkeys(h.nodes[n].get("gate", h.nodes[n]["op"]) for n in region))
+        new = add_node(h, "expr", leaves, formula=formula, gate="_".join(ops), fused=len(region))
+        replace(h, root, new)
+        remove_dead(h, [root])
+        h.graph.setdefault("rewrites", []).append(("elementwise", new, tuple(sorted(region))))
+    return h
+
+
+def fuse(g: nx.DiGraph, rules=None, level: str = "patterns") -> nx.DiGraph:
+    """Fuse a graph: a new graph, the original unchanged.
+
+    `level` is "none" (a copy), "patterns" (the named rules, default) or "elementwise" (the
+    rules, then automatic fusion of elementwise regions). `rules` picks rule rows or names.
+
+    >>> fused = fuse(f.graph, level="elementwise")
+    """
+    if level not in LEVELS:
+        raise GraphcError(f"unknown fusion level {level!r}; use one of {', '.join(LEVELS)}")
+    h = nx.DiGraph(g)  # an unfrozen copy
+    if level == "none":
+        return h
+    h = rewrite(h, resolve_rules(rules))
+    return fuse_elementwise(h) if level == "elementwise" else h
