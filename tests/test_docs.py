@@ -1,0 +1,35 @@
+"""The README and the user guide run as shown: every ```python block is executed in order, in one
+namespace per file, and its output must equal the ```text block that follows it."""
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ["README.md", "docs/index.md"]
+
+
+def blocks(path: Path):
+    return re.findall(r"```(\w*)\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_snippets_print_what_the_docs_show(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # snippets that save files write them here
+    found = blocks(ROOT / name)
+    namespace = {"__name__": "__docs__"}
+    checked = 0
+    for i, (lang, body) in enumerate(found):
+        if lang != "python":
+            continue
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(body, f"{name} block {i}", "exec"), namespace)
+        following = found[i + 1] if i + 1 < len(found) else None
+        if following and following[0] == "text":
+            assert out.getvalue().strip() == following[1].strip(), f"{name} block {i}"
+            checked += 1
+    assert checked > 0, f"{name} has no python block with its output shown"
