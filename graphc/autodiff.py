@@ -128,7 +128,8 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
     """A copy of the shaped graph `g` with gradient nodes for the inputs `wrt` (default: all).
 
     The result's `graph["seed"]` is the upstream-gradient node (`dout`), `graph["grads"]` maps
-    each requested input to its gradient node.
+    each requested input to the node returned as its gradient, and `graph["gradient_of"]` maps
+    every forward node a gradient reached to its (summed) gradient node.
     """
     h = g.copy()
     b = Builder(h)
@@ -175,7 +176,7 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
     grads = {}
     for i in wrt:
         grads[i] = _final_gradient(b, i, grad.get(i), seed)
-    h.graph.update(seed=seed, grads=grads)
+    h.graph.update(seed=seed, grads=grads, gradient_of=dict(grad))
     return h
 
 

@@ -289,6 +289,32 @@ def emit_module(program: Program, title: str, version: str) -> str:
     return "\n\n\n".join(blocks) + "\n"
 
 
+def emit_values_module(program: Program) -> str:
+    """A module whose `all_values(inputs..., dout)` runs the same statements as `emit_module`'s
+    forward and backward and returns every value they compute, by node id.
+
+    Drawings and stability checks read values from here, so what they show is what the
+    generated code computes. Inlined expressions (x.T, constants) have no value of their own.
+    """
+    e = Emitter(program)
+    g, names = program.graph, program.names
+    params = ", ".join(names[i] for i in program.inputs)
+    lines = ["import numpy as np", ""]
+    lines += [f"{names[n]} = {literal(g.nodes[n]['value'])}" for n in program.constants]
+    blocks = ["\n".join(lines), *(h.rstrip() for h in helpers_used(program))]
+    body = [
+        f"def all_values({params}{', ' if params else ''}{names[program.seed]}):",
+        "    values = {}",
+    ]
+    for n in [*program.inputs, *program.forward, program.seed, *program.backward]:
+        if n in program.forward or n in program.backward:
+            body.append(f"    {e.statement(n)}")
+        body.append(f"    values[{n}] = {names[n]}")
+    body.append("    return values")
+    blocks.append("\n".join(body))
+    return "\n\n\n".join(blocks) + "\n"
+
+
 def load_module(source: str, name: str) -> types.ModuleType:
     """Compile generated source into a module object, with tracebacks that show its lines."""
     filename = f"<graphc:{name}>"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 import os
 import tempfile
+import types
 from dataclasses import dataclass
 
 import networkx as nx
@@ -19,21 +20,29 @@ import numpy as np
 
 from . import __version__
 from .autodiff import backward
-from .codegen import emit_module, load_module
+from .codegen import emit_module, emit_values_module, load_module
 from .errors import GraphcError, InputError
 from .fusion import fuse
 from .graph import normalize, validate
-from .schedule import sanitize, schedule
+from .schedule import Program, sanitize, schedule
 from .shapes import infer_shapes
 from .trace import Value, build_graph, trace
 
 
-@dataclass(frozen=True)
+@dataclass
 class Compiled:
-    """One specialisation: the generated source and the loaded module."""
+    """One specialisation: the program, its generated source and the loaded module."""
 
+    program: Program
     source: str
-    module: object
+    module: types.ModuleType
+    _values: types.ModuleType | None = None
+
+    def values(self, inputs: list, dout) -> dict[int, object]:
+        """Every value forward and backward compute, by node id (compiled on first use)."""
+        if self._values is None:
+            self._values = load_module(emit_values_module(self.program), "values")
+        return self._values.all_values(*inputs, dout)
 
 
 def compile_graph(
@@ -49,7 +58,7 @@ def compile_graph(
     program = schedule(with_grads)
     title = f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
     source = emit_module(program, title, __version__)
-    return Compiled(source, load_module(source, sanitize(g.graph["name"])))
+    return Compiled(program, source, load_module(source, sanitize(g.graph["name"])))
 
 
 class Function:
@@ -170,8 +179,20 @@ class Function:
     def source(self) -> str:
         """The generated module for the most recent call's shapes (all-scalar before any call)."""
         if self._last is None:
-            self._module_for([0.0] * len(self.inputs))
+            try:
+                self._module_for([0.0] * len(self.inputs))
+            except GraphcError as e:
+                raise InputError(
+                    f"{e}. The code is generated for the shapes of a call: call "
+                    f"{self.__name__}(...) with example inputs first, or use "
+                    f"{self.__name__}.source_for(...)"
+                ) from None
         return self._compiled[self._last].source
+
+    def compiled_for(self, *args, **kwargs) -> Compiled:
+        """The compiled specialisation for these inputs: program, source, module, values."""
+        self._module_for(self._bind(args, kwargs))
+        return self._compiled[self._last]
 
     def source_for(self, *args, **kwargs) -> str:
         """The generated module specialised to the shapes of these example inputs."""

@@ -94,7 +94,7 @@ def _same_axis(*names: str, keepdims: bool | None = None):
         axes = {p.get("axis") for p in params}
         if len(axes) != 1 or not isinstance(next(iter(axes)), int):
             return False
-        return keepdims is None or all(p.get("keepdims") == keepdims for p in params)
+        return keepdims is None or all(p.get("keepdims", keepdims) == keepdims for p in params)
 
     return check
 
@@ -254,6 +254,9 @@ def _compose(g: nx.DiGraph, region: list[int]) -> tuple[sympy.Expr, list[int]]:
     return value[region[-1]], leaves
 
 
+ELEMENTWISE_FUSION = Rule("elementwise", (), (), "a region of elementwise gates -> one fused gate")
+
+
 def fuse_elementwise(g: nx.DiGraph, max_gates: int = 12) -> nx.DiGraph:
     """A copy of `g` with each region of 2+ elementwise gates collapsed into one "expr" gate.
 
@@ -274,7 +277,7 @@ def fuse_elementwise(g: nx.DiGraph, max_gates: int = 12) -> nx.DiGraph:
         new = add_node(h, "expr", leaves, formula=formula, gate="_".join(ops), fused=len(region))
         replace(h, root, new)
         remove_dead(h, [root])
-        h.graph.setdefault("rewrites", []).append(("elementwise", new, tuple(sorted(region))))
+        h.graph.setdefault("rewrites", []).append((ELEMENTWISE_FUSION, new, tuple(sorted(region))))
     return h
 
 

@@ -167,14 +167,14 @@ def apply_rule(g: nx.DiGraph, rule: Rule, node: int) -> bool:
     covered = tuple(sorted(set(matched)))
     replace(g, node, new)
     remove_dead(g, [node])
-    g.graph.setdefault("rewrites", []).append((rule.name, new, covered))
+    g.graph.setdefault("rewrites", []).append((rule, new, covered))
     return True
 
 
 def rewrite(g: nx.DiGraph, rules: list[Rule]) -> nx.DiGraph:
     """A copy of `g` with `rules` applied to a fixed point (first matching rule wins per node).
 
-    The copy's `graph["rewrites"]` lists (rule name, new node, replaced nodes) in order.
+    The copy's `graph["rewrites"]` lists (rule, new node, replaced nodes) in order.
     """
     h = g.copy()
     h.graph["rewrites"] = list(g.graph.get("rewrites", []))

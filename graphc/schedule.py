@@ -150,7 +150,9 @@ def schedule(g: nx.DiGraph) -> Program:
     for n in backward:
         data = g.nodes[n]
         target = data.get("grad_of", data.get("grad_for"))
-        if target is None:
+        if "same_name_as" in data and data["same_name_as"] in names:
+            give(n, names[data["same_name_as"]], may_take_over=True)
+        elif target is None:
             give(n, "shared" if "shared_by" in data else "t", may_take_over=True)
         else:
             give(n, "d" + names.get(target, g.nodes[target]["op"]), may_take_over=True)

@@ -295,7 +295,9 @@ def _kept(b, n: int, shape: tuple[int, ...], axis: int, keepdims: bool) -> int:
     """A value reduced over `axis`, reshaped to keep that axis (size 1), for broadcasting back."""
     if keepdims:
         return n
-    return b.op("reshape", [n], shape=tuple(1 if i == axis else k for i, k in enumerate(shape)))
+    kept = b.op("reshape", [n], shape=tuple(1 if i == axis else k for i, k in enumerate(shape)))
+    b.g.nodes[kept].update(same_name_as=n, comment=f"keep axis {axis} (size 1) to broadcast back")
+    return kept
 
 
 def _logsumexp_shape(shapes, p):

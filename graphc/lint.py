@@ -1,0 +1,151 @@
+"""Stability lint: find inputs where an unfused graph overflows although its mathematics does not.
+
+Stage: surface (a tool over `Function`). Imports `function`, `fusion`, `graph` and `errors`.
+
+For each input in turn, graphc tries extreme values (1, 10, 40, 100, 800, 1000 and their
+negatives, smallest first) with the other inputs at their example values. Where the fused
+function's value and gradients are finite but some value or gradient inside the unfused graph is
+inf or NaN, the mathematics was finite and the spelling was not: the lint reports the first gate
+that failed, the witness input, and the fusion rule that cures it. Values come from running the
+generated code itself (`Compiled.values`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .graph import topo_order
+
+PROBES = (1.0, -1.0, 10.0, -10.0, 40.0, -40.0, 100.0, -100.0, 800.0, -800.0, 1000.0, -1000.0)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One unstable gate: which, where it fails, and what cures it."""
+
+    gate: str  # the gate's name, e.g. "exp"
+    variable: str  # its name in the generated code
+    what: str  # "value" or "gradient": which of the two became inf/NaN first
+    witness: dict  # the inputs that show it, e.g. {"x": -800.0}
+    cure: str | None  # the fusion rule whose gate stays finite there, e.g. "sigmoid"
+    rewrite: str | None  # that rule's comment, e.g. "1/(1+exp(-x)) -> sigmoid(x)"
+
+    def __str__(self) -> str:
+        at = ", ".join(f"{k}={_short(v)}" for k, v in self.witness.items())
+        cure = f"fuse: {self.rewrite}" if self.rewrite else "no fusion rule covers this gate"
+        return f"{self.gate} ({self.variable}): {self.what} not finite at {at}; {cure}"
+
+
+class LintReport(list):
+    """The findings of `lint`, one per unstable gate; empty when the graph is stable."""
+
+    def __str__(self) -> str:
+        if not self:
+            return "no unstable gates found"
+        return "\n".join(str(f) for f in self)
+
+
+def _short(v) -> str:
+    if np.ndim(v) == 0:
+        return f"{float(v):g}"
+    flat = np.ravel(v)
+    if flat.size and np.all(flat == flat[0]):
+        return f"full({np.shape(v)}, {float(flat[0]):g})"
+    return f"<array {np.shape(v)}>"
+
+
+def _finite(value, grads: dict) -> bool:
+    return bool(np.all(np.isfinite(value))) and all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+def _origins(fused) -> dict[int, tuple[str, str]]:
+    """Original node -> (rule name, comment) of the outermost rewrite that replaced it."""
+    covered: dict[int, set[int]] = {}
+    origin: dict[int, tuple[str, str]] = {}
+    for rule, new, nodes in fused.graph.graph.get("rewrites", []):
+        mine = set()
+        for n in nodes:
+            mine |= covered.get(n, {n})
+        covered[new] = mine
+        for n in mine:
+            origin[n] = (rule.name, rule.comment)
+    return origin
+
+
+def witnesses(f, base: dict):
+    """(input name, probe value, inputs) for every single-input extreme probe, smallest first."""
+    for v in PROBES:
+        for name in f.inputs:
+            x = base[name]
+            probe = (
+                v if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else np.full(np.shape(x), v)
+            )
+            yield name, v, {**base, name: probe}
+
+
+def lint(f, rules=None, **examples) -> LintReport:
+    """Gates of `f` whose value or gradient overflows where the fused function stays finite.
+
+    `examples` give input shapes and the values of the inputs not being probed (default: 1.0).
+
+    >>> print(lint(neuron))
+    exp (exp): value not finite at w0=1, x0=-800, ...; fuse: 1/(1+exp(-x)) -> sigmoid(x)
+    """
+    unknown = [k for k in examples if k not in f.inputs]
+    if unknown:
+        raise InputError(
+            f"lint: {f.__name__} has no input(s) {unknown}; its inputs are {list(f.inputs)}"
+        )
+    base = {k: examples.get(k, 1.0) for k in f.inputs}
+    fused = f.fused(rules)
+    origin = _origins(fused)
+    report, seen = LintReport(), set()
+    with np.errstate(all="ignore"):
+        for _, _, inputs in witnesses(f, base):
+            if not _finite(*fused.value_and_grad(**inputs)):
+                continue  # not finite after fusion either: the mathematics may be infinite
+            compiled = f.compiled_for(**inputs)
+            blame = _first_failure(compiled, f._bind((), inputs))
+            if blame is None:
+                continue
+            node, what = blame
+            graph = compiled.program.graph
+            rule, comment = origin.get(node, (None, None))
+            key = (graph.nodes[node]["op"], rule)
+            if key in seen:
+                continue
+            seen.add(key)
+            report.append(
+                Finding(
+                    graph.nodes[node]["op"],
+                    compiled.program.names.get(node, "?"),
+                    what,
+                    {k: inputs[k] for k in f.inputs},
+                    rule,
+                    comment,
+                )
+            )
+    return report
+
+
+def _first_failure(compiled, values: list) -> tuple[int, str] | None:
+    """The first forward node whose value, else the first whose gradient, is not finite."""
+    program = compiled.program
+    g = program.graph
+    dout = (
+        1.0 if g.nodes[program.output]["shape"] == () else np.ones(g.nodes[program.output]["shape"])
+    )
+    computed = compiled.values(values, dout)
+    forward = [n for n in topo_order(g) if n in program.forward]
+    for n in forward:
+        if not np.all(np.isfinite(computed[n])):
+            return n, "value"
+    gradient_of = g.graph["gradient_of"]
+    for n in reversed(forward):
+        d = gradient_of.get(n)
+        if d in computed and not np.all(np.isfinite(computed[d])):
+            return n, "gradient"
+    return None
