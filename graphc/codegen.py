@@ -275,9 +275,10 @@ def emit_module(program: Program, title: str, version: str) -> str:
         lines.append(f"    {cache_tuple if len(program.cache) == 1 else cache} = cache")
     lines += [f"    {e.statement(n)}" for n in program.backward]
     grads = [e.name_of(n) for n in program.grads]
-    lines.append(
-        f"    return ({grads[0]},)" if len(grads) == 1 else f"    return {', '.join(grads)}"
-    )
+    if len(grads) == 1:
+        lines.append(f"    return ({grads[0]},)")
+    else:
+        lines.append(f"    return {', '.join(grads) or '()'}")
     result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
     one = "1.0" if g.nodes[out]["shape"] == () else f"np.ones_like({result})"
     blocks.append("\n".join(lines))

@@ -163,7 +163,7 @@ def route_to_max(dout, x, axis, keepdims):
     """The max gate's backward: dout goes to the first largest entry along axis, 0 elsewhere."""
     dx = np.zeros(np.shape(x), dtype=np.result_type(x, dout))
     if axis is None:
-        dx.flat[np.argmax(x)] = dout
+        dx.flat[np.argmax(x)] = np.ravel(dout)[0]  # dout has one entry (kept axes or not)
         return dx
     where = np.expand_dims(np.argmax(x, axis=axis), axis)
     np.put_along_axis(dx, where, dout if keepdims else np.expand_dims(dout, axis), axis)
