@@ -14,6 +14,7 @@ gate's local gradient with SymPy and emits readable, vectorized NumPy forward/ba
 __version__ = "0.1.0"
 
 from .check import check_grad
+from .compare import Comparison, compare
 from .errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
 from .function import Function, from_graph, function
 from .fusion import fuse
@@ -36,6 +37,7 @@ from .gates import (
     transpose,
     where,
 )
+from .lint import lint
 from .trace import symbols, sympy_graph
 
 
@@ -51,9 +53,9 @@ def from_sympy(expr, name: str = "f") -> Function:
 
 
 __all__ = [
-    "Function", "GateError", "GraphError", "GraphcError", "InputError", "ShapeError", "TraceError",
-    "abs", "check_grad", "exp", "from_graph", "from_sympy", "function", "fuse", "gate", "log",
-    "matmul",
-    "max", "maximum", "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "sum", "symbols",
-    "tanh", "transpose", "where",
+    "Comparison", "Function", "GateError", "GraphError", "GraphcError", "InputError",
+    "ShapeError", "TraceError", "abs", "check_grad", "compare", "exp", "from_graph",
+    "from_sympy", "function", "fuse", "gate", "lint", "log", "matmul", "max", "maximum", "mean",
+    "minimum", "relu", "reshape", "sigmoid", "sqrt", "sum", "symbols", "tanh", "transpose",
+    "where",
 ]  # fmt: skip

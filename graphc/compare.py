@@ -1,0 +1,137 @@
+"""The comparison: an unfused function and its fused version, side by side.
+
+Stage: surface (a tool over `Function`). Imports `function`, `lint` and `errors`.
+
+`compare(f, **inputs)` measures both versions on the same inputs: gates and nodes in the graph,
+statements and lines of generated code, the values the forward pass caches for backward (count
+and bytes), median forward+backward time, the largest difference in value and in each gradient,
+and whether each stays finite at extreme inputs (the probes of `lint`). `str()` prints a table;
+the two Function objects stay on the report (`.unfused`, `.fused`) for drawing them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import timeit
+from dataclasses import dataclass
+
+import numpy as np
+
+from .lint import witnesses
+
+
+@dataclass(frozen=True)
+class Side:
+    """What was measured of one version."""
+
+    label: str
+    gates: int
+    nodes: int
+    statements: int
+    lines: int
+    cached_values: int
+    cached_bytes: int
+    seconds: float  # median forward+backward time for one call
+    finite_at_extremes: bool
+    first_failure: dict | None  # an input where value or gradient was not finite, if any
+
+
+class Comparison:
+    """Unfused vs fused: two `Side`s, the two functions, and how far their results differ."""
+
+    def __init__(self, unfused, fused, sides, value_diff, grad_diffs):
+        self.unfused, self.fused = unfused, fused
+        self.sides: tuple[Side, Side] = sides
+        self.value_diff: float = value_diff
+        self.grad_diffs: dict[str, float] = grad_diffs
+
+    def __str__(self) -> str:
+        a, b = self.sides
+        rows = [
+            ("gates", a.gates, b.gates),
+            ("nodes", a.nodes, b.nodes),
+            ("code statements", a.statements, b.statements),
+            ("code lines", a.lines, b.lines),
+            ("cached for backward", _cache(a), _cache(b)),
+            ("forward+backward time", _time(a.seconds), _time(b.seconds)),
+            ("finite at extreme inputs", _finite(a), _finite(b)),
+            ("max |value difference|", "", f"{self.value_diff:.3g}"),
+            *((f"max |d{k} difference|", "", f"{v:.3g}") for k, v in self.grad_diffs.items()),
+        ]
+        width = max(len(r[0]) for r in rows)
+        cols = [max(len(str(r[i])) for r in rows + [("", a.label, b.label)]) for i in (1, 2)]
+        lines = [f"{'':{width}}  {a.label:>{cols[0]}}  {b.label:>{cols[1]}}"]
+        lines += [f"{r[0]:{width}}  {r[1]!s:>{cols[0]}}  {r[2]!s:>{cols[1]}}" for r in rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<graphc.Comparison of {self.unfused.__name__}: unfused vs fused>\n{self}"
+
+
+def _cache(s: Side) -> str:
+    return f"{s.cached_values} values, {s.cached_bytes} B"
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def _finite(s: Side) -> str:
+    if s.finite_at_extremes:
+        return "yes"
+    return "no: " + ", ".join(f"{k}={v:g}" for k, v in s.first_failure.items())
+
+
+def _median_seconds(module, values: list, repeat: int) -> float:
+    timer = timeit.Timer(lambda: module.value_and_grad(*values))
+    number, _ = timer.autorange()
+    return statistics.median(t / number for t in timer.repeat(repeat=repeat, number=number))
+
+
+def _first_failure(f, base: dict) -> dict | None:
+    with np.errstate(all="ignore"):
+        for name, v, inputs in witnesses(f, base):
+            value, grads = f.value_and_grad(**inputs)
+            if not (
+                np.all(np.isfinite(value)) and all(np.all(np.isfinite(g)) for g in grads.values())
+            ):
+                return {name: v}
+    return None
+
+
+def _side(label: str, f, inputs: dict, repeat: int) -> Side:
+    compiled = f.compiled_for(**inputs)
+    values = f._bind((), inputs)
+    _, cache = compiled.module.forward(*values)
+    ops = [op for _, op in f.graph.nodes(data="op")]
+    failure = _first_failure(f, inputs)
+    return Side(
+        label,
+        gates=sum(op not in ("input", "const") for op in ops),
+        nodes=len(ops),
+        statements=len(compiled.program.forward) + len(compiled.program.backward),
+        lines=len(compiled.source.splitlines()),
+        cached_values=len(cache),
+        cached_bytes=int(sum(np.asarray(v).nbytes for v in cache)),
+        seconds=_median_seconds(compiled.module, values, repeat),
+        finite_at_extremes=failure is None,
+        first_failure=failure,
+    )
+
+
+def _max_diff(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+def compare(f, rules=None, level: str = "patterns", repeat: int = 7, **inputs) -> Comparison:
+    """Compare `f` with `f.fused(rules, level)` on `inputs`; print the result for a table.
+
+    >>> print(compare(neuron, w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0))
+    """
+    fused = f.fused(rules, level)
+    value, grads = f.value_and_grad(**inputs)
+    fused_value, fused_grads = fused.value_and_grad(**inputs)
+    sides = (_side("unfused", f, inputs, repeat), _side("fused", fused, inputs, repeat))
+    diffs = {k: _max_diff(grads[k], fused_grads[k]) for k in grads}
+    return Comparison(f, fused, sides, _max_diff(value, fused_value), diffs)
