@@ -107,6 +107,8 @@ def is_mask(g: nx.DiGraph, n: int) -> bool:
 def gate_local_gradients(g: nx.DiGraph, n: int):
     """The local gradient formulas of node n's gate, one per argument (None: no gradient)."""
     data = g.nodes[n]
+    if "local" in data:  # a lowered gate: its gradient over the shared intermediate
+        return data["local"]
     if data["op"] == "expr":
         return formula_gradients(data["formula"], len(args_of(g, n)))
     return local_gradients(GATES[data["op"]])

@@ -46,6 +46,18 @@ class Printer(NumPyPrinter):
     def _print_Abs(self, expr):
         return f"{NAMESPACE}.abs({self._print(expr.args[0])})"
 
+    def _print_Max(self, expr):
+        return self._nested(f"{NAMESPACE}.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._nested(f"{NAMESPACE}.minimum", expr.args)
+
+    def _nested(self, fn: str, args) -> str:
+        text = self._print(args[0])
+        for a in args[1:]:
+            text = f"{fn}({text}, {self._print(a)})"
+        return text
+
     def _print_Float(self, expr):
         return repr(float(expr))
 
@@ -162,8 +174,14 @@ class Emitter:
         data = self.g.nodes[n]
         op = data["op"]
         if data.get("role") not in ("grad", "seed"):
+            if "local" in data:  # a lowered gate (see lower.py)
+                return f"{data['gate']}: exact for any input, over e <= 1"
+            if op == "expr" and data.get("hint") == "e":
+                return f"{data['gate'].split(':')[0]}: e = exp(-|x|) <= 1, shared with backward"
             if op == "expr":
-                return "fused: " + self.local_text(data["formula"], n, args_of(self.g, n))
+                return f"{data.get('gate', 'fused')}: " + self.local_text(
+                    data["formula"], n, args_of(self.g, n)
+                )
             return op
         if "shared_by" in data:
             by = self.g.nodes[data["shared_by"]]

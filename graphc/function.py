@@ -24,6 +24,7 @@ from .codegen import emit_module, emit_values_module, load_module
 from .errors import GraphcError, InputError
 from .fusion import fuse
 from .graph import normalize, validate
+from .lower import lower
 from .schedule import Program, sanitize, schedule
 from .shapes import infer_shapes
 from .trace import Value, build_graph, trace
@@ -46,13 +47,18 @@ class Compiled:
 
 
 def compile_graph(
-    g: nx.DiGraph, shapes: dict[str, tuple[int, ...]], wrt: tuple[str, ...] | None = None
+    g: nx.DiGraph,
+    shapes: dict[str, tuple[int, ...]],
+    wrt: tuple[str, ...] | None = None,
+    readable: bool = True,
 ) -> Compiled:
     """Trace-independent compiler: graph + input shapes -> generated NumPy module.
 
     `wrt` names the inputs whose gradients `backward` returns (default: all, in order).
+    `readable=False` trades the lecture's one-statement-per-gate form for speed where they
+    differ: sigmoid-like gates then cache exp(-|x|) for backward instead of recomputing it.
     """
-    shaped = infer_shapes(g, shapes)
+    shaped = infer_shapes(g if readable else lower(g), shapes)
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
@@ -71,11 +77,14 @@ class Function:
     (-12.0, {'x': -4.0, 'y': -4.0, 'z': 3.0})
     """
 
-    def __init__(self, graph: nx.DiGraph, wrt: tuple[str, ...] | None = None):
+    def __init__(
+        self, graph: nx.DiGraph, wrt: tuple[str, ...] | None = None, readable: bool = True
+    ):
         self._graph = nx.freeze(graph)
         self.inputs: tuple[str, ...] = tuple(graph.nodes[i]["name"] for i in graph.graph["inputs"])
         self.__name__ = graph.graph["name"]
         self._wrt = wrt
+        self.readable = readable  # False: faster code where it must differ from the lecture's
         self._compiled: dict[tuple, Compiled] = {}
         self._last: tuple | None = None
 
@@ -116,12 +125,15 @@ class Function:
             )
         return [_convert(k, values[k]) for k in self.inputs]
 
-    def fused(self, rules=None, level: str = "patterns") -> Function:
+    def fused(self, rules=None, level: str = "patterns", readable: bool | None = None) -> Function:
         """A new function with gates fused (see `graphc.fuse`); this one is unchanged.
+
+        `readable` (default: as this function) chooses the generated code's form.
 
         >>> neuron.fused().graph   # exp, add and div became one sigmoid gate
         """
-        return Function(fuse(self._graph, rules, level), self._wrt)
+        readable = self.readable if readable is None else readable
+        return Function(fuse(self._graph, rules, level), self._wrt, readable)
 
     def wrt(self, *names: str) -> Function:
         """The same function, differentiated only with respect to `names` (less work in backward).
@@ -134,7 +146,7 @@ class Function:
                 f"wrt() takes input names of {self.__name__}, one or more of {list(self.inputs)}; "
                 f"got {list(names)}"
             )
-        return Function(self._graph, tuple(dict.fromkeys(names)))
+        return Function(self._graph, tuple(dict.fromkeys(names)), self.readable)
 
     @property
     def gradient_names(self) -> tuple[str, ...]:
@@ -146,7 +158,7 @@ class Function:
         if key not in self._compiled:
             shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
             try:
-                self._compiled[key] = compile_graph(self._graph, shapes, self._wrt)
+                self._compiled[key] = compile_graph(self._graph, shapes, self._wrt, self.readable)
             except GraphcError as e:  # report at the call, not from deep inside the compiler
                 raise type(e)(f"{self.__name__}: {e}") from None
         self._last = key
@@ -272,7 +284,7 @@ def _gradient(g, v):
     return arr if arr.shape == v.shape else np.broadcast_to(arr, v.shape).copy()
 
 
-def function(fn=None, *, inputs=None, name: str | None = None) -> Function:
+def function(fn=None, *, inputs=None, name: str | None = None, readable: bool = True):
     """Compile a Python function, or a traced expression, into a `Function`.
 
     As a decorator, the function's parameters are the inputs:
@@ -282,7 +294,8 @@ def function(fn=None, *, inputs=None, name: str | None = None) -> Function:
     ...     return sigmoid(w * x)
 
     On an expression built from `gc.symbols`, the inputs are its symbols in the order they were
-    created (or `inputs=[...]`):
+    created (or `inputs=[...]`). `readable=False` generates faster code where the lecture's
+    one-statement-per-gate form costs time (see `compile_graph`):
 
     >>> x, y = symbols("x y"); f = function(x * y)
     """
@@ -304,7 +317,7 @@ def function(fn=None, *, inputs=None, name: str | None = None) -> Function:
             )
     except RecursionError:
         raise GraphcError("the expression is too deep to trace") from None
-    return Function(graph)
+    return Function(graph, readable=readable)
 
 
 def _expression_graph(expr, inputs, name):

@@ -29,6 +29,7 @@ STAGES = {
     "schedule": "pass",
     "rewrite": "pass",
     "fusion": "pass",
+    "lower": "pass",
     "codegen": "backend",
     "render": "backend",
     "function": "surface",
