@@ -131,7 +131,9 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
 
     The result's `graph["seed"]` is the upstream-gradient node (`dout`), `graph["grads"]` maps
     each requested input to the node returned as its gradient, and `graph["gradient_of"]` maps
-    every forward node a gradient reached to its (summed) gradient node.
+    every forward node a gradient reached to its (summed) gradient node, and `graph["wires"]`
+    maps each wire (gate, argument) to the gradient flowing back along it and, where that
+    argument was broadcast, the gradient before the summation that undoes it.
     """
     h = g.copy()
     b = Builder(h)
@@ -141,11 +143,15 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
     seed = add_node(h, "input", name="dout", role="seed", shape=h.nodes[output]["shape"])
     grad: dict[int, int] = {output: seed} if output in need else {}
 
-    def accumulate(a: int, c: int) -> None:
+    wires: dict[tuple[int, int], tuple[int, int | None]] = {}
+
+    def accumulate(a: int, c: int, via: int) -> None:
+        before = None
         if b.shape(c) != b.shape(a):  # undo broadcasting, as a visible step of its own
             h.nodes[c].setdefault("grad_for", a)
-            c = b.op("sum_to", [c], shape=b.shape(a))
+            before, c = c, b.op("sum_to", [c], shape=b.shape(a))
             h.nodes[c]["unbroadcast"] = a
+        wires[(via, a)] = (c, before)
         if a not in grad:
             grad[a] = c
             h.nodes[c].setdefault("grad_of", a)
@@ -173,12 +179,12 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
                     h.nodes[c]["comment"] = f"{data['op']} backward"
         for a, c in zip(args, contributions):
             if c is not None and a in need:
-                accumulate(a, c)
+                accumulate(a, c, n)
 
     grads = {}
     for i in wrt:
         grads[i] = _final_gradient(b, i, grad.get(i), seed)
-    h.graph.update(seed=seed, grads=grads, gradient_of=dict(grad))
+    h.graph.update(seed=seed, grads=grads, gradient_of=dict(grad), wires=wires)
     return h
 
 

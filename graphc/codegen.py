@@ -11,6 +11,7 @@ comment naming its gate and local gradient. The module depends on NumPy alone.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import linecache
 import math
@@ -22,7 +23,7 @@ import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from .graph import args_of
+from .graph import args_of, topo_order
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
 from .special import HELPER_NEEDS, HELPERS
@@ -309,25 +310,31 @@ def emit_module(program: Program, title: str, version: str) -> str:
 
 
 def emit_values_module(program: Program) -> str:
-    """A module whose `all_values(inputs..., dout)` runs the same statements as `emit_module`'s
+    """A module whose `all_values(inputs..., dout)` runs the statements of `emit_module`'s
     forward and backward and returns every value they compute, by node id.
 
     Drawings and stability checks read values from here, so what they show is what the
-    generated code computes. Inlined expressions (x.T, constants) have no value of their own.
+    generated code computes. Here nothing but constants is inlined: a gradient summed into
+    `dx = dx + dout * y` gets a statement of its own, computing the same numbers.
     """
+    names = dict(program.names)
+    inline = {n for n in program.inline if program.graph.nodes[n]["op"] == "const"}
+    for n in program.inline - inline:
+        names[n] = f"_v{n}"
+    statements = set(program.forward) | set(program.backward) | (program.inline - inline)
+    order = [n for n in topo_order(program.graph) if n in statements]
+    program = dataclasses.replace(program, names=names, inline=inline)
     e = Emitter(program)
-    g, names = program.graph, program.names
+    g = program.graph
     params = ", ".join(names[i] for i in program.inputs)
+    seed = names[program.seed]
     lines = ["import numpy as np", ""]
     lines += [f"{names[n]} = {literal(g.nodes[n]['value'])}" for n in program.constants]
     blocks = ["\n".join(lines), *(h.rstrip() for h in helpers_used(program))]
-    body = [
-        f"def all_values({params}{', ' if params else ''}{names[program.seed]}):",
-        "    values = {}",
-    ]
-    for n in [*program.inputs, *program.forward, program.seed, *program.backward]:
-        if n in program.forward or n in program.backward:
-            body.append(f"    {e.statement(n)}")
+    body = [f"def all_values({params}{', ' if params else ''}{seed}):", "    values = {}"]
+    body += [f"    values[{n}] = {names[n]}" for n in [*program.inputs, program.seed]]
+    for n in order:
+        body.append(f"    {e.statement(n)}")
         body.append(f"    values[{n}] = {names[n]}")
     body.append("    return values")
     blocks.append("\n".join(body))

@@ -1,6 +1,6 @@
 """The comparison: an unfused function and its fused version, side by side.
 
-Stage: surface (a tool over `Function`). Imports `function`, `lint` and `errors`.
+Stage: surface (a tool over `Function`). Imports `lint` and `render`; works on `Function` objects.
 
 `compare(f, **inputs)` measures both versions on the same inputs: gates and nodes in the graph,
 statements and lines of generated code, the values the forward pass caches for backward (count
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import render
 from .lint import witnesses
 
 
@@ -39,15 +40,21 @@ class Side:
 class Comparison:
     """Unfused vs fused: two `Side`s, the two functions, and how far their results differ."""
 
-    def __init__(self, unfused, fused, sides, value_diff, grad_diffs):
+    def __init__(self, unfused, fused, sides, value_diff, grad_diffs, inputs):
         self.unfused, self.fused = unfused, fused
         self.sides: tuple[Side, Side] = sides
         self.value_diff: float = value_diff
         self.grad_diffs: dict[str, float] = grad_diffs
+        self.inputs: dict = inputs
 
-    def __str__(self) -> str:
+    def rows(self) -> list[tuple[str, str, str]]:
+        """The table: a header row, then one row per measure (label, unfused, fused)."""
         a, b = self.sides
-        rows = [
+        return [("", a.label, b.label), *self._measures()]
+
+    def _measures(self):
+        a, b = self.sides
+        return [
             ("gates", a.gates, b.gates),
             ("nodes", a.nodes, b.nodes),
             ("code statements", a.statements, b.statements),
@@ -58,11 +65,30 @@ class Comparison:
             ("max |value difference|", "", f"{self.value_diff:.3g}"),
             *((f"max |d{k} difference|", "", f"{v:.3g}") for k, v in self.grad_diffs.items()),
         ]
-        width = max(len(r[0]) for r in rows)
-        cols = [max(len(str(r[i])) for r in rows + [("", a.label, b.label)]) for i in (1, 2)]
-        lines = [f"{'':{width}}  {a.label:>{cols[0]}}  {b.label:>{cols[1]}}"]
-        lines += [f"{r[0]:{width}}  {r[1]!s:>{cols[0]}}  {r[2]!s:>{cols[1]}}" for r in rows]
-        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        rows = self.rows()
+        widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+        return "\n".join(
+            f"{r[0]:{widths[0]}}  {r[1]!s:>{widths[1]}}  {r[2]!s:>{widths[2]}}" for r in rows
+        )
+
+    def render(self, digits: int = 2, theme: str = "light"):
+        """Unfused and fused circuits side by side, values and gradients on the wires, with the
+        comparison table under them: a graphviz.Digraph."""
+        panels = [
+            f._panel(self.inputs, digits, False, title=side.label)
+            for f, side in zip((self.unfused, self.fused), self.sides)
+        ]
+        return render.picture(panels, theme, digits, table=self.rows())
+
+    @property
+    def svg(self) -> str:
+        """`render()` as SVG text."""
+        return render.svg_text(self.render())
+
+    def _repr_svg_(self) -> str:
+        return self.svg
 
     def __repr__(self) -> str:
         return f"<graphc.Comparison of {self.unfused.__name__}: unfused vs fused>\n{self}"
@@ -134,4 +160,4 @@ def compare(f, rules=None, level: str = "patterns", repeat: int = 7, **inputs) -
     fused_value, fused_grads = fused.value_and_grad(**inputs)
     sides = (_side("unfused", f, inputs, repeat), _side("fused", fused, inputs, repeat))
     diffs = {k: _max_diff(grads[k], fused_grads[k]) for k in grads}
-    return Comparison(f, fused, sides, _max_diff(value, fused_value), diffs)
+    return Comparison(f, fused, sides, _max_diff(value, fused_value), diffs, dict(inputs))

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from . import __version__
-from .autodiff import backward
+from . import __version__, render
+from .autodiff import backward, gate_local_gradients
 from .codegen import emit_module, emit_values_module, load_module
 from .errors import GraphcError, InputError
 from .fusion import fuse
@@ -215,6 +215,68 @@ class Function:
         """Write `source` to `path` atomically (a temporary file renamed into place)."""
         write_atomic(path, self.source)
         return os.fspath(path)
+
+    # ------------------------------------------------------------ pictures
+
+    def _panel(self, inputs: dict, digits: int, show_local: bool, reveal=None, title=None):
+        graph = self._graph
+        local = None
+        if not inputs:
+            scene = render.build_scene(
+                graph, output_name=graph.nodes[graph.graph["output"]].get("hint", "out")
+            )
+            compiled = None
+        else:
+            compiled = self.compiled_for(**inputs)
+            program = compiled.program
+            out_shape = program.graph.nodes[program.output]["shape"]
+            seed = 1.0 if out_shape == () else np.ones(out_shape)
+            with np.errstate(all="ignore"):  # an overflow is drawn on its wire, not warned about
+                values = compiled.values(self._bind((), inputs), seed)
+            scene = render.build_scene(
+                graph, values, program.graph.graph["wires"], program.seed,
+                program.names.get(program.output, "out"), digits,
+            )  # fmt: skip
+        if show_local:
+            local = render.local_texts(graph, gate_local_gradients)
+        return render.Panel(scene, title, local, reveal)
+
+    def render(self, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs):
+        """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
+
+        >>> f.render(x=-2.0, y=5.0, z=-4.0)   # f.render() draws the structure alone
+        """
+        panel = self._panel(inputs, digits, show_local)
+        return render.picture([panel], theme, digits)
+
+    def svg(self, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs) -> str:
+        """`render(...)` as SVG text."""
+        return render.svg_text(self.render(digits, show_local, theme, **inputs))
+
+    def render_steps(
+        self, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+    ) -> list[str]:
+        """SVG frames for a slide build-up: forward values first, then one gate's gradients more
+        per frame, in backward order; the last frame is the full picture (gates + 1 frames).
+        """
+        if not inputs:
+            raise InputError(
+                "render_steps needs input values: the frames reveal values and gradients"
+            )
+        frames = []
+        gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
+        for reveal in range(-1, gates + 1):
+            if reveal == 0:
+                continue  # the output wire's gradient comes with the first gate's frame
+            panel = self._panel(
+                inputs, digits, show_local, reveal=None if reveal == gates else reveal
+            )
+            frames.append(render.svg_text(render.picture([panel], theme, digits)))
+        return frames
+
+    def _repr_svg_(self) -> str:
+        """Jupyter shows the circuit's structure."""
+        return self.svg()
 
 
 def write_atomic(path, text: str) -> None:

@@ -139,7 +139,7 @@ TABLE: tuple[Gate, ...] = (
     _ew("sub", 2, lambda a, b: a - b, "-"),
     _ew("mul", 2, lambda a, b: a * b, "*"),
     _ew("div", 2, lambda a, b: a / b, "/"),
-    _ew("neg", 1, lambda a: -a, "-"),
+    _ew("neg", 1, lambda a: -a, "*-1"),
     _ew("pow", 2, lambda a, b: a**b, "**"),
     _ew("exp", 1, sympy.exp, "exp"),
     _ew("log", 1, sympy.log, "log"),

@@ -456,3 +456,19 @@ ROWS: tuple[dict, ...] = (
     ),
     *FUSED_ROWS,
 )
+
+# What each tensor gate's backward does, in the drawing's words (show_local=True)
+VJP_DOCS = {
+    "matmul": "dx = dout @ y.T\ndy = x.T @ dout",
+    "transpose": "dx = dout transposed back",
+    "reshape": "dx = dout reshaped back",
+    "sum": "dx = dout, broadcast back",
+    "mean": "dx = dout / n, broadcast back",
+    "max": "dx = dout at the max, 0 elsewhere",
+    "logsumexp": "dx = dout * softmax(x)",
+    "log_softmax": "dx = dout - softmax(x) * sum(dout)",
+    "softmax_cross_entropy": "dx = dout * (softmax(x) * sum(y) - y)\ndy = -dout * log_softmax(x)",
+    "affine": "dx = dout @ W.T\ndW = x.T @ dout\ndb = dout, summed back",
+    "sum_squares": "dx = 2 * x * dout",
+}
+ROWS = tuple({**row, "doc": VJP_DOCS.get(row["name"], "")} for row in ROWS)

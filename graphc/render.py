@@ -1,0 +1,497 @@
+"""Rendering: circuits drawn the way backprop lectures draw them, for slides.
+
+Stage: backend (graph + values -> graphviz). Imports `ops`, `graph` and `errors`; it draws what
+the generated code computed (values come from `Compiled.values`) and never evaluates anything.
+
+Inputs are labelled wire starts on the left, gates are circles with their symbol, the output is on
+the right; on every wire the forward value is written above the line (green) and the gradient
+below it (red). Layout is two-phase: Graphviz's `dot` places the gates (few crossings), then
+graphc pins those positions and writes each label at a fixed offset from its wire's midpoint,
+on either side of the line: something `dot`'s own edge labels cannot do. The pinned drawing is
+rendered by `neato`, so the returned `graphviz.Digraph` renders the same way everywhere
+(files, Jupyter).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from html import escape
+
+import graphviz
+import networkx as nx
+import numpy as np
+
+from .errors import GraphcError
+from .graph import args_of, topo_order
+from .ops import GATES, TENSOR
+
+FONT = "Helvetica"
+POINTS = 72.0  # graphviz positions are in points, sizes in inches
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours of a drawing; the background stays transparent for slides."""
+
+    line: str
+    text: str
+    value: str
+    gradient: str
+    warning: str
+    active: str
+
+
+THEMES = {
+    "light": Theme("#333333", "#111111", "#2e7d32", "#c62828", "#ef6c00", "#1565c0"),
+    "dark": Theme("#d0d0d0", "#f5f5f5", "#81c784", "#ef9a9a", "#ffb74d", "#90caf9"),
+}
+
+# A gate's symbol with a scalar constant folded in (the lecture's +1, *-1 and 1/x gates)
+CONSTANT_SYMBOLS = {
+    ("add", 0): "+{c}",
+    ("add", 1): "+{c}",
+    ("mul", 0): "*{c}",
+    ("mul", 1): "*{c}",
+    ("sub", 1): "-{c}",
+    ("sub", 0): "{c}-",
+    ("div", 0): "{c}/x",
+    ("div", 1): "/{c}",
+    ("pow", 1): "x^{c}",
+    ("maximum", 0): "max({c},·)",
+    ("maximum", 1): "max(·,{c})",
+    ("minimum", 0): "min({c},·)",
+    ("minimum", 1): "min(·,{c})",
+}
+
+
+# ---------------------------------------------------------------- numbers on wires
+
+
+def fmt(value, digits: int = 2) -> str:
+    """A value for a wire: a number with `digits` decimals, or an array's shape and summary."""
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        return _number(float(arr), digits)
+    if arr.size <= 4:
+        return "[" + ", ".join(_number(float(v), digits) for v in arr.ravel()) + "]"
+    shape = "×".join(str(n) for n in arr.shape)
+    if arr.size and np.all(arr == arr.ravel()[0]):
+        return f"{shape}: all {_number(float(arr.ravel()[0]), digits)}"
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return f"{shape}: all {_number(float(arr.ravel()[0]), digits)}"
+    span = f"{_number(float(finite.min()), digits)}…{_number(float(finite.max()), digits)}"
+    bad = arr.size - finite.size
+    return f"{shape}: {span}" + (f", {bad} non-finite" if bad else "")
+
+
+def _number(v: float, digits: int) -> str:
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    text = f"{v:.{digits}f}"
+    if float(text) == 0:  # no "-0.00" on a slide
+        text = f"{0:.{digits}f}"
+    if abs(v) >= 1e6 or (v != 0 and float(text) == 0):
+        text = f"{v:.{max(digits, 1)}e}"
+    return text
+
+
+def _finite(value) -> bool:
+    return bool(np.all(np.isfinite(value)))
+
+
+# ---------------------------------------------------------------- what is drawn
+
+
+@dataclass
+class Wire:
+    """One drawn line: from a drawn node to another, with what it carries."""
+
+    tail: str
+    head: str
+    value: object = None  # forward value (None: not shown)
+    gradient: object = None  # gradient flowing back along it (None: not shown)
+    arrow: bool = True
+    step: int = 0  # when backprop reaches this wire (see build_scene)
+
+
+@dataclass
+class Scene:
+    """Drawn nodes (id -> graphviz attributes) and wires, before layout."""
+
+    nodes: dict[str, dict]
+    wires: list[Wire]
+    steps: dict[str, int]  # gate node -> its place in backward order (1 = next to the output)
+
+
+def _scalar_const(g: nx.DiGraph, n: int) -> float | None:
+    data = g.nodes[n]
+    if data["op"] == "const" and np.ndim(data["value"]) == 0:
+        return float(data["value"])
+    return None
+
+
+def _const_text(c: float) -> str:
+    return f"{c:g}"
+
+
+def _gate_label(g: nx.DiGraph, n: int) -> str:
+    data = g.nodes[n]
+    op = data["op"]
+    args = args_of(g, n)
+    consts = [
+        (i, _scalar_const(g, a)) for i, a in enumerate(args) if _scalar_const(g, a) is not None
+    ]
+    if op == "expr":
+        return data.get("gate", "f")
+    if len(consts) == 1 and len(args) == 2 and (op, consts[0][0]) in CONSTANT_SYMBOLS:
+        return CONSTANT_SYMBOLS[(op, consts[0][0])].format(c=_const_text(consts[0][1]))
+    if op in ("sum", "mean", "max", "logsumexp", "sum_squares", "log_softmax"):
+        axis = data.get("params", {}).get("axis")
+        return GATES[op].symbol + (f"[{axis}]" if axis is not None else "")
+    return GATES[op].symbol
+
+
+def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
+    """Each gate's local gradients in its own names (x, y, ... for arguments, out for itself)."""
+    from .codegen import formula_template  # the generated code's own printer
+
+    names = ["x", "y", "z", "w", "u", "v", "p", "q"]
+    texts = {}
+    for n in g.nodes:
+        op = g.nodes[n]["op"]
+        if op in ("input", "const"):
+            continue
+        if GATES[op].kind == TENSOR:
+            texts[f"n{n}"] = GATES[op].doc
+            continue
+        args = args_of(g, n)
+        lines = []
+        for i, d in enumerate(local_gradients(g, n)):
+            if d is None or _scalar_const(g, args[i]) is not None:
+                continue
+            slots = [
+                _const_text(_scalar_const(g, a)) if _scalar_const(g, a) is not None else names[j]
+                for j, a in enumerate(args)
+            ]
+            text = formula_template(d).replace("{out}", "out").format(*slots)
+            lines.append(f"d/d{names[i]} = {text.replace('np.', '')}")
+        texts[f"n{n}"] = "\n".join(lines)
+    return texts
+
+
+def build_scene(
+    g: nx.DiGraph, values=None, wires=None, seed=None, output_name: str = "out", digits: int = 2
+) -> Scene:
+    """What to draw for graph `g`, with forward values and wire gradients when given.
+
+    Each wire's `step` says when backprop reaches it: 0 for the output wire, k for the input
+    wires of the k-th gate in backward (reverse topological) order.
+    """
+    nodes: dict[str, dict] = {}
+    drawn: list[Wire] = []
+    output = g.graph["output"]
+    order = topo_order(g)
+    gates = [n for n in order if g.nodes[n]["op"] not in ("input", "const")]
+    step = {n: k for k, n in enumerate(reversed(gates), start=1)}
+    for n in order:
+        data = g.nodes[n]
+        op = data["op"]
+        if op == "input":
+            nodes[f"n{n}"] = {"shape": "plaintext", "label": data["name"], "kind": "input"}
+        elif op == "const":
+            if _scalar_const(g, n) is None or all(
+                _folded(g, s, n) is False for s in g.successors(n)
+            ):
+                nodes[f"n{n}"] = {
+                    "shape": "plaintext",
+                    "label": fmt(data["value"], digits),
+                    "kind": "const",
+                }
+        else:
+            label = _gate_label(g, n)
+            nodes[f"n{n}"] = {"label": label, "kind": "gate", "node": n}
+        for a in args_of(g, n) if op not in ("input", "const") else []:
+            if _folded(g, n, a):
+                continue
+            if any(w.tail == f"n{a}" and w.head == f"n{n}" for w in drawn):
+                continue  # x*x: one wire carries both uses
+            gradient, before = (None, None)
+            if wires is not None and (n, a) in wires:
+                gradient, before = wires[(n, a)]
+            value = values.get(a) if values else None
+            grad_value = values.get(gradient) if values and gradient is not None else None
+            if before is not None and values:
+                mid = f"u{n}_{a}"  # the summation undoing broadcasting, drawn as its own step
+                nodes[mid] = {"label": "Σ", "kind": "unbroadcast"}
+                drawn.append(Wire(f"n{a}", mid, value, grad_value, False, step[n]))
+                drawn.append(Wire(mid, f"n{n}", value, values.get(before), True, step[n]))
+            else:
+                drawn.append(Wire(f"n{a}", f"n{n}", value, grad_value, True, step[n]))
+    nodes["output"] = {"shape": "plaintext", "label": output_name, "kind": "output"}
+    seed_value = values.get(seed) if values and seed is not None else None
+    drawn.append(Wire(f"n{output}", "output", values.get(output) if values else None, seed_value))
+    return Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()})
+
+
+def _folded(g: nx.DiGraph, n: int, a: int) -> bool:
+    """Whether the scalar constant `a` is written inside gate `n`'s symbol instead of wired."""
+    if _scalar_const(g, a) is None:
+        return False
+    op = g.nodes[n]["op"]
+    args = args_of(g, n)
+    if op == "expr":
+        return True
+    consts = [i for i, x in enumerate(args) if _scalar_const(g, x) is not None]
+    return len(consts) == 1 and len(args) == 2 and (op, consts[0]) in CONSTANT_SYMBOLS
+
+
+# ---------------------------------------------------------------- layout and drawing
+
+
+def _gate_size(label: str) -> float:
+    return max(0.5, 0.16 + 0.11 * len(label))
+
+
+def _layout(scene: Scene, theme: Theme, digits: int) -> dict[str, tuple[float, float]]:
+    """Node centres (points) from `dot`, with room left for the wire labels."""
+    widest = max(
+        (len(fmt(v, digits)) for w in scene.wires for v in (w.value, w.gradient) if v is not None),
+        default=0,
+    )
+    ranksep = max(1.6, 0.13 * widest + 0.4)  # inches: a label sits on 60% of its wire
+    sketch = graphviz.Digraph(
+        graph_attr={"rankdir": "LR", "nodesep": "0.9", "ranksep": f"{ranksep:.2f}"}
+    )
+    for key, attrs in scene.nodes.items():
+        sketch.node(key, **_node_attrs(attrs, theme))
+    for w in scene.wires:
+        sketch.edge(w.tail, w.head)
+    try:
+        laid = json.loads(sketch.pipe(format="json", engine="dot"))
+    except graphviz.ExecutableNotFound:
+        raise GraphcError(
+            "drawing needs Graphviz's `dot` program; install it (Debian: apt-get install graphviz)"
+        ) from None
+    return {
+        o["name"]: tuple(float(v) for v in o["pos"].split(","))
+        for o in laid.get("objects", [])
+        if "pos" in o
+    }
+
+
+def _node_attrs(attrs: dict, theme: Theme) -> dict:
+    kind = attrs["kind"]
+    common = {
+        "label": attrs["label"],
+        "fontname": FONT,
+        "fontcolor": theme.text,
+        "color": theme.line,
+    }
+    if kind in ("input", "output", "const"):
+        return {**common, "shape": "plaintext", "fontsize": "16"}
+    if kind == "unbroadcast":
+        return {
+            **common, "shape": "box", "style": "rounded,dashed", "color": theme.gradient,
+            "fontcolor": theme.gradient, "width": "0.3", "height": "0.3", "fontsize": "13",
+        }  # fmt: skip
+    size = _gate_size(attrs["label"])
+    long = len(attrs["label"]) > 6
+    return {
+        **common,
+        "shape": "ellipse" if long else "circle",
+        "width": f"{size:.2f}",
+        "height": "0.5",
+        "fixedsize": "true",
+        "fontsize": "13" if long else "15",
+        "penwidth": "1.4",
+    }
+
+
+def _label_position(p, q, side: int, distance: float = 11.0, at: float = 0.42):
+    """A point beside segment p-q, `at` of the way along: side +1 above the line, -1 below it.
+
+    A little before the middle, so the labels of wires that meet at a gate stay apart.
+    """
+    mx, my = p[0] + at * (q[0] - p[0]), p[1] + at * (q[1] - p[1])
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    length = math.hypot(dx, dy) or 1.0
+    nx_, ny_ = -dy / length, dx / length  # the left normal: "above" for a wire running right
+    if ny_ < 0:
+        nx_, ny_ = -nx_, -ny_
+    return mx + side * distance * nx_, my + side * distance * ny_
+
+
+def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
+    colours = THEMES.get(theme)
+    if colours is None:
+        raise GraphcError(f"unknown theme {theme!r}; use one of {', '.join(THEMES)}")
+    canvas = graphviz.Digraph(
+        engine="neato",
+        graph_attr={"bgcolor": "transparent", "splines": "line", "outputorder": "edgesfirst",
+                    "pad": "0.3", "notranslate": "true"},
+    )  # fmt: skip
+    return canvas, colours
+
+
+def draw_scene(
+    canvas: graphviz.Digraph,
+    colours: Theme,
+    scene: Scene,
+    digits: int = 2,
+    local: dict[str, str] | None = None,
+    reveal: int | None = None,
+    offset: tuple[float, float] = (0.0, 0.0),
+    prefix: str = "",
+) -> tuple[float, float, float, float]:
+    """Draw a scene onto a canvas at `offset`; returns its bounding box (points).
+
+    `reveal` shows the gradients of wires up to that backward step only (-1: none), and marks
+    the gate of that step as the active one.
+    """
+    laid = _layout(scene, colours, digits)
+    pos = {k: (x + offset[0], y + offset[1]) for k, (x, y) in laid.items()}
+    active = next((k for k, s in scene.steps.items() if s == reveal), None)
+
+    def pinned(x, y):
+        return f"{x / POINTS:.3f},{y / POINTS:.3f}!"
+
+    for key, attrs in scene.nodes.items():
+        node = _node_attrs(attrs, colours)
+        if key == active:
+            node.update(color=colours.active, penwidth="2.6", fontcolor=colours.active)
+        x, y = pos[key]
+        canvas.node(prefix + key, pos=pinned(x, y), **node)
+        if local and local.get(key):
+            canvas.node(
+                f"{prefix}{key}_local", label=local[key].replace("\n", "\\l") + "\\l",
+                shape="plaintext", fontname=FONT, fontsize="11", fontcolor=colours.text,
+                pos=pinned(x, y - 44),
+            )  # fmt: skip
+    for k, w in enumerate(scene.wires):
+        shown = reveal is None or w.step <= reveal
+        gradient = w.gradient if shown else None
+        p, q = pos[w.tail], pos[w.head]
+        broken = any(v is not None and not _finite(v) for v in (w.value, gradient))
+        canvas.edge(
+            prefix + w.tail, prefix + w.head, color=colours.warning if broken else colours.line,
+            penwidth="2.8" if broken else "1.4", arrowsize="0.7",
+            style="dashed" if broken else "solid", arrowhead="normal" if w.arrow else "none",
+        )  # fmt: skip
+        for side, item, tint in ((1, w.value, colours.value), (-1, gradient, colours.gradient)):
+            if item is None:
+                continue
+            lx, ly = _label_position(p, q, side)
+            canvas.node(
+                f"{prefix}w{k}{'v' if side == 1 else 'g'}", label=fmt(item, digits),
+                shape="plaintext", fontsize="13", fontname=FONT, margin="0", width="0",
+                height="0", fontcolor=tint if _finite(item) else colours.warning,
+                pos=pinned(lx, ly + side * 6),  # centred text: lift it clear of the line
+            )  # fmt: skip
+    xs = [x for x, _ in pos.values()]
+    ys = [y for _, y in pos.values()]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+@dataclass
+class Panel:
+    """One circuit to draw: its scene, and how to show it."""
+
+    scene: Scene
+    title: str | None = None
+    local: dict[str, str] | None = None
+    reveal: int | None = None
+
+
+def picture(panels: list[Panel], theme: str = "light", digits: int = 2, table=None):
+    """Panels drawn left to right on one canvas, with an optional table (rows of cells) below."""
+    canvas, colours = new_canvas(theme)
+    x0, bottom, right = 0.0, math.inf, 0.0
+    for i, panel in enumerate(panels):
+        box = draw_scene(
+            canvas, colours, panel.scene, digits, panel.local, panel.reveal, (x0, 0.0), f"p{i}_"
+        )
+        if panel.title:
+            canvas.node(
+                f"p{i}_title", label=panel.title, shape="plaintext", fontname=FONT,
+                fontsize="16", fontcolor=colours.text,
+                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 50) / POINTS:.3f}!",
+            )  # fmt: skip
+        bottom, right = min(bottom, box[1]), max(right, box[2])
+        x0 = box[2] + 150.0
+    if table:
+        canvas.node(
+            "table", label=_html_table(table, colours), shape="plaintext", fontname=FONT,
+            pos=f"{right / 2 / POINTS:.3f},{(bottom - 60 - 9 * len(table)) / POINTS:.3f}!",
+        )  # fmt: skip
+    return canvas
+
+
+def _html_table(rows, colours: Theme) -> str:
+    cells = []
+    for r, row in enumerate(rows):
+        inner = ""
+        for c, v in enumerate(row):
+            text = escape(str(v)) or "&#160;"
+            text = f"<B>{text}</B>" if r == 0 else text
+            inner += f'<TD ALIGN="{"LEFT" if c == 0 else "RIGHT"}">{text}</TD>'
+        cells.append(f"<TR>{inner}</TR>")
+    return (
+        f'<<FONT COLOR="{colours.text}" POINT-SIZE="12"><TABLE BORDER="0" CELLBORDER="1" '
+        f'CELLSPACING="0" CELLPADDING="4" COLOR="{colours.line}">{"".join(cells)}</TABLE></FONT>>'
+    )
+
+
+# ---------------------------------------------------------------- files
+
+
+def pipe(picture: graphviz.Digraph, fmt_: str = "svg") -> bytes:
+    """The drawing rendered by Graphviz in format `fmt_` (svg, pdf, png)."""
+    try:
+        return picture.pipe(format=fmt_)
+    except graphviz.ExecutableNotFound:
+        raise GraphcError(
+            "drawing needs Graphviz's `dot` program; install it (Debian: apt-get install graphviz)"
+        ) from None
+    except graphviz.CalledProcessError as e:
+        detail = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise GraphcError(f"Graphviz could not draw this: {detail[0] if detail else e}") from None
+
+
+def svg_text(picture: graphviz.Digraph) -> str:
+    return pipe(picture, "svg").decode("utf-8")
+
+
+def write_picture(picture, path) -> str:
+    """Write a drawing to `path` in the format its suffix names (.svg, .pdf, .png), atomically.
+
+    `picture` is a graphviz Digraph, or SVG text (for .svg only). A failure leaves any existing
+    file at `path` as it was.
+    """
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in ("svg", "pdf", "png"):
+        raise GraphcError(f"cannot write a picture to {path!r}: use a .svg, .pdf or .png file name")
+    if isinstance(picture, str):
+        if suffix != "svg":
+            raise GraphcError(f"only SVG text is at hand for {path!r}; write it to a .svg file")
+        data = picture.encode("utf-8")
+    else:
+        data = pipe(picture, suffix)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".graphc-", suffix=f".{suffix}.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
