@@ -333,6 +333,7 @@ def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
     if colours is None:
         raise GraphcError(f"unknown theme {theme!r}; use one of {', '.join(THEMES)}")
     canvas = graphviz.Digraph(
+        "circuit",
         engine="neato",
         graph_attr={"bgcolor": "transparent", "splines": "line", "outputorder": "edgesfirst",
                     "pad": "0.3", "notranslate": "true"},

@@ -16,11 +16,17 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if ! command -v dot >/dev/null 2>&1; then
+# System programs: Graphviz's dot draws the circuits; rsvg-convert (librsvg2-bin) lets the tests
+# rasterise a drawing as a person's SVG viewer would.
+missing=()
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+[ "${GRAPHC_NEED_RSVG:-0}" = 1 ] && ! command -v rsvg-convert >/dev/null 2>&1 && missing+=(librsvg2-bin)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "graphc: installing Graphviz (Debian package graphviz) for the dot binary" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+    echo "graphc: installing ${missing[*]} from Debian's packages" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "graphc: Graphviz's dot binary is missing; install the graphviz package (apt-get install graphviz)" >&2
+    echo "graphc: please install ${missing[*]} (apt-get install ${missing[*]})" >&2
   fi
 fi

@@ -1,0 +1,273 @@
+"""Drawings: the numbers on the slide are the right ones, on the right wires, on the right side.
+
+The SVG is parsed as XML; every wire label is a text element of its own (`w<k>v` above wire k,
+`w<k>g` below it), so a test can check which number sits on which wire and that the value is
+above the line and the gradient below it, not just that the digits appear somewhere.
+"""
+
+import re
+import shutil
+import struct
+import subprocess
+import xml.etree.ElementTree as ET
+import zlib
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.render import THEMES, fmt
+
+SVG = "{http://www.w3.org/2000/svg}"
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+
+
+@gc.function
+def circuit(x, y, z):
+    q = x + y
+    return q * z
+
+
+@gc.function
+def neuron(w0, x0, w1, x1, w2):
+    return 1 / (1 + gc.exp(-(w0 * x0 + w1 * x1 + w2)))
+
+
+LECTURE = dict(x=-2.0, y=5.0, z=-4.0)
+NEURON = dict(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0)
+
+
+def parse(svg: str):
+    """Wires (tail name, head name, path midpoint) and labels (title -> text, x, y, colour)."""
+    root = ET.fromstring(svg)
+    wires, labels, nodes = [], {}, {}
+    for g in root.iter(f"{SVG}g"):
+        title = g.find(f"{SVG}title")
+        if title is None:
+            continue
+        name = title.text
+        if g.get("class") == "edge":
+            tail, head = name.split("->")
+            d = g.find(f"{SVG}path").get("d")
+            points = [tuple(map(float, p)) for p in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)]
+            k = int(g.get("id").removeprefix("edge")) - 1  # graphviz numbers edges as given
+            wires.append((k, tail, head, points[0], points[-1]))
+        elif g.get("class") == "node":
+            texts = g.findall(f"{SVG}text")
+            if texts:
+                t = texts[0]
+                labels[name] = (t.text, float(t.get("x")), float(t.get("y")), t.get("fill"))
+            nodes[name] = [t.text for t in texts]
+    return sorted(wires), labels, nodes
+
+
+def height_of_line(start, end, x: float) -> float:
+    """The y of the straight wire from start to end at x (SVG y grows downwards)."""
+    return start[1] + (end[1] - start[1]) * (x - start[0]) / ((end[0] - start[0]) or 1.0)
+
+
+def on_wires(svg: str) -> dict:
+    """{(tail label, head label): (value text, gradient text)} with side and colour checked."""
+    wires, labels, nodes = parse(svg)
+    light = THEMES["light"]
+    found = {}
+    for k, tail, head, start, end in wires:
+        value = labels.get(f"p0_w{k}v")
+        grad = labels.get(f"p0_w{k}g")
+        if value:
+            assert value[3] == light.value
+            above = value[2] < height_of_line(start, end, value[1])
+            assert above, f"value {value[0]} is not above its wire"
+        if grad:
+            assert grad[3] == light.gradient
+            below = grad[2] > height_of_line(start, end, grad[1])
+            assert below, f"gradient {grad[0]} is not below its wire"
+        found[(nodes[tail][0], nodes[head][0])] = (value and value[0], grad and grad[0])
+    return found
+
+
+def test_lecture_circuit_numbers_sit_on_the_right_wires():
+    found = on_wires(circuit.svg(**LECTURE))
+    assert found[("x", "+")] == ("-2.00", "-4.00")
+    assert found[("y", "+")] == ("5.00", "-4.00")
+    assert found[("+", "*")] == ("3.00", "-4.00")  # the intermediate q = 3
+    assert found[("z", "*")] == ("-4.00", "3.00")
+    assert found[("*", "out")] == ("-12.00", "1.00")
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_sigmoid_neuron_numbers(fused):
+    f = neuron.fused() if fused else neuron
+    found = on_wires(f.svg(**NEURON))
+    inputs = {k: v for k, v in found.items() if k[0] in NEURON}
+    assert inputs == {
+        ("w0", "*"): ("2.00", "-0.20"),
+        ("x0", "*"): ("-1.00", "0.39"),
+        ("w1", "*"): ("-3.00", "-0.39"),
+        ("x1", "*"): ("-2.00", "-0.59"),
+        ("w2", "+"): ("-3.00", "0.20"),
+    }
+    (to_output,) = [v for k, v in found.items() if k[1] == "out"]
+    assert to_output == ("0.73", "1.00")
+
+
+def test_structure_only_has_no_numbers():
+    _, labels, nodes = parse(circuit.svg())
+    assert not any(name.startswith("p0_w") for name in labels)
+    assert sorted(t[0] for t in nodes.values() if t) == ["*", "+", "out", "x", "y", "z"]
+
+
+def test_digits_and_arrays():
+    assert fmt(0.7310585786300049, 4) == "0.7311"
+    assert fmt(-0.0001) == "-1.00e-04"
+    assert fmt(-0.0) == "0.00"
+    assert fmt(np.ones((3, 4))) == "3×4: all 1.00"
+    assert fmt(np.arange(6.0).reshape(2, 3)) == "2×3: 0.00…5.00"
+    assert fmt(np.array([1.0, np.inf])) == "[1.00, inf]"
+    found = on_wires(circuit.svg(digits=3, **LECTURE))
+    assert found[("x", "+")] == ("-2.000", "-4.000")
+
+
+def test_broadcast_summation_is_a_step_of_its_own():
+    @gc.function
+    def layer(X, b):
+        return gc.sum(X + b)
+
+    svg = layer.svg(X=np.ones((4, 3)), b=np.zeros(3))
+    _, labels, nodes = parse(svg)
+    assert any(t == ["Σ"] and name.startswith("p0_u") for name, t in nodes.items())
+    texts = [t[0] for t in labels.values()]
+    assert "[4.00, 4.00, 4.00]" in texts  # db: the column sums, after the Σ step
+    assert "4×3: all 1.00" in texts  # the gradient before it
+
+
+def test_non_finite_wires_are_drawn_as_warnings():
+    f = gc.function(lambda x: 1 / (1 + gc.exp(-x)))
+    root = ET.fromstring(f.svg(x=-800.0))
+    warning = THEMES["light"].warning
+    strokes = [p.get("stroke") for p in root.iter(f"{SVG}path")]
+    assert warning in strokes
+    assert any(
+        t.text in ("inf", "nan") and t.get("fill") == warning for t in root.iter(f"{SVG}text")
+    )
+
+
+def test_show_local_writes_local_gradients():
+    root = ET.fromstring(neuron.fused().svg(show_local=True, **NEURON))
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "d/dx = out * sigmoid(-x)" in texts
+    assert "d/dx = y" in texts and "d/dy = x" in texts  # the mul gate swaps
+
+
+def test_dark_theme_and_transparent_background():
+    svg = circuit.svg(theme="dark", **LECTURE)
+    assert THEMES["dark"].value in svg and THEMES["dark"].gradient in svg
+    root = ET.fromstring(svg)
+    fills = {p.get("fill") for p in root.iter(f"{SVG}polygon")}
+    assert not fills & {"white", "#ffffff", "black", "#000000"}  # no background painted
+    with pytest.raises(gc.GraphcError, match="theme"):
+        circuit.svg(theme="neon", **LECTURE)
+
+
+def test_frames_reveal_one_gate_more_each():
+    frames = circuit.render_steps(**LECTURE)
+    assert len(frames) == 3  # values only, then one frame per gate (2 gates)
+    first = on_wires(frames[0])
+    assert all(g is None for _, g in first.values())  # forward values only
+    second = on_wires(frames[1])
+    assert second[("+", "*")] == ("3.00", "-4.00") and second[("x", "+")][1] is None
+    assert frames[-1] == circuit.svg(**LECTURE)
+    assert len(neuron.render_steps(**NEURON)) == 8 + 1
+
+
+def test_comparison_draws_both_circuits_and_the_table():
+    report = gc.compare(neuron, **NEURON)
+    root = ET.fromstring(report.svg)
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "unfused" in texts and "fused" in texts and "σ" in texts and "exp" in texts
+    assert "gates" in texts and "8" in texts and "5" in texts
+    assert texts.count("0.73") == 2
+
+
+def test_jupyter_reprs():
+    assert circuit._repr_svg_().lstrip().startswith("<?xml")
+    assert "<svg" in gc.compare(neuron, **NEURON)._repr_svg_()
+
+
+def _png_pixels(data: bytes):
+    """Decode an 8-bit RGB/RGBA PNG (enough for rsvg-convert's output) into rows of bytes."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            chunks += body
+        pos += 12 + length
+    width, height, depth, colour = header[:4]
+    assert depth == 8 and colour in (2, 6)
+    bpp = 3 if colour == 2 else 4
+    raw, rows, prev = zlib.decompress(chunks), [], bytearray(width * bpp)
+    stride = width * bpp
+    for r in range(height):
+        kind, line = (
+            raw[r * (stride + 1)],
+            bytearray(raw[r * (stride + 1) + 1 : (r + 1) * (stride + 1)]),
+        )
+        for i in range(stride):
+            left = line[i - bpp] if i >= bpp else 0
+            up, corner = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (
+                    line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)
+                ) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, bpp, rows
+
+
+@pytest.mark.skipif(shutil.which("rsvg-convert") is None, reason="needs librsvg2-bin")
+def test_svg_rasterises_to_a_non_blank_image(tmp_path):
+    path = tmp_path / "c.svg"
+    path.write_text(circuit.svg(**LECTURE))
+    png = subprocess.run(
+        ["rsvg-convert", "-b", "white", str(path)], capture_output=True, check=True
+    ).stdout
+    width, height, bpp, rows = _png_pixels(png)
+    assert width > 200 and height > 100
+    dark = sum(1 for row in rows for i in range(0, len(row), bpp) if sum(row[i : i + 3]) < 300)
+    green = sum(
+        1
+        for row in rows
+        for i in range(0, len(row), bpp)
+        if row[i + 1] > row[i] + 40 and row[i + 1] > row[i + 2] + 40
+    )
+    assert dark > 200  # lines and symbols were drawn
+    assert green > 20  # and the green forward values
+
+
+def test_picture_files_are_written_atomically(tmp_path):
+    from graphc.render import write_picture
+
+    for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF"), (".png", b"\x89PNG")):
+        path = tmp_path / f"c{suffix}"
+        write_picture(circuit.render(**LECTURE), path)
+        assert path.read_bytes().startswith(magic)
+    keep = tmp_path / "keep.svg"
+    keep.write_text("precious")
+    with pytest.raises(gc.GraphcError):
+        write_picture(circuit.render(**LECTURE), tmp_path / "c.gif")
+    with pytest.raises(gc.GraphcError):
+        write_picture("<svg/>", tmp_path / "c.pdf")
+    assert keep.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pdf", "c.png", "c.svg", "keep.svg"]
