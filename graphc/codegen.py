@@ -200,7 +200,8 @@ class Emitter:
             local = sympy.Add(*(grads[j] for j, a in enumerate(fwd_args) if a == fwd_args[i]))
             note = self.local_text(local, fwd, args_of(self.g, fwd))
             if len(note) > 40:  # a long formula is already the statement itself
-                return f"{fwd_op}: upstream gradient times its local gradient"
+                arg = self.name_of(fwd_args[i])
+                return f"{fwd_op}: upstream gradient times d{self.name_of(fwd)}/d{arg}"
             return f"{fwd_op}: local gradient {note}"
         if data.get("copy") is not None and op == "expr":
             source = args_of(self.g, n)[0]

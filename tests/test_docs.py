@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ["README.md", "docs/index.md"]
+DOCS = ["README.md", "docs/index.md", "docs/fusion.md"]
 
 
 def blocks(path: Path):
@@ -33,3 +33,11 @@ def test_snippets_print_what_the_docs_show(name, tmp_path, monkeypatch):
             assert out.getvalue().strip() == following[1].strip(), f"{name} block {i}"
             checked += 1
     assert checked > 0, f"{name} has no python block with its output shown"
+
+
+def test_fusion_guide_lists_every_rule():
+    from graphc.fusion import RULE_NAMES
+
+    text = (ROOT / "docs" / "fusion.md").read_text(encoding="utf-8")
+    missing = [name for name in RULE_NAMES if f"`{name}`" not in text]
+    assert not missing, f"docs/fusion.md does not describe rules {missing}"
