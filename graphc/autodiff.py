@@ -78,25 +78,42 @@ class Builder:
         Scalar constants are folded into the formula; the same node used twice becomes one
         argument. The formula is rewritten over a0, a1, ... (m0, m1, ... for masks).
         """
+        used = _free_symbols(formula)
         args: list[int] = []
-        swap: dict[sympy.Symbol, sympy.Expr] = {}
+        pattern = []  # how operands fill the formula: a constant's value, or an argument slot
         for sym, node in operands.items():
-            if sym not in formula.free_symbols:
+            if sym not in used:
                 continue
             data = self.g.nodes[node]
             if data["op"] == "const" and np.ndim(data["value"]) == 0:
-                swap[sym] = sympy.sympify(data["value"])
+                pattern.append((sym, "const", data["value"]))
                 continue
             if node not in args:
                 args.append(node)
-            k = args.index(node)
-            swap[sym] = MASKS[k] if is_mask(self.g, node) else ARGS[k]
-        formula = formula.xreplace(swap)
+            pattern.append((sym, args.index(node), is_mask(self.g, node)))
+        formula = _rewritten(formula, tuple(pattern))  # SymPy work once per distinct pattern
         if formula.is_Symbol and formula in ARGS:  # the identity: no node needed
             return args[ARGS.index(formula)]
         n = add_node(self.g, "expr", args, formula=formula, role="grad", **attrs)
         self.g.nodes[n]["shape"] = node_shape(self.g, n)
         return n
+
+
+@functools.lru_cache(maxsize=4096)
+def _free_symbols(formula: sympy.Expr) -> frozenset:
+    return frozenset(formula.free_symbols)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rewritten(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
+    """`formula` with each symbol replaced by a constant's value or its argument slot's symbol."""
+    swap = {}
+    for sym, slot, extra in pattern:
+        if slot == "const":
+            swap[sym] = sympy.sympify(extra)
+        else:
+            swap[sym] = MASKS[slot] if extra else ARGS[slot]
+    return formula.xreplace(swap)
 
 
 def is_mask(g: nx.DiGraph, n: int) -> bool:

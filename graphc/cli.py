@@ -55,7 +55,8 @@ EXAMPLES = {
 SOURCE_HELP = (
     "an expression such as '(x + y) * z' (inputs: its names in order of first appearance; "
     "gates: exp, log, sqrt, abs, tanh, sigmoid, relu, max, min, where, sum, mean, matmul, ...), "
-    "or FILE.py:NAME, a function in your own Python file"
+    "or FILE.py:NAME, a function in your own Python file. An expression that is a minus "
+    "sign and a name alone, such as -x, needs a leading space: ' -x'"
 )
 
 
@@ -69,8 +70,9 @@ class UsageError(GraphcError, ValueError):
 def main(argv: list[str] | None = None) -> int:
     """Run the `graphc` command; returns the exit status (0, or 2 after an error)."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_protect_expressions(argv))
     except SystemExit as e:  # --help, --version and argparse's own usage errors
         return e.code if isinstance(e.code, int) else 0
     try:
@@ -83,6 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphc: error: {_message(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+_OPTION_LIKE = re.compile(r"--?[A-Za-z][\w-]*(=.*)?")
+_TAKES_VALUE = {"--at", "--level", "--digits", "--theme", "-o", "--output", "--repeat"}
+
+
+def _protect_expressions(argv: list[str]) -> list[str]:
+    """argparse reads "-x*2" as an unknown option; a leading space makes it the expression."""
+    return [
+        f" {a}"
+        if a.startswith("-")
+        and len(a) > 1
+        and not _OPTION_LIKE.fullmatch(a)
+        and (i == 0 or argv[i - 1] not in _TAKES_VALUE)
+        else a
+        for i, a in enumerate(argv)
+    ]
 
 
 def _message(e: Exception) -> str:
@@ -149,9 +168,9 @@ def _parser() -> argparse.ArgumentParser:
         default="patterns",
         help="what fusion may do (default: patterns)",
     )
-    comparison.add_argument(
-        "--repeat", type=_count, default=7, help="timing repetitions (default: 7)"
-    )
+    _repeat(comparison, 7)
+    comparison.add_argument("--digits", type=_digits, default=2, help="decimals shown (default: 2)")
+    comparison.add_argument("--theme", choices=("light", "dark"), default="light")
     comparison.add_argument(
         "-o", "--output", metavar="OUT", help="the picture: .svg, .pdf or .png (default: none)"
     )
@@ -178,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "-o", "--output", default="graphc-demo", metavar="DIR", help="default: ./graphc-demo"
     )
+    _repeat(demo, 3)
     return parser
 
 
@@ -193,6 +213,15 @@ def _at(p: argparse.ArgumentParser, required: bool, what: str = "evaluate at the
         metavar="NAME=VALUE,...",
         help=f"{what}: numbers or NumPy-style lists, e.g. x=-2,y=5 or "
         "'x=[1,2,3],W=[[1,2],[3,4]]' (may be repeated)",
+    )
+
+
+def _repeat(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument(
+        "--repeat",
+        type=_count,
+        default=default,
+        help=f"timing repetitions of the comparison (default: {default})",
     )
 
 
@@ -257,7 +286,9 @@ def _compare(args) -> None:
     if args.output is not None:
         _check_suffix(args.output)
     comparison = compare(f, level=args.level, repeat=args.repeat, **inputs)
-    picture = comparison.svg if args.output is not None else None
+    picture = None
+    if args.output is not None:  # drawn before anything is printed or written
+        picture = comparison.render(digits=args.digits, theme=args.theme)
     print(comparison)
     if picture is not None:
         _write_picture(picture, args.output)
@@ -272,7 +303,7 @@ def _steps(args) -> None:
 
 
 def _demo(args) -> None:
-    for path in write_demo(Path(args.output)):
+    for path in write_demo(Path(args.output), args.repeat):
         print(path, flush=True)
 
 
@@ -334,7 +365,7 @@ def _is_own_function(v, module) -> bool:
 
 
 def parse_at(text: str) -> dict:
-    """`x=-2,y=5,W=[[1,2],[3,4]]` -> {"x": -2.0, "y": 5.0, "W": array}; values are read, not run."""
+    """`x=-2,W=[[1,2],[3,4]]` -> {"x": np.float64(-2.0), "W": array}; values are read, not run."""
     if len(text) > MAX_AT_LENGTH:
         raise UsageError(f"--at is {len(text)} characters long; the limit is {MAX_AT_LENGTH}")
     values: dict = {}
@@ -372,8 +403,10 @@ _SPECIAL = {"inf": np.inf, "+inf": np.inf, "-inf": -np.inf, "nan": np.nan}
 
 
 def _at_value(name: str, text: str):
+    # scalars are NumPy floats: x/0 and log(0) then give inf for the picture to show, where
+    # Python floats would raise ZeroDivisionError inside the generated code
     if text.lower() in _SPECIAL:
-        return float(_SPECIAL[text.lower()])
+        return np.float64(_SPECIAL[text.lower()])
     bad = UsageError(
         f"--at {name}={text:.40}: not a number or a NumPy-style list of numbers, "
         "e.g. -2, 0.5, [1,2,3] or [[1,2],[3,4]]"
@@ -383,7 +416,7 @@ def _at_value(name: str, text: str):
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise bad from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return np.float64(value)
     if not isinstance(value, (list, tuple)) or not _all_numbers(value):
         raise bad
     try:

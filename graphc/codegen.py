@@ -238,6 +238,11 @@ def _locals(g, fwd: int):
     return gate_local_gradients(g, fwd)
 
 
+@functools.cache
+def _functions_in(formula: sympy.Expr) -> frozenset[str]:
+    return frozenset(type(a).__name__ for a in formula.atoms(sympy.Function))
+
+
 def helpers_used(program: Program) -> list[str]:
     """Sources of the helper functions the printed statements call, in definition order."""
     g = program.graph
@@ -253,7 +258,7 @@ def helpers_used(program: Program) -> list[str]:
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
             formulas.append(_locals(g, data["grad_gate"])[data["grad_arg"]])
         for f in formulas:
-            names.update(type(a).__name__ for a in f.atoms(sympy.Function))
+            names |= _functions_in(f)
     names.update(need for name in list(names) for need in HELPER_NEEDS.get(name, ()))
     return [source for name, source in HELPERS.items() if name in names]
 

@@ -9,6 +9,8 @@ specialised to how it is called, and converts arguments and results at the bound
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import numbers
 import os
 import tempfile
@@ -58,6 +60,24 @@ def compile_graph(
     `readable=False` trades the lecture's one-statement-per-gate form for speed where they
     differ: sigmoid-like gates then cache exp(-|x|) for backward instead of recomputing it.
     """
+    with gc_paused():
+        return _compile(g, shapes, wrt, readable)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Compiling allocates many long-lived objects; Python's cyclic collector would rescan them
+    all again and again (a cost that grows with the graph), so it waits until we are done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _compile(g, shapes, wrt, readable) -> Compiled:
     shaped = infer_shapes(g if readable else lower(g), shapes)
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
@@ -369,7 +389,8 @@ def function(fn=None, *, inputs=None, name: str | None = None, readable: bool = 
         if isinstance(fn, (Value, numbers.Real)):
             graph = _expression_graph(fn, inputs, name or "f")
         elif callable(fn):
-            graph = trace(fn)
+            with gc_paused():
+                graph = trace(fn)
             if name:
                 graph.graph["name"] = name
         else:

@@ -40,10 +40,10 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
 
 def args_of(g: nx.DiGraph, n: int) -> list[int]:
     """The argument nodes of `n`, in argument order."""
-    preds = g.pred[n]
+    preds = g._pred[n]  # networkx's own adjacency dict: no view objects on this hot path
     if len(preds) == 1:  # the common case: one argument, or one value used in every slot
-        ((a, edge),) = preds.items()
-        return [a] * len(_positions(g, n, edge.get("pos")))
+        for a, edge in preds.items():
+            return [a] * len(_positions(g, n, edge.get("pos")))
     slots: dict[int, int] = {}
     for a, edge in preds.items():
         for p in _positions(g, n, edge.get("pos")):
@@ -140,6 +140,8 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
 
 
 def _positions(g, n, pos):
+    if type(pos) is tuple:
+        return pos
     if pos is None:
         raise GraphError(
             f"an edge into node {n!r} has no 'pos' attribute (the argument position it fills)"

@@ -321,6 +321,8 @@ def _check_call(node: ast.Call) -> None:
     for a in node.args:
         if isinstance(a, ast.Starred):
             raise _fail("starred arguments (*a)", a)
+    if any(k.arg is None for k in node.keywords):
+        raise _fail("**keyword arguments", node)
     _, arities, keywords = GATES[gate]
     n = len(node.args)
     if arities is not None and n not in arities:
@@ -334,8 +336,6 @@ def _check_call(node: ast.Call) -> None:
     if gate == "max" and n > 1:
         keywords = ()
     for k in node.keywords:
-        if k.arg is None:
-            raise _fail("**keyword arguments", node)
         if k.arg not in keywords:
             accepted = ", ".join(keywords) or "none"
             raise ParseError(

@@ -26,6 +26,8 @@ def node_shape(g: nx.DiGraph, n: int) -> tuple[int, ...]:
     shapes = [g.nodes[a]["shape"] for a in args_of(g, n)]
     if gate.kind == TENSOR:
         return tuple(gate.shape(shapes, data.get("params", {})))
+    if all(s == shapes[0] for s in shapes):  # no broadcasting: the common case, kept cheap
+        return shapes[0]
     return broadcast_shape(data.get("gate", op), shapes)
 
 

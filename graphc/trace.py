@@ -305,30 +305,31 @@ def trace(fn) -> tuple[str, list[str], object]:
                 "parameters are not inputs"
             )
     inputs = [Value("input", name=check_name(p.name)) for p in params]
-    names: dict[str, object] = {}
     code = getattr(fn, "__code__", None)
-    previous = sys.getprofile()
+    seen: dict[int, tuple[str, Value]] = {}  # id -> (first local name, the Value kept alive)
 
-    def profile(frame, event, arg):  # records the traced function's locals as it returns
-        if event == "return" and frame.f_code is code:
-            names.update(frame.f_locals)
-        if previous is not None:
-            previous(frame, event, arg)
+    def watch(frame, event, arg):  # the traced function's frame only: note what names bind
+        for name, v in frame.f_locals.items():
+            if isinstance(v, Value) and v.op != "input" and id(v) not in seen:
+                seen[id(v)] = (name, v)
+        return watch
 
-    sys.setprofile(profile)
+    def calls(frame, event, arg):  # asked once per new frame; only fn's own frame is watched
+        return watch if frame.f_code is code else None
+
+    previous = sys.gettrace()
+    if previous is None:  # under a debugger or coverage tool, keep theirs: names are op names
+        sys.settrace(calls)
     try:
         out = fn(*inputs)
     finally:
-        sys.setprofile(previous)
+        if previous is None:
+            sys.settrace(None)
     if isinstance(out, (tuple, list)):
         raise TraceError(
             f"{fn.__name__} returns {len(out)} values; a graphc function returns one value"
         )
-    hints = {
-        id(v): k
-        for k, v in reversed(list(names.items()))
-        if isinstance(v, Value) and v.op != "input"
-    }
+    hints = {k: name for k, (name, _) in seen.items()}
     return build_graph(getattr(fn, "__name__", "f"), inputs, out, hints)
 
 
