@@ -314,6 +314,35 @@ def write_atomic(path, text: str) -> None:
         raise
 
 
+def write_picture(picture, path) -> str:
+    """Write a drawing to `path` in the format its suffix names (.svg, .pdf, .png), atomically.
+
+    `picture` is a graphviz Digraph, or SVG text (for .svg only). A failure leaves any existing
+    file at `path` as it was.
+    """
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in ("svg", "pdf", "png"):
+        raise GraphcError(f"cannot write a picture to {path!r}: use a .svg, .pdf or .png file name")
+    if isinstance(picture, str):
+        if suffix != "svg":
+            raise GraphcError(f"only SVG text is at hand for {path!r}; write it to a .svg file")
+        data = picture.encode("utf-8")
+    else:
+        data = render.pipe(picture, suffix)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".graphc-", suffix=f".{suffix}.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def _dtype_key(v) -> str:
     return "py" if isinstance(v, float) else np.asarray(v).dtype.str
 

@@ -257,7 +257,7 @@ def test_svg_rasterises_to_a_non_blank_image(tmp_path):
 
 
 def test_picture_files_are_written_atomically(tmp_path):
-    from graphc.render import write_picture
+    from graphc.function import write_picture
 
     for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF"), (".png", b"\x89PNG")):
         path = tmp_path / f"c{suffix}"
