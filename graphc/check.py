@@ -1,16 +1,32 @@
-"""Numerical gradient check: analytic gradients against central differences.
+"""Numerical gradient check: analytic gradients against central differences, whole or per gate.
 
-Stage: surface (a tool over `Function`). Imports `function` and `errors`.
+Stage: surface (a tool over `Function`). Imports `function`, `autodiff`, `codegen`, `graph`,
+`ops` and `special`.
 
 The numerical gradient of input x along coordinate i is sum(dout * (f(x+h e_i) - f(x-h e_i)))/2h
 with the differences taken elementwise before summing, so outputs that do not depend on x_i
 contribute exactly zero and a large output adds no round-off. Coordinates are checked all, or a
 fixed-seed sample of `samples` per input for large arrays, as in a sparse gradient check.
+
+`per_gate=True` checks every gate on its own, at the values it sees in the forward pass (read
+from the generated code's intermediates): an elementwise gate's derived local gradients against
+central differences of its own formula, a tensor gate's vector-Jacobian product with a random
+upstream gradient against central differences of the gate alone. A wrong gradient is then pinned
+to the gate that causes it, where a whole-function check can only say that something is wrong.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from .autodiff import gate_local_gradients
+from .codegen import formula_template, load_module
+from .function import compile_graph
+from .graph import add_node, args_of, new_graph, topo_order
+from .ops import ELEMENTWISE, GATES, MASK, TENSOR
+from .special import HELPERS
 
 
 def relative_error(a, b) -> float:
@@ -21,17 +37,18 @@ def relative_error(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
 
 
-def numerical_gradient(f, values: dict, name: str, samples: int | None = None, seed: int = 0):
-    """Central-difference gradient of `f` w.r.t. input `name` (NaN where not sampled)."""
+def numerical_gradient(
+    f, values: dict, name: str, samples: int | None = None, seed: int = 0, dout=None
+):
+    """Central-difference gradient of sum(dout * f) w.r.t. input `name` (NaN where not sampled).
+
+    `dout` weights the output's entries (default: all ones, the gradient of the sum).
+    """
     x = np.array(values[name], dtype=np.float64)
     out = np.asarray(f(**values), dtype=np.float64)
-    dout = np.ones_like(out)
+    dout = np.ones_like(out) if dout is None else np.asarray(dout, dtype=np.float64)
     grad = np.full(x.shape, np.nan)
-    index = list(np.ndindex(x.shape))
-    if samples is not None and len(index) > samples:
-        pick = np.random.default_rng(seed).choice(len(index), size=samples, replace=False)
-        index = [index[k] for k in sorted(pick)]
-    for i in index:
+    for i in sampled(x.shape, samples, seed):
         h = 1e-5 * max(1.0, abs(x[i]))
         x_plus, x_minus = x.copy(), x.copy()
         x_plus[i] += h
@@ -42,28 +59,250 @@ def numerical_gradient(f, values: dict, name: str, samples: int | None = None, s
     return grad
 
 
+def sampled(shape: tuple[int, ...], samples: int | None, seed: int = 0) -> list[tuple]:
+    """The coordinates a check looks at: all, or a fixed-seed sample of `samples` of them."""
+    index = list(np.ndindex(shape))
+    if samples is not None and len(index) > samples:
+        pick = np.random.default_rng(seed).choice(len(index), size=samples, replace=False)
+        index = [index[k] for k in sorted(pick)]
+    return index
+
+
+def _picked(shape, samples) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for i in sampled(shape, samples):
+        mask[i] = True
+    return mask
+
+
 def _like(original, x):
     return float(x) if np.ndim(original) == 0 and not isinstance(original, np.ndarray) else x
 
 
-def check_grad(f, *args, samples: int | None = 100, **inputs) -> float:
+def check_grad(f, *args, samples: int | None = 100, per_gate: bool = False, **inputs):
     """Max relative error between f's gradients and central differences, over all inputs.
 
     Inputs are promoted to float64 for the check. `samples` caps the coordinates checked per
-    input (a fixed-seed random subset); `samples=None` checks every coordinate.
+    input (a fixed-seed random subset); `samples=None` checks every coordinate. The result is
+    NaN where a gradient or a difference is not finite (at NaN inputs, say): never a pass.
+    `per_gate=True` returns a `GateReport` instead: every gate checked on its own (see the
+    module docstring); `print(report)` shows the table and names the worst gate.
 
     >>> check_grad(f, x=-2.0, y=5.0, z=-4.0) < 1e-7
     True
+    >>> print(check_grad(f, x=-2.0, y=5.0, z=-4.0, per_gate=True))   # one row per gate
     """
     bound = f._bind(args, inputs)  # missing, unexpected or refused inputs: InputError
     values = {
         k: v if isinstance(v, float) else np.asarray(v, dtype=np.float64)
         for k, v in zip(f.inputs, bound)
     }
-    _, analytic = f.value_and_grad(**values)
+    with np.errstate(all="ignore"):
+        _, analytic = f.value_and_grad(**values)
     worst = 0.0
-    for name in f.inputs:
+    for name in f.gradient_names:
         numeric = numerical_gradient(f, values, name, samples)
-        picked = ~np.isnan(numeric)
-        worst = max(worst, relative_error(np.asarray(analytic[name])[picked], numeric[picked]))
-    return worst
+        picked = _picked(numeric.shape, samples)  # a NaN where a gradient is NaN counts
+        error = _error(np.asarray(analytic[name])[picked], numeric[picked])
+        worst = error if np.isnan(error) else max(worst, error)
+    if not per_gate:
+        return worst
+    return GateReport(f.__name__, _check_gates(f, values, samples), worst)
+
+
+# ---------------------------------------------------------------- the per-gate report
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One gate's row: which gate, the variable it computes, and its worst relative error."""
+
+    node: int
+    gate: str
+    name: str
+    error: float  # max over the gate's arguments; NaN if a value was not finite
+    errors: tuple[float | None, ...]  # per argument (None: no gradient flows into it)
+    kind: str  # "local gradient" (elementwise) or "vector-Jacobian product" (tensor)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """`check_grad(..., per_gate=True)`: every gate's own gradient against central differences.
+
+    `rows` in forward order; `worst` is the gate with the largest error (NaN counts as largest);
+    `error` is the whole function's max relative error, what `check_grad` returns without
+    `per_gate`. `str(report)` is the table.
+    """
+
+    function: str
+    rows: tuple[GateCheck, ...]
+    error: float
+
+    @property
+    def worst(self) -> GateCheck | None:
+        if not self.rows:
+            return None
+        return max(self.rows, key=lambda r: np.inf if np.isnan(r.error) else r.error)
+
+    def __getitem__(self, name: str) -> GateCheck:
+        """The row of the gate computing variable `name`."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"no gate computes {name!r}; variables: {[r.name for r in self.rows]}")
+
+    def __float__(self) -> float:
+        return float(self.error)
+
+    def __str__(self) -> str:
+        worst = self.worst
+        head = [f"per-gate gradient check of {self.function}: {len(self.rows)} gate(s)"]
+        if worst is not None:
+            head.append(f"worst: {worst.gate} ({worst.name}), relative error {_fmt(worst.error)}")
+        table = [("gate", "variable", "checks", "max rel. error")]
+        table += [(r.gate, r.name, r.kind, _fmt(r.error)) for r in self.rows]
+        widths = [max(len(row[k]) for row in table) for k in range(3)]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3]
+            for row in table
+        ]
+        for k, r in enumerate(self.rows, start=1):
+            if r is worst:
+                lines[k] += "  <- worst"
+        tail = f"whole function: max relative error {_fmt(self.error)}"
+        return "\n".join([*head, "", *lines, "", tail])
+
+    def __repr__(self) -> str:
+        return f"<GateReport {self.function}: {len(self.rows)} gates, error {_fmt(self.error)}>"
+
+
+def _fmt(x: float) -> str:
+    return "nan" if np.isnan(x) else f"{x:.1e}"
+
+
+def _helpers():
+    """A namespace where printed formulas run: NumPy and graphc's helper functions."""
+    global _NAMESPACE
+    if _NAMESPACE is None:
+        source = "import numpy as np\n\n" + "\n\n".join(HELPERS.values())
+        _NAMESPACE = vars(load_module(source, "check_helpers"))
+    return _NAMESPACE
+
+
+_NAMESPACE = None
+
+
+def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[GateCheck, ...]:
+    compiled = f.compiled_for(**values)
+    program = compiled.program
+    g = program.graph
+    out_shape = g.nodes[program.output]["shape"]
+    seen = compiled.values(f._bind((), values), 1.0 if out_shape == () else np.ones(out_shape))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in topo_order(g):
+        data = g.nodes[n]
+        op = data["op"]
+        if data.get("role") in ("grad", "seed") or op in ("input", "const") or n not in seen:
+            continue
+        gate = GATES[op]
+        if gate.kind == MASK:
+            continue  # a comparison: no gradient flows through it
+        args = [_value(g, a, seen) for a in args_of(g, n)]
+        label = data.get("gate", op)
+        name = program.names.get(n, label)
+        if gate.kind == ELEMENTWISE:
+            errors = _check_local(g, n, args, seen[n])
+            kind = "local gradient"
+        else:
+            assert gate.kind == TENSOR
+            errors = _check_vjp(g, n, args, rng, samples, f.readable)
+            kind = "vector-Jacobian product"
+        found = [e for e in errors if e is not None]
+        error = float("nan") if any(np.isnan(found)) else max(found, default=0.0)
+        rows.append(GateCheck(n, label, name, error, tuple(errors), kind))
+    return tuple(rows)
+
+
+def _value(g, n: int, seen: dict):
+    if n in seen:
+        return seen[n]
+    return g.nodes[n]["value"]  # a constant written inside the statement that reads it
+
+
+def _run(template: str, args: list, out=None):
+    ns = dict(_helpers())
+    ns.update({f"_a{k}": v for k, v in enumerate(args)}, _out=out)
+    code = template.format(*(f"_a{k}" for k in range(len(args))), out="_out")
+    with np.errstate(all="ignore"):
+        return eval(code, ns)  # graphc's own printed formula, over these values only
+
+
+def _check_local(g, n: int, args: list, out) -> list[float | None]:
+    """Each derived local gradient against central differences of the gate's own formula."""
+    data = g.nodes[n]
+    if "local" in data:  # lowered: the gate of x alone, computed over e = exp(-|x|)
+        forward = formula_template(GATES[data["gate"]].expr())
+    elif data["op"] == "expr":
+        forward = formula_template(data["formula"])
+    else:
+        forward = formula_template(GATES[data["op"]].expr())
+    shape = np.shape(out)
+    errors: list[float | None] = []
+    for i, local in enumerate(gate_local_gradients(g, n)):
+        if local is None:
+            errors.append(None)
+            continue
+        analytic = np.broadcast_to(np.asarray(_run(formula_template(local), args, out)), shape)
+        x = np.array(np.broadcast_to(np.asarray(args[i], dtype=np.float64), shape))
+        h = 1e-6 * np.maximum(1.0, np.abs(x))
+        plus, minus = list(args), list(args)
+        plus[i], minus[i] = x + h, x - h
+        with np.errstate(all="ignore"):
+            numeric = (np.asarray(_run(forward, plus)) - np.asarray(_run(forward, minus))) / (
+                (x + h) - (x - h)
+            )
+        errors.append(_error(analytic, numeric))
+    return errors
+
+
+def _check_vjp(g, n: int, args: list, rng, samples, readable: bool) -> list[float | None]:
+    """The gate alone, compiled: its backward with a random upstream against differences."""
+    data = g.nodes[n]
+    arg_nodes = args_of(g, n)
+    distinct = list(dict.fromkeys(arg_nodes))
+    alone = new_graph(f"{data['op']}_alone")
+    inputs = {a: add_node(alone, "input", name=f"a{k}") for k, a in enumerate(distinct)}
+    params = {"params": data["params"]} if "params" in data else {}
+    node = add_node(alone, data["op"], [inputs[a] for a in arg_nodes], **params)
+    alone.graph.update(inputs=[inputs[a] for a in distinct], output=node)
+    given = {
+        f"a{k}": np.asarray(args[arg_nodes.index(a)], dtype=np.float64)
+        for k, a in enumerate(distinct)
+    }
+    module = compile_graph(alone, {k: v.shape for k, v in given.items()}, readable=readable).module
+    out, _ = module.forward(*given.values())
+    dout = rng.standard_normal(np.shape(out))
+    with np.errstate(all="ignore"):
+        _, cache = module.forward(*given.values())
+        analytic = module.backward(dout if np.shape(out) else float(dout), cache)
+
+    def forward(**kw):
+        with np.errstate(all="ignore"):
+            return module.forward(*kw.values())[0]
+
+    per_input = {}
+    for k, name in enumerate(given):
+        numeric = numerical_gradient(forward, given, name, samples, dout=dout)
+        picked = _picked(numeric.shape, samples)
+        per_input[distinct[k]] = _error(np.asarray(analytic[k])[picked], numeric[picked])
+    # an argument used twice is one input of the gate alone: its row shows once per position
+    return [per_input[a] for a in arg_nodes]
+
+
+def _error(analytic, numeric) -> float:
+    """The relative error, or NaN if either side is not finite: a check that cannot pass."""
+    analytic, numeric = np.asarray(analytic, dtype=float), np.asarray(numeric, dtype=float)
+    if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric))):
+        return float("nan")
+    return relative_error(analytic, numeric)

@@ -1,7 +1,7 @@
 """The `graphc` command: render, codegen, compare, steps and demo from a shell.
 
-Stage: surface (the only module, with `__main__`, that touches files and processes). Imports
-`parse`, `function`, `compare`, `gates`, `render` and `errors`.
+Stage: surface (with `__main__` and `function`, the modules that touch files and processes).
+Imports `parse`, `function`, `compare`, `gates` and `errors`.
 
 A function comes from an expression string, read by the whitelist parser of `parse.py` (never
 evaluated), or from `FILE.py:NAME`, a function in the user's own file. Every output file is
@@ -26,7 +26,7 @@ import numpy as np
 from . import __version__, gates
 from .compare import compare
 from .errors import GraphcError
-from .function import Function, function, write_atomic
+from .function import Function, function, write_atomic, write_picture
 from .parse import parse
 
 PICTURE_SUFFIXES = (".svg", ".pdf", ".png")
@@ -266,7 +266,7 @@ def _render(args) -> None:
     f, inputs = _function(args), _inputs(args)
     _check_suffix(args.output)
     picture = f.render(**_drawing_options(args, inputs), **inputs)
-    _write_picture(picture, args.output)
+    write_picture(picture, args.output)
     print(args.output)
 
 
@@ -287,11 +287,11 @@ def _compare(args) -> None:
         _check_suffix(args.output)
     comparison = compare(f, level=args.level, repeat=args.repeat, **inputs)
     picture = None
-    if args.output is not None:  # drawn before anything is printed or written
+    if args.output is not None:
         picture = comparison.render(digits=args.digits, theme=args.theme)
     print(comparison)
     if picture is not None:
-        _write_picture(picture, args.output)
+        write_picture(picture, args.output)
         print(args.output)
 
 
@@ -470,12 +470,6 @@ def _check_suffix(path: str) -> None:
         )
 
 
-def _write_picture(picture, path) -> None:
-    from .render import write_picture  # graphviz is imported only by commands that draw
-
-    write_picture(picture, os.fspath(path))
-
-
 def _write_frames(frames: list[str], folder: Path) -> list[Path]:
     """frame-01.svg, frame-02.svg, ... in `folder`; frames of an earlier, longer run are removed."""
     if folder.exists() and not folder.is_dir():
@@ -484,7 +478,7 @@ def _write_frames(frames: list[str], folder: Path) -> list[Path]:
     width = max(2, len(str(len(frames))))
     paths = [folder / f"frame-{i:0{width}d}.svg" for i in range(1, len(frames) + 1)]
     for svg, path in zip(frames, paths):
-        _write_picture(svg, path)
+        write_picture(svg, path)
     written = {p.name for p in paths}
     for old in folder.glob("frame-*.svg"):
         if re.fullmatch(r"frame-\d+\.svg", old.name) and old.name not in written:
@@ -564,7 +558,7 @@ def write_demo(folder: Path, repeat: int = 3):
             f"{name}-fused.py": ("generated code, fused", fused.source_for(**inputs)),
         }
         for file, (_, picture) in pictures.items():
-            _write_picture(picture, folder / file)
+            write_picture(picture, folder / file)
             yield folder / file
         for file, (_, source) in code.items():
             write_atomic(folder / file, source)

@@ -68,3 +68,29 @@ def assert_grads_close(actual: dict, expected: dict, rtol: float = 1e-6, atol: f
 def rng():
     """A fixed-seed random generator, so every run sees the same data."""
     return np.random.default_rng(20240607)
+
+
+# ---------------------------------------------------------------- property tests: CI and slow mode
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        default=False,
+        help="run the property tests' long budget (10,000 random graphs); same as GRAPHC_SLOW=1",
+    )
+
+
+def pytest_configure(config):
+    """Choose the hypothesis profile: fixed-seed CI runs by default, fresh graphs with --slow."""
+    import os
+
+    from hypothesis import settings
+
+    if config.getoption("--slow"):
+        os.environ["GRAPHC_SLOW"] = "1"
+    import strategies  # registers the profiles
+
+    slow = strategies.slow_mode()
+    settings.load_profile("graphc-slow" if slow else "graphc-ci")

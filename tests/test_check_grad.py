@@ -1,0 +1,220 @@
+"""`gc.check_grad`: the whole-function check, and the per-gate report that pins a wrong gradient.
+
+A wrong local gradient is planted three ways: a gate whose SymPy function has a wrong `fdiff`,
+a correct gate whose derived gradient is swapped for a wrong one, and a tensor gate whose
+vector-Jacobian rule is wrong. Each time the report's worst row is that gate, and only that gate
+fails, although the whole-function check can only say that something is wrong.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import sympy
+
+import graphc as gc
+from graphc import autodiff, ops
+from graphc.check import GateCheck, GateReport
+
+TOL = 1e-6
+
+
+class wrong_cube(sympy.Function):  # noqa: N801 - a SymPy function, named like one
+    """x**3 whose derivative is planted wrong: 2*x**2 instead of 3*x**2."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return 2 * self.args[0] ** 2
+
+    def _numpycode(self, printer):  # how the generated module computes it
+        return f"({printer._print(self.args[0])}) ** 3"
+
+
+cube = gc.gate("pg_wrong_cube", lambda a: wrong_cube(a))
+softsign = gc.gate("pg_softsign", lambda a: a / (1 + sympy.Abs(a)))
+
+
+@gc.function
+def planted(x, y):
+    u = x * y
+    c = cube(u)
+    return gc.tanh(c) + gc.exp(x)
+
+
+@gc.function
+def net(X, W, b, t):
+    h = gc.tanh(X @ W + b)
+    s = gc.sigmoid(h * 0.5)
+    z = gc.log(gc.sum(gc.exp(s), axis=1))
+    r = gc.where(h > 0.1, h, 0.5 * h)
+    return gc.mean(z * z) + gc.sum(gc.abs(t - r.reshape(-1)))
+
+
+def net_inputs(rng):
+    return dict(
+        X=rng.normal(size=(4, 3)),
+        W=rng.normal(size=(3, 5)),
+        b=rng.normal(size=5),
+        t=rng.normal(size=20) + 3.0,  # away from abs's kink
+    )
+
+
+def only_failure(report: GateReport) -> GateCheck:
+    """The one row above tolerance (asserting there is exactly one)."""
+    bad = [r for r in report.rows if not r.error < TOL]
+    assert len(bad) == 1, str(report)
+    assert report.worst is bad[0]
+    return bad[0]
+
+
+# ---------------------------------------------------------------- the whole-function check
+
+
+def test_without_per_gate_check_grad_still_returns_a_float(rng):
+    err = gc.check_grad(net, **net_inputs(rng))
+    assert isinstance(err, float) and err < TOL
+
+
+def test_whole_function_check_sees_the_planted_error_but_cannot_place_it():
+    assert gc.check_grad(planted, x=0.7, y=-1.3) > 0.1
+
+
+def test_check_grad_of_a_function_restricted_with_wrt(rng):
+    inputs = net_inputs(rng)
+    assert gc.check_grad(net.wrt("W"), **inputs) < TOL
+    assert gc.check_grad(net.wrt("W", "t"), **inputs, per_gate=True).error < TOL
+
+
+# ---------------------------------------------------------------- the report
+
+
+def test_per_gate_report_has_one_row_per_gate_in_forward_order(rng):
+    report = gc.check_grad(net, **net_inputs(rng), per_gate=True)
+    assert isinstance(report, GateReport)
+    gates = [r.gate for r in report.rows]
+    # every gate but the comparison mask (no gradient flows through it), in forward order
+    assert sorted(gates) == sorted(
+        op for _, op in net.graph.nodes(data="op") if op not in ("input", "const", "gt")
+    )
+    assert [r.node for r in report.rows] == sorted(r.node for r in report.rows)
+    assert all(r.error < TOL for r in report.rows), str(report)
+    assert report.error < TOL and float(report) == report.error
+
+
+def test_report_rows_say_what_they_checked(rng):
+    report = gc.check_grad(net, **net_inputs(rng), per_gate=True)
+    kinds = {r.gate: r.kind for r in report.rows}
+    assert kinds["tanh"] == "local gradient"
+    assert kinds["matmul"] == "vector-Jacobian product"
+    assert kinds["sum"] == "vector-Jacobian product"
+    where = next(r for r in report.rows if r.gate == "where")
+    assert where.errors[0] is None  # no gradient flows into the mask
+    assert len(where.errors) == 3
+
+
+def test_report_prints_a_table_naming_the_worst_gate():
+    report = gc.check_grad(planted, x=0.7, y=-1.3, per_gate=True)
+    text = str(report)
+    lines = text.splitlines()
+    assert lines[0].startswith("per-gate gradient check of planted")
+    assert "worst: pg_wrong_cube (c)" in lines[1]
+    header = next(ln for ln in lines if ln.startswith("gate"))
+    assert "variable" in header and "max rel. error" in header
+    row = next(ln for ln in lines if ln.startswith("pg_wrong_cube"))
+    assert row.endswith("<- worst") and " c " in row
+    assert sum("<- worst" in ln for ln in lines) == 1
+    assert lines[-1].startswith("whole function: max relative error")
+    for gate in ("mul", "tanh", "exp", "add"):
+        assert any(ln.startswith(gate) for ln in lines), gate
+
+
+def test_rows_are_found_by_variable_name():
+    report = gc.check_grad(planted, x=0.7, y=-1.3, per_gate=True)
+    assert report["c"].gate == "pg_wrong_cube"
+    assert report["u"].gate == "mul"
+    with pytest.raises(KeyError, match="nope"):
+        report["nope"]
+
+
+# ---------------------------------------------------------------- planted wrong gradients
+
+
+@pytest.mark.parametrize("x", [0.7, np.array([0.7, -0.4, 1.1])], ids=["scalar", "vector"])
+def test_a_wrong_fdiff_is_pinned_to_its_gate_and_no_other(x):
+    report = gc.check_grad(planted, x=x, y=-1.3, per_gate=True)
+    bad = only_failure(report)
+    assert (bad.gate, bad.name) == ("pg_wrong_cube", "c")
+    # 2u**2 against 3u**2: relative error |3-2|/(3+2) = 0.2 wherever u != 0
+    assert bad.error == pytest.approx(0.2, rel=1e-6)
+    assert report.error > 0.1
+
+
+def test_a_wrong_derived_gradient_is_pinned_to_its_gate(monkeypatch):
+    @gc.function
+    def f(x, y):
+        a = softsign(x * y)
+        return gc.sigmoid(a) * y
+
+    assert gc.check_grad(f, per_gate=True, x=0.3, y=2.0).worst.error < TOL
+    right = ops.local_gradients
+
+    def planted_gradients(gate):
+        if gate.name == "pg_softsign":  # d/da a/(1+|a|) is 1/(1+|a|)**2; plant 1/(1+|a|)
+            return (1 / (1 + sympy.Abs(ops.ARGS[0])),)
+        return right(gate)
+
+    monkeypatch.setattr(autodiff, "local_gradients", planted_gradients)
+    fresh = gc.from_graph(f.graph)  # a new function: no module compiled before the plant
+    report = gc.check_grad(fresh, x=0.3, y=2.0, per_gate=True)
+    bad = only_failure(report)
+    assert (bad.gate, bad.name) == ("pg_softsign", "a")
+
+
+def test_a_wrong_vector_jacobian_rule_is_pinned_to_its_tensor_gate(monkeypatch, rng):
+    mean = ops.GATES["mean"]
+
+    def off_by_one(b, node, args, dout):  # 0.9 times the right gradient
+        (grad,) = mean.vjp(b, node, args, dout)
+        return (b.op("mul", [grad, b.const(0.9)]),)
+
+    monkeypatch.setitem(ops.GATES, "mean", dataclasses.replace(mean, vjp=off_by_one))
+    fresh = gc.from_graph(net.graph.copy())
+    report = gc.check_grad(fresh, **net_inputs(rng), per_gate=True)
+    bad = only_failure(report)
+    assert bad.gate == "mean" and bad.kind == "vector-Jacobian product"
+
+
+# ---------------------------------------------------------------- fused and lowered graphs
+
+
+@pytest.mark.parametrize("level", ["patterns", "elementwise"])
+def test_fused_gates_are_checked_on_their_own_formulas(level, rng):
+    report = gc.check_grad(net.fused(level=level), **net_inputs(rng), per_gate=True)
+    assert all(r.error < TOL for r in report.rows), str(report)
+    if level == "elementwise":
+        assert any("_" in r.gate for r in report.rows)  # a fused region, e.g. tanh_mul_sigmoid
+
+
+def test_fused_gate_with_a_planted_error_is_still_pinned():
+    report = gc.check_grad(planted.fused(level="elementwise"), x=0.7, y=-1.3, per_gate=True)
+    bad = only_failure(report)
+    assert "pg_wrong_cube" in bad.gate
+
+
+def test_lowered_gates_of_fast_code_are_checked(rng):
+    f = gc.function(lambda x: gc.sum(gc.sigmoid(x) * gc.exp(-x)), readable=False)
+
+    report = gc.check_grad(f, x=rng.normal(size=5), per_gate=True)
+    assert "sigmoid" in [r.gate for r in report.rows]
+    assert all(r.error < TOL for r in report.rows), str(report)
+
+
+def test_transpose_and_views_are_checked_alone(rng):
+    @gc.function
+    def f(A, B):
+        return gc.sum(gc.tanh(A.T @ B))
+
+    report = gc.check_grad(f, A=rng.normal(size=(3, 2)), B=rng.normal(size=(3, 4)), per_gate=True)
+    assert [r.gate for r in report.rows] == ["transpose", "matmul", "tanh", "sum"]
+    assert all(r.error < TOL for r in report.rows), str(report)

@@ -1,0 +1,943 @@
+"""Fusion: the lecture's sigmoid neuron, every named rule, fan-out, levels and random chains.
+
+Oracles: the lecture's numbers, s(1)*(1-s(1)) computed here, NumPy evaluations of the very same
+spellings (the table's lambdas run on a NumPy namespace as well as on graphc's), central
+differences of those NumPy evaluations, and graphc's unfused graph for the rtol-1e-10 agreement
+the issue asks for.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import math
+import re
+import types
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import pytest
+from conftest import assert_close, central_diff
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import graphc as gc
+from graphc import fusion
+
+# ---------------------------------------------------------------- helpers
+
+
+def _np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+NP = types.SimpleNamespace(
+    exp=np.exp,
+    log=np.log,
+    tanh=np.tanh,
+    sigmoid=_np_sigmoid,
+    relu=lambda x: np.maximum(x, 0.0),
+    maximum=np.maximum,
+    where=np.where,
+    sum=np.sum,
+    mean=np.mean,
+    max=np.max,
+    matmul=np.matmul,
+)
+
+
+def ops_of(f) -> collections.Counter:
+    """The op multiset of a Function's (or a bare graph's) nodes."""
+    g = f if isinstance(f, nx.DiGraph) else f.graph
+    return collections.Counter(op for _, op in g.nodes(data="op"))
+
+
+def gates_of(f) -> collections.Counter:
+    return collections.Counter(
+        {op: n for op, n in ops_of(f).items() if op not in ("input", "const")}
+    )
+
+
+def fired(f) -> set[str]:
+    """Names of the rules whose rewrites the fused graph records."""
+    return {rule.name for rule, _, _ in f.graph.graph.get("rewrites", [])}
+
+
+def assert_same_results(a, b, inputs, rtol=1e-10, atol=1e-12):
+    """Two Functions agree in value and every gradient at `inputs`."""
+    va, ga = a.value_and_grad(**inputs)
+    vb, gb = b.value_and_grad(**inputs)
+    assert_close(vb, va, rtol=rtol, atol=atol)
+    assert set(ga) == set(gb)
+    for name in ga:
+        try:
+            assert_close(gb[name], ga[name], rtol=rtol, atol=atol)
+        except AssertionError as e:
+            raise AssertionError(f"gradient of {name!r}: {e}") from None
+
+
+# ---------------------------------------------------------------- the lecture's sigmoid neuron
+
+NEURON_POINT = dict(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0)
+NEURON_GRADS = {"w0": -0.1966, "x0": 0.3932, "w1": -0.3932, "x1": -0.5898, "w2": 0.1966}
+
+
+@gc.function
+def neuron(w0, x0, w1, x1, w2):
+    return 1 / (1 + gc.exp(-(w0 * x0 + w1 * x1 + w2)))
+
+
+def test_neuron_fuses_into_one_sigmoid_gate_and_leaves_the_original_alone():
+    before = sorted(ops_of(neuron).elements())
+    fused = neuron.fused()
+    ops = ops_of(fused)
+    assert ops["sigmoid"] == 1
+    assert ops["exp"] == 0 and ops["div"] == 0
+    assert fused is not neuron
+    assert sorted(ops_of(neuron).elements()) == before
+    assert ops_of(neuron)["exp"] == 1 and ops_of(neuron)["div"] == 1
+    assert "np.exp" in neuron.source_for(**NEURON_POINT)
+
+
+def test_fused_neuron_has_the_lecture_value_and_gradients():
+    value, grads = neuron.fused().value_and_grad(**NEURON_POINT)
+    assert value == pytest.approx(0.7311, abs=1e-4)
+    assert set(grads) == set(NEURON_GRADS)
+    for name, expected in NEURON_GRADS.items():
+        assert grads[name] == pytest.approx(expected, abs=1e-4), name
+    # and to full precision against the closed form s(1) and s(1)(1-s(1))
+    s = 1.0 / (1.0 + math.exp(-1.0))
+    ds = s * (1.0 - s)
+    assert value == pytest.approx(s, rel=1e-14)
+    dots = {"w0": -1.0 * ds, "x0": 2.0 * ds, "w1": -2.0 * ds, "x1": -3.0 * ds, "w2": ds}
+    for name, expected in dots.items():
+        assert grads[name] == pytest.approx(expected, rel=1e-13), name
+
+
+def test_sigmoid_gate_local_gradient_at_the_lecture_input_is_0_1966():
+    s = 1.0 / (1.0 + math.exp(-1.0))
+    expected = s * (1.0 - s)
+    assert expected == pytest.approx(0.1966, abs=1e-4)
+    x = gc.symbols("x")
+    gate = gc.function(1 / (1 + gc.exp(-x)), inputs=[x], name="gate").fused()
+    assert gates_of(gate) == {"sigmoid": 1}
+    value, grads = gate.value_and_grad(x=1.0)
+    assert value == pytest.approx(s, rel=1e-14)
+    assert grads["x"] == pytest.approx(expected, rel=1e-14)
+
+
+def test_sigmoid_gate_local_gradient_from_the_gate_table_via_sympy():
+    import sympy
+
+    from graphc import ops
+
+    (local,) = ops.local_gradients(ops.GATES["sigmoid"])
+    s = 1.0 / (1.0 + math.exp(-1.0))
+    a0 = ops.ARGS[0]
+    number = local.subs({ops.OUT: s, a0: 1.0}).rewrite(sympy.exp)
+    assert float(sympy.N(number, 30)) == pytest.approx(s * (1.0 - s), rel=1e-14)
+
+
+def test_fused_neuron_source_has_one_sigmoid_line_and_the_exact_backward_line():
+    src = neuron.fused().source_for(**NEURON_POINT)
+    forward = src.split("def forward", 1)[1].split("def backward", 1)[0]
+    backward = src.split("def backward", 1)[1].split("def value_and_grad", 1)[0]
+    assert len(re.findall(r"^\s+\w+ = sigmoid\(\w+\)", forward, flags=re.M)) == 1
+    assert "np.exp" not in forward
+    assert re.search(r"^\s+d\w+ = d\w+ \* out \* sigmoid\(-\w+\)", backward, flags=re.M), backward
+
+
+# ---------------------------------------------------------------- the rule table
+
+
+@dataclass(frozen=True)
+class ConstGate:
+    """x * (a <op> b) with the constant-only gate built by hand (tracing folds numbers itself)."""
+
+    op: str
+    a: float
+    b: float | None = None
+
+    def function(self):
+        g = nx.DiGraph(name="const_gate", inputs=["x"], output="out")
+        g.add_node("x", op="input", name="x")
+        consts = [self.a] if self.b is None else [self.a, self.b]
+        g.add_node("gate", op=self.op)
+        for pos, value in enumerate(consts):
+            g.add_node(f"c{pos}", op="const", value=value)
+            g.add_edge(f"c{pos}", "gate", pos=pos)
+        g.add_node("out", op=self.outer)
+        g.add_edge("x", "out", pos=0)
+        g.add_edge("gate", "out", pos=1)
+        return gc.from_graph(g)
+
+    @property
+    def outer(self) -> str:
+        """The gate combining x with the folded constant: not the folded op itself."""
+        return "add" if self.op == "mul" else "mul"
+
+    def numpy(self, x):
+        a, b = self.a, self.b
+        c = {
+            "neg": lambda: -a,
+            "add": lambda: a + b,
+            "sub": lambda: a - b,
+            "mul": lambda: a * b,
+            "div": lambda: a / b,
+            "pow": lambda: a**b,
+        }[self.op]()
+        return x + c if self.outer == "add" else x * c
+
+
+def scalars(rng):
+    return {"x": rng.uniform(-4, 4, 6), "y": rng.uniform(-4, 4, 6)}
+
+
+def positive(rng):
+    return {"x": rng.uniform(0.5, 3, 6), "y": rng.uniform(0.5, 3, 6)}
+
+
+def rows(rng):
+    y = rng.uniform(0.1, 1.0, (3, 4))
+    return {"x": rng.uniform(-3, 3, (3, 4)), "y": y / y.sum(axis=1, keepdims=True)}
+
+
+def affine_inputs(rng):
+    return {
+        "x": rng.uniform(-2, 2, (3, 4)),
+        "W": rng.uniform(-2, 2, (4, 2)),
+        "b": rng.uniform(-2, 2, (2,)),
+    }
+
+
+@dataclass(frozen=True)
+class Case:
+    """A rule's spellings and near misses; `gone` are ops a fused spelling no longer has."""
+
+    target: str | None  # the op the rule makes (None for clean-ups that only remove gates)
+    gone: tuple[str, ...]
+    spellings: list
+    near_misses: list = field(default_factory=list)
+    inputs: object = scalars
+
+
+def _neg(a):
+    return -a  # -(-x) written directly reads as a typo to linters
+
+
+def _ls(g, x, axis=1):
+    """x - log(sum(exp(x))) over an axis: the log-softmax spelling people write."""
+    return x - g.log(g.sum(g.exp(x), axis=axis, keepdims=True))
+
+
+def _ls_shared_exp(g, x):
+    e = g.exp(x)
+    return g.log(e / g.sum(e, axis=1, keepdims=True))
+
+
+def _lse_shifted(g, x):
+    m = g.max(x, axis=1, keepdims=True)
+    return m + g.log(g.sum(g.exp(x - m), axis=1, keepdims=True))
+
+
+def _lse_shifted_twice(g, x):
+    return g.max(x, axis=1, keepdims=True) + g.log(
+        g.sum(g.exp(x - g.max(x, axis=1, keepdims=True)), axis=1, keepdims=True)
+    )
+
+
+def _lse_shifted_other_axis(g, x):
+    m = g.max(x, axis=1, keepdims=True)
+    return m + g.log(g.sum(g.exp(x - m), axis=0, keepdims=True))
+
+
+def _lse_shifted_other_max(g, x):
+    return g.max(x, axis=1, keepdims=True) + g.log(
+        g.sum(g.exp(x - g.max(x, axis=0, keepdims=True)), axis=1, keepdims=True)
+    )
+
+
+def _leaky_shared_product(g, x, y):
+    p = x * y
+    return g.maximum(0.5 * p, p)
+
+
+def _tanh_shared_exp(g, x):
+    e, f = g.exp(x), g.exp(-x)
+    return (e - f) / (f + e)
+
+
+TABLE: dict[str, Case] = {
+    # ------------------------------------------------ algebraic clean-ups
+    "double_negation": Case(
+        None,
+        ("neg",),
+        [lambda g, x: -_neg(x), lambda g, x: g.exp(-_neg(x)), lambda g, x, y: -_neg(x) * y],
+        [lambda g, x: -(-x + 1.0), lambda g, x, y: -(x - y)],
+    ),
+    "neg_const": Case(None, ("neg",), [ConstGate("neg", 2.5)], [lambda g, x: -x * 2.5]),
+    "mul_minus_one": Case(
+        None,
+        ("mul",),
+        [lambda g, x: -1 * x, lambda g, x: x * -1.0, lambda g, x: g.exp(-1 * x)],
+        [lambda g, x: -2 * x, lambda g, x: x * -0.5],
+    ),
+    "mul_one": Case(
+        None,
+        ("mul",),
+        [lambda g, x: x * 1, lambda g, x: 1.0 * x, lambda g, x: g.exp(x * 1)],
+        [lambda g, x: x * 1.5, lambda g, x, y: x * y],
+    ),
+    "add_zero": Case(
+        None,
+        ("add",),
+        [lambda g, x: x + 0, lambda g, x: 0.0 + x, lambda g, x: g.exp(x + 0)],
+        [lambda g, x: x + 0.5],
+    ),
+    "sub_zero": Case(None, ("sub",), [lambda g, x: x - 0, lambda g, x: g.tanh(x - 0.0)],
+                     [lambda g, x: x - 0.5, lambda g, x: 0.5 - x]),
+    "zero_sub": Case(None, ("sub",), [lambda g, x: 0 - x, lambda g, x, y: (0.0 - x) * y],
+                     [lambda g, x: 1 - x, lambda g, x: x - 0.5]),
+    "div_one": Case(None, ("div",), [lambda g, x: x / 1, lambda g, x: g.exp(x / 1.0)],
+                    [lambda g, x: x / 2, lambda g, x: 1 / x]),
+    "pow_one": Case(None, ("pow",), [lambda g, x: x**1, lambda g, x: g.exp(x) ** 1.0],
+                    [lambda g, x: x**2, lambda g, x: x**3], positive),
+    "fold_add": Case(None, ("add",), [ConstGate("add", 2.0, 3.0), ConstGate("add", -1.5, 0.25)],
+                     [ConstGate("add", 1e308, 1e308)]),
+    "fold_sub": Case(None, ("sub",), [ConstGate("sub", 2.0, 3.5)],
+                     [ConstGate("sub", -1e308, 1e308)]),
+    "fold_mul": Case(None, ("mul",), [ConstGate("mul", 2.0, 3.0)],
+                     [ConstGate("mul", 1e200, 1e200)]),
+    "fold_div": Case(None, ("div",), [ConstGate("div", 3.0, 4.0)], [ConstGate("div", 1.0, 0.0)]),
+    "fold_pow": Case(None, ("pow",), [ConstGate("pow", 2.0, 3.0), ConstGate("pow", 4.0, 0.5)],
+                     [ConstGate("pow", -8.0, 1.0 / 3.0)]),
+    "add_chain": Case(
+        None,
+        (),
+        [lambda g, x: (x + 1) + 2, lambda g, x: 2.5 + (1 + x), lambda g, x: g.exp((x + 1.0) + 2.0)],
+        [lambda g, x, y: (x + 1) + y, lambda g, x: (x * 1.5) + 2],
+    ),
+    "mul_chain": Case(
+        None,
+        (),
+        [lambda g, x: x * 2 * 3, lambda g, x: 3 * (x * 2), lambda g, x: g.tanh(0.5 * (0.25 * x))],
+        [lambda g, x, y: x * 2 * y, lambda g, x: (x + 2) * 3],
+    ),
+    # ------------------------------------------------ numerically safe gates
+    "sigmoid": Case(
+        "sigmoid",
+        ("exp", "div"),
+        [
+            lambda g, x: 1 / (1 + g.exp(-x)),
+            lambda g, x: 1 / (g.exp(-x) + 1),
+            lambda g, x: g.exp(x) / (1 + g.exp(x)),
+            lambda g, x: g.exp(x) / (g.exp(x) + 1),
+            lambda g, x: 1 / (1 + 1 / g.exp(x)),
+            lambda g, x: (1 + g.exp(-x)) ** -1,
+            lambda g, x: 1 / (1 + g.exp(-1 * x)),  # a clean-up first, then the rule
+            lambda g, x: 1 / (1 + g.exp(0 - x)),
+            lambda g, x, y: 1 / (1 + g.exp(-(x * y + 1))),
+        ],
+        [
+            lambda g, x: 1 / (2 + g.exp(-x)),
+            lambda g, x: g.exp(x) / (2 + g.exp(x)),
+            lambda g, x: 2 / (1 + g.exp(-x)),
+            lambda g, x: 1 / (1 - g.exp(-x)),
+            lambda g, x, y: g.exp(x) / (1 + g.exp(y)),
+            lambda g, x: 1 / (1 + 2 / g.exp(x)),
+        ],
+    ),
+    "tanh": Case(
+        "tanh",
+        ("exp", "div", "sigmoid"),
+        [
+            lambda g, x: (g.exp(x) - g.exp(-x)) / (g.exp(x) + g.exp(-x)),
+            lambda g, x: (g.exp(x) - g.exp(-x)) / (g.exp(-x) + g.exp(x)),
+            _tanh_shared_exp,
+            lambda g, x: 2 * g.sigmoid(2 * x) - 1,
+            lambda g, x: g.sigmoid(x * 2) * 2 - 1,
+            lambda g, x: 2 * (1 / (1 + g.exp(-(2 * x)))) - 1,
+            lambda g, x: (g.exp(2 * x) - 1) / (g.exp(2 * x) + 1),
+            lambda g, x: (g.exp(x * 2) - 1) / (1 + g.exp(x * 2)),
+            lambda g, x: (1 - g.exp(-(2 * x))) / (1 + g.exp(-(2 * x))),
+            lambda g, x: (1 - g.exp(-2 * x)) / (1 + g.exp(-2 * x)),
+        ],
+        [
+            lambda g, x: (g.exp(x) + g.exp(-x)) / (g.exp(x) - g.exp(-x)),
+            lambda g, x: (g.exp(x) - g.exp(-x)) / (g.exp(x) + 2 * g.exp(-x)),
+            lambda g, x: 3 * g.sigmoid(2 * x) - 1,
+            lambda g, x: 2 * g.sigmoid(3 * x) - 1,
+            lambda g, x: (g.exp(2 * x) - 2) / (g.exp(2 * x) + 1),
+        ],
+    ),
+    "softplus": Case(
+        "softplus",
+        ("exp", "log"),
+        [
+            lambda g, x: g.log(1 + g.exp(x)),
+            lambda g, x: g.log(g.exp(x) + 1),
+            lambda g, x, y: g.log(1 + g.exp(x * y)),
+        ],
+        [
+            lambda g, x: g.log(2 + g.exp(x)),
+            lambda g, x: g.log(1 + 2 * g.exp(x)),
+            lambda g, x: g.log(1 - g.exp(-x * x - 1)),
+        ],
+    ),
+    "log_sigmoid": Case(
+        "log_sigmoid",
+        ("exp", "log", "sigmoid", "softplus"),
+        [
+            lambda g, x: g.log(g.sigmoid(x)),
+            lambda g, x: -g.log(1 + g.exp(-x)),
+            lambda g, x: g.log(1 / (1 + g.exp(-x))),
+        ],
+        [
+            lambda g, x: g.log(2 * g.sigmoid(x)),
+            lambda g, x: -g.log(2 + g.exp(-x)),
+            lambda g, x: g.log(g.sigmoid(x) + 1),
+        ],
+    ),
+    "logsumexp": Case(
+        "logsumexp",
+        ("exp", "log", "max", "sum"),
+        [
+            lambda g, x: g.log(g.sum(g.exp(x), axis=1)),
+            lambda g, x: g.log(g.sum(g.exp(x), axis=0)),
+            lambda g, x: g.log(g.sum(g.exp(x), axis=1, keepdims=True)),
+            _lse_shifted,
+            _lse_shifted_twice,
+        ],
+        [
+            lambda g, x: g.log(g.sum(g.exp(x), axis=1) + 1),
+            lambda g, x: g.log(g.sum(2 * g.exp(x), axis=1)),
+            lambda g, x: g.log(g.sum(g.exp(x))),  # the fused gate works over one axis
+            lambda g, x: g.log(g.sum(g.exp(x), axis=(0, 1))),
+        ],
+        rows,
+    ),
+    "log_softmax": Case(
+        "log_softmax",
+        ("exp", "log", "sum", "logsumexp"),
+        [lambda g, x: _ls(g, x), lambda g, x: _ls(g, x, axis=0), _ls_shared_exp],
+        [
+            lambda g, x, y: y - g.log(g.sum(g.exp(x), axis=1, keepdims=True)),
+            lambda g, x: 2 * x - g.log(g.sum(g.exp(x), axis=1, keepdims=True)),
+        ],
+        rows,
+    ),
+    "softmax_cross_entropy": Case(
+        "softmax_cross_entropy",
+        ("exp", "log", "log_softmax", "logsumexp", "neg"),
+        [
+            lambda g, x, y: -g.sum(y * _ls(g, x), axis=1),
+            lambda g, x, y: -g.sum(_ls(g, x) * y, axis=1),
+            lambda g, x, y: g.sum(y * -_ls(g, x), axis=1),
+            lambda g, x, y: -g.mean(g.sum(y * _ls(g, x), axis=1)),
+        ],
+        [
+            lambda g, x, y: -g.sum(y * _ls(g, x), axis=0),
+            lambda g, x, y: -g.sum(y * _ls(g, x, axis=0), axis=1),
+            lambda g, x, y: -g.sum(y * _ls(g, x), axis=1, keepdims=True),
+            lambda g, x, y: g.sum(y * _ls(g, x), axis=1),
+        ],
+        rows,
+    ),
+    # ------------------------------------------------ neural-network building blocks
+    "relu": Case(
+        "relu",
+        ("maximum", "where", "gt", "ge", "lt"),
+        [
+            lambda g, x: g.maximum(0, x),
+            lambda g, x: g.maximum(x, 0),
+            lambda g, x: g.maximum(x, 0.0),
+            lambda g, x: g.where(x > 0, x, 0),
+            lambda g, x: g.where(x >= 0, x, 0.0),
+            lambda g, x: g.where(x < 0, 0, x),
+            lambda g, x, y: g.maximum(0, x * y),
+        ],
+        [
+            lambda g, x: g.maximum(1, x),
+            lambda g, x: g.where(x > 0, x, 1),
+            lambda g, x: g.where(x > 1, x, 0),
+            lambda g, x, y: g.where(y > 0, x, 0),
+            lambda g, x, y: g.maximum(y, x),
+        ],
+    ),
+    "leaky_relu": Case(
+        "leaky_relu",
+        ("maximum",),
+        [
+            lambda g, x: g.maximum(0.01 * x, x),
+            lambda g, x: g.maximum(x, 0.01 * x),
+            lambda g, x: g.maximum(x * 0.2, x),
+            _leaky_shared_product,
+        ],
+        [
+            lambda g, x: g.maximum(2 * x, x),
+            lambda g, x: g.maximum(-0.5 * x, x),
+            lambda g, x: g.maximum(1.0 * x + 0, x * 1.5),
+            lambda g, x, y: g.maximum(0.01 * x, y),
+        ],
+    ),
+    "affine": Case(
+        "affine",
+        ("matmul", "add"),
+        [
+            lambda g, x, W, b: x @ W + b,
+            lambda g, x, W, b: b + x @ W,
+            lambda g, x, W, b: g.matmul(x, W) + b,
+        ],
+        [
+            lambda g, x, W, b: x @ W - b,
+            lambda g, x, W, b: (x @ W) * b,
+        ],
+        affine_inputs,
+    ),
+    "sum_squares": Case(
+        "sum_squares",
+        ("mul", "pow", "sum"),
+        [
+            lambda g, x: g.sum(x * x),
+            lambda g, x: g.sum(x**2),
+            lambda g, x: g.sum(x * x, axis=0),
+            lambda g, x: g.sum(x**2, axis=1, keepdims=True),
+        ],
+        [
+            lambda g, x, y: g.sum(x * y),
+            lambda g, x: g.sum(x**3),
+            lambda g, x: g.mean(x * x),
+        ],
+        rows,
+    ),
+}  # fmt: skip
+
+
+def _compile(spelling):
+    """(unfused Function, NumPy reference taking inputs by name, input names)."""
+    if isinstance(spelling, ConstGate):
+        return spelling.function(), spelling.numpy, ["x"]
+    names = list(inspect.signature(spelling).parameters)[1:]
+    syms = gc.symbols(" ".join(names))
+    syms = list(syms) if isinstance(syms, tuple) else [syms]
+    f = gc.function(spelling(gc, *syms), inputs=syms, name="spelling")
+    return f, (lambda **kw: spelling(NP, *[kw[n] for n in names])), names
+
+
+def _cases(kind: str):
+    return [
+        pytest.param(rule, i, id=f"{rule}-{i}")
+        for rule, case in TABLE.items()
+        for i in range(len(getattr(case, kind)))
+    ]
+
+
+def test_every_rule_has_a_row_in_the_table():
+    missing = [name for name in fusion.RULE_NAMES if name not in TABLE]
+    assert not missing, f"rules without spellings in the test table: {missing}"
+    assert not [name for name in TABLE if name not in fusion.RULE_NAMES]
+    assert all(TABLE[name].spellings for name in fusion.RULE_NAMES)
+
+
+def test_every_rule_row_fires_on_some_spelling_in_the_table():
+    hit: set[int] = set()
+    for case in TABLE.values():
+        for spelling in case.spellings:
+            f = _compile(spelling)[0].fused()
+            hit.update(id(rule) for rule, _, _ in f.graph.graph.get("rewrites", []))
+    dead = [f"{r.name}: {r.comment}" for r in fusion.DEFAULT_RULES if id(r) not in hit]
+    assert not dead, f"rule rows that no spelling in the table fires: {dead}"
+
+
+@pytest.mark.parametrize(("rule", "i"), _cases("spellings"))
+def test_rule_fires_on_spelling_and_keeps_values_and_gradients(rule, i, rng):
+    case = TABLE[rule]
+    f, reference, names = _compile(case.spellings[i])
+    fused = f.fused()
+    ops = ops_of(fused)
+    assert rule in fired(fused), f"{rule} did not fire; rewrites: {sorted(fired(fused))}"
+    if case.target:
+        assert ops[case.target] >= 1, ops
+    left = {op: ops[op] for op in case.gone if ops[op]}
+    assert not left, f"{rule}: ops {left} survive fusion ({dict(ops)})"
+    assert sum(gates_of(fused).values()) <= sum(gates_of(f).values())
+
+    inputs = {k: v for k, v in case.inputs(rng).items() if k in names}
+    assert_same_results(f, fused, inputs)
+    # and both against NumPy running the same spelling, with central differences for gradients
+    value, grads = fused.value_and_grad(**inputs)
+    assert_close(value, reference(**inputs), rtol=1e-9, atol=1e-12)
+    for name in names:
+        expected = central_diff(lambda **kw: np.sum(reference(**kw)), inputs, name)
+        assert_close(grads[name], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("rule", "i"), _cases("near_misses"))
+def test_rule_does_not_fire_on_near_miss(rule, i):
+    case = TABLE[rule]
+    f = _compile(case.near_misses[i])[0]
+    fused = f.fused()
+    assert rule not in fired(fused)
+    if case.target:
+        assert ops_of(fused)[case.target] == 0, ops_of(fused)
+
+
+@pytest.mark.parametrize("spelling", [_lse_shifted_other_axis, _lse_shifted_other_max])
+def test_max_shift_over_a_different_axis_is_not_swallowed(spelling, rng):
+    f, reference, _ = _compile(spelling)
+    fused = f.fused()
+    assert ops_of(fused)["max"] >= 1
+    assert fused.graph.nodes[fused.graph.graph["output"]]["op"] != "logsumexp"
+    inputs = {"x": rows(rng)["x"]}
+    assert_same_results(f, fused, inputs)
+    assert_close(fused(**inputs), reference(**inputs), rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- fan-out
+
+
+def _fanout_sigmoid(g, x):
+    e = g.exp(-x)
+    return 1 / (1 + e) + e
+
+
+def _fanout_sigmoid_denominator(g, x):
+    d = 1 + g.exp(-x)
+    return 1 / d * d
+
+
+def _fanout_softplus(g, x):
+    s = 1 + g.exp(x)
+    return g.log(s) + s
+
+
+def _fanout_relu_mask(g, x):
+    m = x > 0
+    return g.where(m, x, 0) + g.where(m, 1.0, 0.0)
+
+
+def _fanout_affine(g, x, W, b):
+    p = x @ W
+    return g.sum(p + b) + g.sum(p * p)
+
+
+def _fanout_logsumexp(g, x):
+    e = g.exp(x)
+    return g.sum(g.log(g.sum(e, axis=1))) + g.sum(e)
+
+
+FANOUT = [
+    (_fanout_sigmoid, "exp", scalars),
+    (_fanout_sigmoid_denominator, "add", scalars),
+    (_fanout_softplus, "add", scalars),
+    (_fanout_relu_mask, "gt", scalars),
+    (_fanout_affine, "matmul", affine_inputs),
+    (_fanout_logsumexp, "exp", rows),
+]
+
+
+@pytest.mark.parametrize(
+    ("spelling", "kept", "inputs"), FANOUT, ids=lambda p: getattr(p, "__name__", p)
+)
+def test_a_value_used_elsewhere_is_not_swallowed(spelling, kept, inputs, rng):
+    f, reference, names = _compile(spelling)
+    fused = f.fused()
+    assert ops_of(fused)[kept] >= 1, f"{kept} was swallowed: {ops_of(fused)}"
+    data = {k: v for k, v in inputs(rng).items() if k in names}
+    assert_same_results(f, fused, data)
+    value, grads = fused.value_and_grad(**data)
+    assert_close(value, reference(**data), rtol=1e-9, atol=1e-12)
+    for name in names:
+        expected = central_diff(lambda **kw: np.sum(reference(**kw)), data, name)
+        assert_close(grads[name], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fan_out_of_the_rule_input_does_not_block_the_rewrite():
+    x = gc.symbols("x")
+    f = gc.function(1 / (1 + gc.exp(-x)) * x, inputs=[x])
+    fused = f.fused()
+    assert ops_of(fused)["sigmoid"] == 1 and ops_of(fused)["exp"] == 0
+    assert_same_results(f, fused, {"x": np.linspace(-3, 3, 7)})
+
+
+# ---------------------------------------------------------------- determinism and bare graphs
+
+
+def test_fusing_twice_gives_byte_identical_source():
+    for level in ("patterns", "elementwise"):
+        a = neuron.fused(level=level).source_for(**NEURON_POINT)
+        b = neuron.fused(level=level).source_for(**NEURON_POINT)
+        assert a == b
+
+
+def test_fuse_on_a_bare_graph_returns_a_new_graph_and_leaves_the_input_alone():
+    g = neuron.graph
+    nodes = [(n, dict(d)) for n, d in g.nodes(data=True)]
+    edges = [(u, v, dict(d)) for u, v, d in g.edges(data=True)]
+    attrs = dict(g.graph)
+    h = gc.fuse(g)
+    assert isinstance(h, nx.DiGraph) and h is not g
+    assert [(n, dict(d)) for n, d in g.nodes(data=True)] == nodes
+    assert [(u, v, dict(d)) for u, v, d in g.edges(data=True)] == edges
+    assert dict(g.graph) == attrs
+    assert ops_of(h)["sigmoid"] == 1 and ops_of(h)["exp"] == 0
+    value, grads = gc.from_graph(h).value_and_grad(**NEURON_POINT)
+    expected_value, expected = neuron.value_and_grad(**NEURON_POINT)
+    assert value == pytest.approx(expected_value, rel=1e-12)
+    for name in expected:
+        assert grads[name] == pytest.approx(expected[name], rel=1e-12)
+    assert sorted(ops_of(gc.fuse(g, level="none")).elements()) == sorted(ops_of(g).elements())
+
+
+# ---------------------------------------------------------------- levels and rule choice
+
+
+def test_elementwise_level_collapses_the_neuron_into_one_gate():
+    fused = neuron.fused(level="elementwise")
+    assert sum(gates_of(fused).values()) == 1, gates_of(fused)
+    assert_same_results(neuron, fused, NEURON_POINT)
+    batch = {k: np.random.default_rng(3).uniform(-3, 3, 8) for k in NEURON_POINT}
+    assert_same_results(neuron, fused, batch)
+    value, grads = fused.value_and_grad(**NEURON_POINT)
+    assert value == pytest.approx(0.7311, abs=1e-4)
+    for name, expected in NEURON_GRADS.items():
+        assert grads[name] == pytest.approx(expected, abs=1e-4)
+
+
+def test_elementwise_level_on_a_region_no_rule_names():
+    x, y = gc.symbols("x y")
+    f = gc.function(gc.tanh(x * y) * gc.exp(-x) + y * y, inputs=[x, y])
+    fused = f.fused(level="elementwise")
+    assert sum(gates_of(fused).values()) == 1, gates_of(fused)
+    rng = np.random.default_rng(5)
+    assert_same_results(f, fused, {"x": rng.uniform(-2, 2, 5), "y": rng.uniform(-2, 2, 5)})
+
+
+def test_level_none_keeps_every_gate():
+    fused = neuron.fused(level="none")
+    assert sorted(ops_of(fused).elements()) == sorted(ops_of(neuron).elements())
+    assert_same_results(neuron, fused, NEURON_POINT, rtol=0, atol=0)
+
+
+def test_rules_choose_which_rewrites_run():
+    x = gc.symbols("x")
+    f = gc.function(1 / (1 + gc.exp(-(x * 1))) + gc.log(1 + gc.exp(x)), inputs=[x])
+    only_softplus = f.fused(rules=["softplus"])
+    assert fired(only_softplus) == {"softplus"}
+    assert ops_of(only_softplus)["sigmoid"] == 0 and ops_of(only_softplus)["mul"] == 1
+    both = f.fused(rules=["mul_one", "sigmoid", "softplus"])
+    assert fired(both) == {"mul_one", "sigmoid", "softplus"}
+    assert ops_of(both)["exp"] == 0
+    rows_only = f.fused(rules=[r for r in fusion.DEFAULT_RULES if r.name == "sigmoid"])
+    assert fired(rows_only) == {"sigmoid"}
+    assert ops_of(rows_only)["sigmoid"] == 1 and ops_of(rows_only)["mul"] == 1
+    assert ops_of(f.fused(rules=[]))["exp"] == 2
+    for g in (only_softplus, both, rows_only):
+        assert_same_results(f, g, {"x": np.linspace(-4, 4, 9)})
+
+
+@pytest.mark.parametrize("level", ["all", "Patterns", "", None])
+def test_unknown_level_raises(level):
+    with pytest.raises(gc.GraphcError):
+        neuron.fused(level=level)
+    with pytest.raises(gc.GraphcError):
+        gc.fuse(neuron.graph, level=level)
+
+
+@pytest.mark.parametrize("rules", [["sigmoidd"], ["sigmoid", "nope"], [42]])
+def test_unknown_rule_raises(rules):
+    with pytest.raises(gc.GraphcError):
+        neuron.fused(rules=rules)
+    with pytest.raises(gc.GraphcError):
+        gc.fuse(neuron.graph, rules=rules)
+
+
+# ---------------------------------------------------------------- random elementwise chains
+
+
+def _softplus(g, e):
+    return g.log(1 + g.exp(e))
+
+
+UNARY = {
+    "neg": lambda g, a: -a,
+    "exp": lambda g, a: g.exp(a),
+    "tanh": lambda g, a: g.tanh(a),
+    "sigmoid": lambda g, a: g.sigmoid(a),
+    "softplus": _softplus,
+    "relu": lambda g, a: g.relu(a),
+    "sigmoid_spelled": lambda g, a: 1 / (1 + g.exp(-a)),
+}
+BINARY = {
+    "add": lambda g, a, b: a + b,
+    "sub": lambda g, a, b: a - b,
+    "mul": lambda g, a, b: a * b,
+    "maximum": lambda g, a, b: g.maximum(a, b),
+}
+CONSTANTS = [-1.0, -0.5, 0.0, 0.5, 1.0, 2.0]
+NAMES = ("x", "y", "z")
+
+
+def _trees(depth: int):
+    leaf = st.one_of(
+        st.sampled_from(NAMES).map(lambda n: ("in", n)),
+        st.sampled_from(CONSTANTS).map(lambda c: ("c", c)),
+    )
+    if depth == 0:
+        return leaf
+    sub = _trees(depth - 1)
+    return st.one_of(
+        leaf,
+        st.tuples(st.sampled_from(sorted(UNARY)), sub),
+        st.tuples(st.sampled_from(sorted(BINARY)), sub, sub),
+    )
+
+
+TREES = _trees(6)
+
+
+def _evaluate(tree, g, env, seen=None):
+    """The tree on namespace g (gc or NumPy); `seen` collects NumPy intermediates."""
+    kind = tree[0]
+    if kind == "in":
+        return env[tree[1]]
+    if kind == "c":
+        return tree[1]
+    args = [_evaluate(t, g, env, seen) for t in tree[1:]]
+    out = (UNARY if kind in UNARY else BINARY)[kind](g, *args)
+    if seen is not None:
+        seen.append(out)
+    return out
+
+
+def _uses_input(tree) -> bool:
+    return tree[0] == "in" or (tree[0] != "c" and any(_uses_input(t) for t in tree[1:]))
+
+
+def _count(tree, kinds) -> int:
+    if tree[0] in ("in", "c"):
+        return 0
+    return (tree[0] in kinds) + sum(_count(t, kinds) for t in tree[1:])
+
+
+# Each relu/maximum inside one fused region multiplies the Piecewise branches SymPy differentiates
+# (about 4x compile time per gate: 3 gates take 2 s, 4 take 8 s), so trees keep at most two.
+MAX_PIECEWISE = 2
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    report_multiple_bugs=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(
+    tree=TREES,
+    n_inputs=st.sampled_from([2, 3]),
+    shape=st.sampled_from([(), (4,)]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_random_elementwise_chains_fuse_without_changing_results(tree, n_inputs, shape, seed):
+    assume(_uses_input(tree))
+    assume(_count(tree, ("relu", "maximum")) <= MAX_PIECEWISE)
+    used = max(NAMES.index(n) for n in _names_in(tree)) + 1
+    names = NAMES[: max(n_inputs, used)]  # inputs the tree does not read get zero gradients
+    rng = np.random.default_rng(seed)
+    if shape == ():
+        inputs = {n: float(rng.uniform(-1.5, 1.5)) for n in names}
+    else:
+        inputs = {n: rng.uniform(-1.5, 1.5, shape) for n in names}
+    seen: list = []
+    with np.errstate(all="raise"):
+        try:
+            reference = _evaluate(tree, NP, inputs, seen)
+        except FloatingPointError:
+            assume(False)
+    assume(all(np.all(np.abs(v) < 50) for v in seen))
+    # kinks: keep relu and maximum away from ties, where the subgradient is a choice
+    assume(_kinks_clear(tree, inputs))
+
+    syms = gc.symbols(" ".join(names))
+    f = gc.function(_evaluate(tree, gc, dict(zip(names, syms))), inputs=list(syms), name="chain")
+    value, grads = f.value_and_grad(**inputs)
+    assert_close(value, reference, rtol=1e-9, atol=1e-12)
+    for level in ("patterns", "elementwise"):
+        assert_same_results(f, f.fused(level=level), inputs, rtol=1e-10, atol=1e-12)
+
+
+def _names_in(tree):
+    if tree[0] == "in":
+        return {tree[1]}
+    if tree[0] == "c":
+        return set()
+    return set().union(*(_names_in(t) for t in tree[1:]))
+
+
+def _kinks_clear(tree, env) -> bool:
+    if tree[0] in ("in", "c"):
+        return True
+    if not all(_kinks_clear(t, env) for t in tree[1:]):
+        return False
+    if tree[0] == "relu" and _uses_input(tree[1]):
+        return bool(np.all(np.abs(_evaluate(tree[1], NP, env)) > 1e-6))
+    if tree[0] == "maximum" and tree[1] != tree[2] and any(map(_uses_input, tree[1:])):
+        a, b = (_evaluate(t, NP, env) for t in tree[1:])
+        return bool(np.all(np.abs(np.asarray(a) - b) > 1e-6))
+    return True
+
+
+# minimal cases of what the chains above exercise, so each shows up by name when it breaks
+
+
+def test_subtracting_a_value_from_itself_has_zero_value_and_gradient():
+    x, y = gc.symbols("x y")
+    f = gc.function(x - x + y, inputs=[x, y])
+    for level in ("none", "patterns", "elementwise"):
+        value, grads = f.fused(level=level).value_and_grad(x=0.3, y=0.25)
+        assert value == 0.25
+        assert grads == {"x": 0.0, "y": 1.0}
+
+
+def test_elementwise_fusion_folds_scalar_constants_into_the_formula():
+    x = gc.symbols("x")
+    f = gc.function(gc.exp(x * 2.0 + -1.0), inputs=[x])
+    fused = f.fused(level="elementwise")
+    assert sum(gates_of(fused).values()) == 1
+    xs = np.linspace(-2, 2, 5)
+    value, grads = fused.value_and_grad(x=xs)
+    assert_close(value, np.exp(2 * xs - 1), rtol=1e-14)
+    assert_close(grads["x"], 2 * np.exp(2 * xs - 1), rtol=1e-14)
+
+
+def test_elementwise_fusion_keeps_shape_and_dtype_when_the_formula_cancels():
+    x = gc.symbols("x")
+    f = gc.function(x + x * -1.0, inputs=[x])
+    xs = np.arange(1.0, 5.0)
+    value, grads = f.fused(level="elementwise").value_and_grad(x=xs)
+    assert isinstance(value, np.ndarray) and value.shape == (4,) and value.dtype == np.float64
+    assert np.all(value == 0.0)
+    assert np.all(grads["x"] == 0.0) and grads["x"].shape == (4,)
+
+
+def test_elementwise_fusion_of_nested_maximum_gates_defines_every_shared_name():
+    x, y = gc.symbols("x y")
+    inner = gc.maximum(x - y, gc.tanh(x))
+    f = gc.function(gc.maximum(inner - y, gc.tanh(inner)), inputs=[x, y])
+    fused = f.fused(level="elementwise")
+    assert sum(gates_of(fused).values()) == 1
+    for point in ({"x": 0.3, "y": 0.2}, {"x": 1.7, "y": -0.4}, {"x": -1.2, "y": 0.9}):
+        assert_same_results(f, fused, point)
+        t = math.tanh(point["x"])
+        a = max(point["x"] - point["y"], t)
+        assert fused(**point) == pytest.approx(max(a - point["y"], math.tanh(a)), rel=1e-14)
+
+
+def test_elementwise_fusion_of_a_maximum_of_two_differences():
+    x, y, z = gc.symbols("x y z")
+    f = gc.function(gc.maximum(x - y, z - x), inputs=[x, y, z])
+    fused = f.fused(level="elementwise")
+    assert sum(gates_of(fused).values()) == 1
+    point = {"x": 0.8, "y": -0.3, "z": 0.1}
+    assert_same_results(f, fused, point)
+    assert fused.grad(**point) == {"x": 1.0, "y": -1.0, "z": 0.0}

@@ -1,0 +1,160 @@
+"""Property tests: graphc's gradients of random graphs against independent oracles.
+
+Each random program (tests/strategies.py) is compiled three ways, unfused, fused at
+level="patterns" and fused at level="elementwise", and every version's gradients are compared
+with an oracle that never calls graphc:
+
+- central finite differences (float64, a fourth-order central stencil) of the program run in
+  NumPy, relative error below 1e-6, for programs over scalars, vectors and matrices;
+- SymPy differentiating the whole expression of a scalar program, evaluated to 30 digits,
+  agreement to 1e-12.
+
+The PyTorch oracle is in test_oracles_torch.py. Budgets (CI mode and `--slow`) are set with
+`strategies.examples`; docs/verification.md explains how to reproduce a failure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from hypothesis import Phase, given, settings
+from strategies import Case, NumpyOps, examples, scalar_programs, vector_programs
+
+from graphc import ops
+
+FD_RTOL = 1e-6
+SYMPY_RTOL = 1e-12
+
+
+# ---------------------------------------------------------------- the finite-difference oracle
+
+
+def _run(case: Case, inputs: dict):
+    ops = NumpyOps()
+    with np.errstate(all="raise", under="ignore"):
+        out = case.numpy(ops)(**inputs)
+    return np.asarray(out, dtype=np.float64), ops.decisions
+
+
+def _same_side(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def finite_differences(case: Case, h: float = 1e-4) -> tuple[dict, float]:
+    """d sum(f) / d input, by the central stencil (-f(x+2h) + 8f(x+h) - 8f(x-h) + f(x-2h))/12h.
+
+    Differences are taken entry by entry before summing, so entries that do not depend on a
+    coordinate add exactly zero. Returns the gradients and an estimate of their round-off
+    (the output's magnitude times a few ulps over the step). Fails if a step crosses a kink.
+    """
+    base, decided = _run(case, case.inputs)
+    grads, noise = {}, 0.0
+    for name, value in case.inputs.items():
+        x = np.array(value, dtype=np.float64)
+        grad = np.zeros(x.shape)
+        for i in np.ndindex(x.shape):
+            step = h * max(1.0, abs(float(x[i])))
+            samples = []
+            for k in (2, 1, -1, -2):
+                moved = x.copy()
+                moved[i] += k * step
+                arg = moved if np.ndim(value) else float(moved)
+                out, side = _run(case, {**case.inputs, name: arg})
+                assert _same_side(side, decided), (
+                    f"generator bug: a finite-difference step on {name}{list(i)} crosses a kink"
+                )
+                samples.append(out)
+            p2, p1, m1, m2 = samples
+            grad[i] = np.sum(-(p2 - m2) + 8 * (p1 - m1)) / (12 * step)
+            noise = max(noise, 18 * np.finfo(float).eps * np.max(np.abs(base), initial=1) / step)
+        grads[name] = grad if np.ndim(value) else float(grad)
+    return grads, noise
+
+
+def relative_errors(actual, expected, floor: float) -> np.ndarray:
+    """|a - e| / max(|a| + |e|, floor), entry by entry."""
+    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, f"gradient shape {a.shape}, expected {e.shape}"
+    return np.abs(a - e) / np.maximum(np.abs(a) + np.abs(e), floor)
+
+
+def check_against_differences(case: Case):
+    reference, noise = finite_differences(case)
+    expected_value, _ = _run(case, case.inputs)
+    floor = max(1e-8, noise / FD_RTOL)  # below this, the differences are round-off
+    for level, f in case.versions().items():
+        value, grads = f.value_and_grad(**case.inputs)
+        np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=1e-12, err_msg=level)
+        assert list(grads) == list(case.inputs), level
+        for name in case.inputs:
+            worst = float(np.max(relative_errors(grads[name], reference[name], floor), initial=0))
+            assert worst < FD_RTOL, (
+                f"level={level}: d/d{name} relative error {worst:.2e}\n"
+                f"graphc:      {grads[name]!r}\ndifferences: {reference[name]!r}"
+            )
+
+
+@examples(ci=300, slow=4000)
+@given(vector_programs())
+def test_vector_graphs_match_finite_differences(case):
+    check_against_differences(case)
+
+
+@examples(ci=150, slow=2000)
+@given(scalar_programs())
+def test_scalar_graphs_match_finite_differences(case):
+    check_against_differences(case)
+
+
+# ---------------------------------------------------------------- the SymPy oracle
+
+
+def sympy_gradients(case: Case, digits: int = 30) -> dict[str, float]:
+    """Each input's derivative of the whole expression, by SymPy, evaluated to `digits` digits."""
+    expr, symbols = case.sympy()
+    point = {symbols[k]: sympy.Float(repr(float(v)), digits + 10) for k, v in case.inputs.items()}
+    return {k: float(sympy.diff(expr, s).xreplace(point).evalf(digits)) for k, s in symbols.items()}
+
+
+@examples(ci=200, slow=3000)
+@given(scalar_programs(max_steps=6))
+def test_scalar_graphs_match_sympy(case):
+    expected = sympy_gradients(case)
+    for level, f in case.versions().items():
+        grads = f.grad(**case.inputs)
+        for name, want in expected.items():
+            error = float(relative_errors(grads[name], want, 1e-300))
+            assert error < SYMPY_RTOL, (
+                f"level={level}: d/d{name} = {grads[name]!r}, SymPy says {want!r} "
+                f"(relative error {error:.2e})"
+            )
+
+
+# ---------------------------------------------------------------- the generator itself
+
+# every gate of the table a user can write: a gate added to the table must be generated too
+USER_GATES = [g.name for g in ops.TABLE if g.kind != ops.TENSOR] + [
+    "matmul", "transpose", "reshape", "sum", "mean", "max",
+]  # fmt: skip
+
+
+def test_the_generator_reaches_every_gate():
+    """Every gate of the table a user can write appears in the first few hundred graphs."""
+    seen: set[str] = set()
+
+    @settings(max_examples=400, derandomize=True, database=None, phases=[Phase.generate])
+    @given(vector_programs())
+    def collect(case):
+        seen.update(op for _, op in case.graphc().graph.nodes(data="op"))
+
+    collect()
+    assert not set(USER_GATES) - seen
+
+
+@examples(ci=30, slow=300)
+@given(vector_programs())
+def test_a_printed_case_reads_back_as_the_same_case(case):
+    again = Case.from_text(case.text)
+    assert again.source == case.source and again.text == case.text
+    for name, value in case.inputs.items():
+        np.testing.assert_array_equal(again.inputs[name], value)
