@@ -232,6 +232,8 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
             b.g.nodes[operands[sym]].update(shared_by=n)
     out: list[int | None] = [None] * len(args)
     for i, formula in zip(wanted, formulas):
+        if formula == 0:  # x - x: no gradient flows here
+            continue
         c = b.expr(formula, operands)
         if c != dn:
             b.g.nodes[c].update(grad_gate=n, grad_arg=i)
@@ -248,12 +250,7 @@ def _cse(formulas: tuple[sympy.Expr, ...]):
 def _common_subexpressions(formulas: list[sympy.Expr]):
     """Shared non-trivial subexpressions worth a step (more than a product of two names)."""
     replacements, reduced = _cse(tuple(formulas))
-    keep = [(s, e) for s, e in replacements if sympy.count_ops(e) > 1 or e.has(sympy.Function)]
-    dropped = {s: e for s, e in replacements if (s, e) not in keep}
-    if dropped:
-        keep = [(s, e.xreplace(dropped)) for s, e in keep]
-        reduced = [r.xreplace(dropped) for r in reduced]
-    return keep, reduced
+    return list(replacements), list(reduced)
 
 
 def _final_gradient(b: Builder, i: int, node: int | None, seed: int) -> int:

@@ -329,6 +329,7 @@ def emit_values_module(program: Program) -> str:
         names[n] = f"_v{n}"
     statements = set(program.forward) | set(program.backward) | (program.inline - inline)
     order = [n for n in topo_order(program.graph) if n in statements]
+    helpers = helpers_used(program)
     program = dataclasses.replace(program, names=names, inline=inline)
     e = Emitter(program)
     g = program.graph
@@ -336,7 +337,7 @@ def emit_values_module(program: Program) -> str:
     seed = names[program.seed]
     lines = ["import numpy as np", ""]
     lines += [f"{names[n]} = {literal(g.nodes[n]['value'])}" for n in program.constants]
-    blocks = ["\n".join(lines), *(h.rstrip() for h in helpers_used(program))]
+    blocks = ["\n".join(lines), *(h.rstrip() for h in helpers)]
     body = [f"def all_values({params}{', ' if params else ''}{seed}):", "    values = {}"]
     body += [f"    values[{n}] = {names[n]}" for n in [*program.inputs, program.seed]]
     for n in order:

@@ -354,7 +354,10 @@ def _convert(name: str, v):
             f"input {name!r} is a boolean; graphc differentiates real numbers, pass float({v})"
         )
     if isinstance(v, numbers.Real) and not isinstance(v, np.generic):
-        return float(v)
+        try:  # a NumPy float: division by zero and overflow give inf/NaN, as in NumPy
+            return np.float64(v)
+        except OverflowError:
+            raise InputError(f"input {name!r} = {v} is too large for a float") from None
     if isinstance(v, np.floating):  # a NumPy scalar keeps its type (and its dtype) through
         return v
     try:

@@ -266,7 +266,7 @@ def fuse_elementwise(g: nx.DiGraph, max_gates: int = 12) -> nx.DiGraph:
     h = g.copy()
     taken: set[int] = set()
     for root in reversed(topo_order(g)):
-        if root in taken or not _fusible(h, root):
+        if root not in h or root in taken or not _fusible(h, root):
             continue
         region = _region(h, root, taken, max_gates)
         taken.update(region)

@@ -94,7 +94,13 @@ def schedule(g: nx.DiGraph) -> Program:
     live = _live(g)
     order = [n for n in topo_order(g) if n in live]
     consumers = {n: [c for c in g.successors(n) if c in live] for n in order}
-    inline = {n for n in order if g.nodes[n]["op"] != "input" and _inlined(g, n, len(consumers[n]))}
+    inline = {
+        n
+        for n in order
+        if g.nodes[n]["op"] != "input"
+        and n != g.graph["output"]
+        and _inlined(g, n, len(consumers[n]))
+    }
     is_grad = {n: g.nodes[n].get("role") in ("grad", "seed") for n in order}
     constants = [n for n in order if g.nodes[n]["op"] == "const" and n not in inline]
     statements = [
