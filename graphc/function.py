@@ -299,14 +299,15 @@ class Function:
         return self.svg()
 
 
-def write_atomic(path, text: str) -> None:
-    """Write text to path via a temporary file in the same folder, so no half file is ever seen."""
+def write_atomic(path, data: str | bytes) -> None:
+    """Write text or bytes to path via a temporary file in the same folder, renamed into place,
+    so no half-written file is ever seen and a failure leaves an existing file as it was."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".graphc-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -330,16 +331,7 @@ def write_picture(picture, path) -> str:
         data = picture.encode("utf-8")
     else:
         data = render.pipe(picture, suffix)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".graphc-", suffix=f".{suffix}.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data)
     return path
 
 
