@@ -13,6 +13,7 @@ where a value fans out. Only nodes on a path from a requested input to the outpu
 from __future__ import annotations
 
 import functools
+from collections import Counter
 
 import networkx as nx
 import numpy as np
@@ -198,9 +199,10 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
             if c is not None and a in need:
                 accumulate(a, c, n)
 
+    returned = Counter(grad.get(i) for i in wrt)  # a gradient node returned for 2+ inputs
     grads = {}
     for i in wrt:
-        grads[i] = _final_gradient(b, i, grad.get(i), seed)
+        grads[i] = _final_gradient(b, i, grad.get(i), seed, shared=returned[grad.get(i)] > 1)
     h.graph.update(seed=seed, grads=grads, gradient_of=dict(grad), wires=wires)
     return h
 
@@ -253,8 +255,12 @@ def _common_subexpressions(formulas: list[sympy.Expr]):
     return list(replacements), list(reduced)
 
 
-def _final_gradient(b: Builder, i: int, node: int | None, seed: int) -> int:
-    """The node returned as input i's gradient: its own, fresh, with the input's shape."""
+def _final_gradient(b: Builder, i: int, node: int | None, seed: int, shared: bool) -> int:
+    """The node returned as input i's gradient: its own, fresh, with the input's shape.
+
+    An alias of another value's gradient is copied only where the caller could otherwise see
+    one array twice: the seed (the caller's `dout`), a view, or a node returned for 2+ inputs.
+    """
     g = b.g
     shape = g.nodes[i]["shape"]
     if node is None:  # no path from this input to the output: the gradient is zero
@@ -263,6 +269,7 @@ def _final_gradient(b: Builder, i: int, node: int | None, seed: int) -> int:
     if own and g.nodes[node]["op"] not in VIEW_OPS:
         return node
     # an alias of another value's gradient (e.g. the add gate distributes dout) or a view
-    alias = add_node(g, "expr", [node], formula=ARGS[0], role="grad", grad_of=i, copy=bool(shape))
+    copy = bool(shape) and (node == seed or shared or g.nodes[node]["op"] in VIEW_OPS)
+    alias = add_node(g, "expr", [node], formula=ARGS[0], role="grad", grad_of=i, copy=copy)
     g.nodes[alias]["shape"] = shape
     return alias

@@ -305,7 +305,7 @@ def emit_module(program: Program, title: str, version: str) -> str:
     else:
         lines.append(f"    return {', '.join(grads) or '()'}")
     result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
-    one = "1.0" if g.nodes[out]["shape"] == () else f"np.ones_like({result})"
+    one = "1.0" if g.nodes[out]["shape"] == () or program.scalar_seed else f"np.ones_like({result})"
     blocks.append("\n".join(lines))
     blocks.append(
         f"def value_and_grad({params}):\n"

@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 
 from .graph import args_of, topo_order
+from .ops import GATES, TENSOR
 from .special import HELPERS
 
 RESERVED = (
@@ -41,6 +42,7 @@ class Program:
     inline: set[int]
     cache: list[int]
     constants: list[int] = field(default_factory=list)
+    scalar_seed: bool = False  # backward(1.0, cache) gives every gradient its full shape
 
     @property
     def inputs(self) -> list[int]:
@@ -165,7 +167,37 @@ def schedule(g: nx.DiGraph) -> Program:
 
     reads = set().union(*(readers_of(g, s, inline) for s in backward)) if backward else set()
     cache = [n for n in [*g.graph["inputs"], *forward] if n in reads]
-    return Program(g, forward, backward, names, inline, cache, constants)
+    scalar_seed = _scalar_seed_is_enough(g, [n for n in order if is_grad[n]])
+    return Program(g, forward, backward, names, inline, cache, constants, scalar_seed)
+
+
+def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int]) -> bool:
+    """Whether backward seeded with the number 1.0 computes the same as with ones(out.shape).
+
+    Multiplying by an array of ones is an allocation and a pass over memory for nothing. A
+    scalar seed broadcasts through elementwise steps; it is enough where every tensor step and
+    every returned gradient still sees its full shape (follows the gradient nodes in order).
+    """
+    seed = g.graph["seed"]
+    actual = {seed: ()}
+    for n in grad_nodes:
+        if n == seed:
+            continue
+        data = g.nodes[n]
+        shapes = [actual.get(a, g.nodes[a]["shape"]) for a in args_of(g, n)]
+        if data["op"] == "const":
+            actual[n] = data["shape"]
+        elif data["op"] == "expr" or GATES[data["op"]].kind != TENSOR:
+            if data.get("copy"):
+                return False  # np.copy of a scalar stays a scalar
+            actual[n] = np.broadcast_shapes(*shapes) if shapes else data["shape"]
+        elif shapes != [g.nodes[a]["shape"] for a in args_of(g, n)]:
+            return False
+        else:
+            actual[n] = data["shape"]
+    return all(
+        actual.get(n, g.nodes[n]["shape"]) == g.nodes[n]["shape"] for n in g.graph["grads"].values()
+    )
 
 
 def readers_of(g: nx.DiGraph, s: int, inline: set[int]) -> set[int]:
