@@ -79,7 +79,7 @@ def _like(original, x):
     return float(x) if np.ndim(original) == 0 and not isinstance(original, np.ndarray) else x
 
 
-def check_grad(f, *args, samples: int | None = 100, per_gate: bool = False, **inputs):
+def check_grad(f, /, *args, samples: int | None = 100, per_gate: bool = False, **inputs):
     """Max relative error between f's gradients and central differences, over all inputs.
 
     Inputs are promoted to float64 for the check. `samples` caps the coordinates checked per
@@ -92,7 +92,8 @@ def check_grad(f, *args, samples: int | None = 100, per_gate: bool = False, **in
     True
     >>> print(check_grad(f, x=-2.0, y=5.0, z=-4.0, per_gate=True))   # one row per gate
     """
-    bound = f._bind(args, inputs)  # missing, unexpected or refused inputs: InputError
+    named = f._named(args, inputs, ("samples", "per_gate"), "gc.check_grad")
+    bound = f._bind((), named)  # missing, unexpected or refused inputs: InputError
     values = {
         k: v if isinstance(v, float) else np.asarray(v, dtype=np.float64)
         for k, v in zip(f.inputs, bound)

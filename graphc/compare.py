@@ -150,11 +150,14 @@ def _max_diff(a, b) -> float:
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
-def compare(f, rules=None, level: str = "patterns", repeat: int = 7, **inputs) -> Comparison:
+def compare(
+    f, /, *args, rules=None, level: str = "patterns", repeat: int = 7, **inputs
+) -> Comparison:
     """Compare `f` with `f.fused(rules, level)` on `inputs`; print the result for a table.
 
     >>> print(compare(neuron, w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0))
     """
+    inputs = f._named(args, inputs, ("rules", "level", "repeat"), "gc.compare")
     fused = f.fused(rules, level)
     value, grads = f.value_and_grad(**inputs)
     fused_value, fused_grads = fused.value_and_grad(**inputs)

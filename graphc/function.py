@@ -13,7 +13,8 @@ import contextlib
 import gc
 import numbers
 import os
-import tempfile
+import secrets
+import stat
 import types
 from dataclasses import dataclass
 
@@ -87,6 +88,10 @@ def _compile(g, shapes, wrt, readable) -> Compiled:
     return Compiled(program, source, load_module(source, sanitize(g.graph["name"])))
 
 
+# The keyword options of render, svg and render_steps: an input of the same name goes by position
+DRAWING_OPTIONS = ("digits", "show_local", "theme")
+
+
 class Function:
     """A differentiable function compiled to NumPy: call it, take its gradient, read its code.
 
@@ -119,7 +124,17 @@ class Function:
 
     # ------------------------------------------------------------ calling
 
-    def _bind(self, args, kwargs) -> list:
+    def _named(self, args, kwargs, options=(), caller: str = "") -> dict:
+        """The inputs by name, from positional and keyword arguments; InputError saying what is
+        wrong. `options` are the keyword options of `caller` (render's `theme`, say): an input
+        of the same name can only be passed by position, since its keyword sets the option."""
+        for k in self.inputs[len(args) :]:
+            if k in options:
+                raise InputError(
+                    f"{self.__name__} has an input named {k!r}, which {caller} also takes as an "
+                    f"option; pass the inputs by position, in the order {list(self.inputs)}, "
+                    f"and {k}= sets the option"
+                )
         if len(args) > len(self.inputs):
             raise InputError(
                 f"{self.__name__} takes {len(self.inputs)} input(s) {list(self.inputs)}, "
@@ -143,7 +158,11 @@ class Function:
                 f"{self.__name__} is missing input(s) {missing}; "
                 f"pass every one of {list(self.inputs)}"
             )
-        return [_convert(k, values[k]) for k in self.inputs]
+        return {k: values[k] for k in self.inputs}
+
+    def _bind(self, args, kwargs) -> list:
+        """The inputs in signature order, converted (see `_convert`)."""
+        return [_convert(k, v) for k, v in self._named(args, kwargs).items()]
 
     def fused(self, rules=None, level: str = "patterns", readable: bool | None = None) -> Function:
         """A new function with gates fused (see `graphc.fuse`); this one is unchanged.
@@ -184,12 +203,12 @@ class Function:
         self._last = key
         return self._compiled[key].module
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, /, *args, **kwargs):
         values = self._bind(args, kwargs)
         out, _ = self._module_for(values).forward(*values)
         return _result(out, values)
 
-    def value_and_grad(self, *args, **kwargs):
+    def value_and_grad(self, /, *args, **kwargs):
         """The value and a dict of gradients, one per input, each shaped like its input.
 
         For a non-scalar output this is the gradient of the sum of its entries.
@@ -201,7 +220,7 @@ class Function:
             k: _gradient(g, given[k]) for k, g in zip(self.gradient_names, grads)
         }
 
-    def grad(self, *args, **kwargs) -> dict:
+    def grad(self, /, *args, **kwargs) -> dict:
         """The dict of gradients alone (see `value_and_grad`)."""
         return self.value_and_grad(*args, **kwargs)[1]
 
@@ -221,12 +240,12 @@ class Function:
                 ) from None
         return self._compiled[self._last].source
 
-    def compiled_for(self, *args, **kwargs) -> Compiled:
+    def compiled_for(self, /, *args, **kwargs) -> Compiled:
         """The compiled specialisation for these inputs: program, source, module, values."""
         self._module_for(self._bind(args, kwargs))
         return self._compiled[self._last]
 
-    def source_for(self, *args, **kwargs) -> str:
+    def source_for(self, /, *args, **kwargs) -> str:
         """The generated module specialised to the shapes of these example inputs."""
         self._module_for(self._bind(args, kwargs))
         return self._compiled[self._last].source
@@ -261,25 +280,41 @@ class Function:
             local = render.local_texts(graph, gate_local_gradients)
         return render.Panel(scene, title, local, reveal)
 
-    def render(self, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs):
+    def _drawn(self, args, inputs, caller: str) -> dict:
+        """The inputs to draw with, by name ({} for the structure alone)."""
+        if not args and not inputs:
+            return {}
+        return self._named(args, inputs, DRAWING_OPTIONS, caller)
+
+    def render(
+        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+    ):
         """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
+
+        Inputs go by position or by name, as for a call; an input named like an option
+        (`digits`, `show_local`, `theme`) goes by position.
 
         >>> f.render(x=-2.0, y=5.0, z=-4.0)   # f.render() draws the structure alone
         """
-        panel = self._panel(inputs, digits, show_local)
+        panel = self._panel(self._drawn(args, inputs, "render()"), digits, show_local)
         return render.picture([panel], theme, digits)
 
-    def svg(self, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs) -> str:
+    def svg(
+        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+    ) -> str:
         """`render(...)` as SVG text."""
-        return render.svg_text(self.render(digits, show_local, theme, **inputs))
+        self._drawn(args, inputs, "svg()")  # name the method in an error about its options
+        picture = self.render(*args, digits=digits, show_local=show_local, theme=theme, **inputs)
+        return render.svg_text(picture)
 
     def render_steps(
-        self, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
     ) -> list[str]:
         """SVG frames for a slide build-up: forward values first, then one gate's gradients more
         per frame, in backward order; the last frame is the full picture (gates + 1 frames).
         """
-        if not inputs:
+        named = self._drawn(args, inputs, "render_steps()")
+        if not named:
             raise InputError(
                 "render_steps needs input values: the frames reveal values and gradients"
             )
@@ -289,7 +324,7 @@ class Function:
             if reveal == 0:
                 continue  # the output wire's gradient comes with the first gate's frame
             panel = self._panel(
-                inputs, digits, show_local, reveal=None if reveal == gates else reveal
+                named, digits, show_local, reveal=None if reveal == gates else reveal
             )
             frames.append(render.svg_text(render.picture([panel], theme, digits)))
         return frames
@@ -301,18 +336,35 @@ class Function:
 
 def write_atomic(path, data: str | bytes) -> None:
     """Write text or bytes to path via a temporary file in the same folder, renamed into place,
-    so no half-written file is ever seen and a failure leaves an existing file as it was."""
+    so no half-written file is ever seen and a failure leaves an existing file as it was.
+
+    The file gets the permissions any new file gets (0666 minus the umask), or keeps those of
+    the file it replaces.
+    """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".graphc-", suffix=".tmp")
+    fd, tmp = _new_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _new_file_beside(path: str) -> tuple[int, str]:
+    """A new, empty temporary file in path's folder. Created with mode 0666 as `open` does, so
+    the umask applies (tempfile's files are 0600, private to their owner)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".graphc-{secrets.token_hex(8)}.tmp")
+        with contextlib.suppress(FileExistsError):  # a name already taken: draw another
+            return os.open(tmp, flags, 0o666), tmp
+    raise FileExistsError(f"no free temporary file name in {folder!r}")
 
 
 def write_picture(picture, path) -> str:
@@ -340,7 +392,9 @@ def _dtype_key(v) -> str:
 
 
 def _convert(name: str, v):
-    """Python reals stay Python floats; integer arrays become float64; the rest is refused."""
+    """Python reals and NumPy integer scalars become float64 scalars (so division by zero and
+    overflow follow NumPy); integer arrays become float64 arrays; NumPy floats keep their dtype;
+    the rest is refused."""
     if isinstance(v, (bool, np.bool_)):
         raise InputError(
             f"input {name!r} is a boolean; graphc differentiates real numbers, pass float({v})"
@@ -352,6 +406,8 @@ def _convert(name: str, v):
             raise InputError(f"input {name!r} = {v} is too large for a float") from None
     if isinstance(v, np.floating):  # a NumPy scalar keeps its type (and its dtype) through
         return v
+    if isinstance(v, np.integer):  # a scalar stays a scalar: float64, not a 0-d array
+        return np.float64(v)
     try:
         arr = np.asarray(v)
     except Exception:

@@ -12,12 +12,15 @@ constant a `value`; a tensor gate its static `params` (axis, shape, ...). The ed
 from __future__ import annotations
 
 import keyword
+import numbers
 
 import networkx as nx
 import numpy as np
+import sympy
 
 from .errors import GraphError
-from .ops import GATES, RESERVED_OPS
+from .ops import ARGS, GATES, MASK, MASKS, RESERVED_OPS, TENSOR
+from .tensor import checked_params
 
 
 def new_graph(name: str) -> nx.DiGraph:
@@ -68,11 +71,19 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
     become tuples, so the passes can rely on both.
     """
     validate(g)
-    order = list(nx.lexicographical_topological_sort(g, key=str))
+    order = list(nx.lexicographical_topological_sort(g, key=_label_key))
     label = {n: i for i, n in enumerate(order)}
     h = new_graph(g.graph.get("name", "f"))
     for n in order:
         h.add_node(label[n], **g.nodes[n])
+        params = _params(g, n)
+        if params is not None:  # a copy, in the form the rules read (tuples, not lists)
+            h.nodes[label[n]]["params"] = params
+        if g.nodes[n]["op"] == "expr":  # a0, m0, ... made by hand become graphc's own symbols
+            formula = g.nodes[n]["formula"]
+            h.nodes[label[n]]["formula"] = formula.xreplace(
+                {s: _SYMBOLS[s.name] for s in formula.free_symbols}
+            )
     for u, v, pos in g.edges(data="pos"):
         h.add_edge(label[u], label[v], pos=_positions(g, v, pos))
     h.graph.update(inputs=[label[i] for i in g.graph["inputs"]], output=label[g.graph["output"]])
@@ -80,11 +91,23 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
     return h
 
 
+_SYMBOLS = {s.name: s for s in ARGS + MASKS}
+
+
+def _label_key(n) -> tuple:
+    """Integer labels in numeric order (graphc's own graphs keep their order, so a graph saved
+    and loaded back computes bit for bit the same), then any others by their text."""
+    if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+        return (0, int(n), "")
+    return (1, 0, str(n))
+
+
 def validate(g: nx.DiGraph) -> nx.DiGraph:
     """Check that `g` is a graph graphc can compile; raise GraphError saying what is wrong.
 
     Checks: a DAG, every op known, every gate with its arity and argument positions 0..n-1,
-    inputs and constants well formed, `inputs` and `output` set. Returns `g` for chaining.
+    tensor gates with their params, masks (comparisons) only where a mask is needed, inputs and
+    constants well formed, `inputs` and `output` set. Returns `g` for chaining.
     """
     if not isinstance(g, nx.DiGraph) or g.is_multigraph():
         raise GraphError(f"expected a networkx.DiGraph, got {type(g).__name__}")
@@ -108,12 +131,13 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
             for _, _, pos in g.in_edges(n, data="pos", default=None)
             for p in _positions(g, n, pos)
         )
-        want = arity(g, n)
+        want = _expr_arity(g, n, positions) if op == "expr" else arity(g, n)
         if positions != list(range(want)):
             raise GraphError(
                 f"node {n!r} ({op}) takes {want} argument(s) but its incoming edges fill positions "
                 f"{positions}; give each argument edge a 'pos' attribute, one edge per argument"
             )
+        _params(g, n)
         if op == "input":
             name = data.get("name")
             if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
@@ -126,6 +150,8 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
             raise GraphError(
                 f"const node {n!r} holds {data['value']!r}; constants must be real numbers"
             )
+    for n in g:
+        _check_masks(g, n)
     inputs, output = g.graph.get("inputs"), g.graph.get("output")
     if inputs is None or any(i not in g or g.nodes[i]["op"] != "input" for i in inputs):
         raise GraphError("g.graph['inputs'] must list the graph's input nodes in signature order")
@@ -136,7 +162,87 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
         raise GraphError(f"input names must be distinct, got {names}")
     if output not in g:
         raise GraphError("g.graph['output'] must name the node whose value the function returns")
+    if _is_mask(g, output):
+        raise GraphError(
+            f"the output, node {output!r} ({g.nodes[output]['op']}), is a comparison mask, not a "
+            "number; return a number, e.g. a 'where' node that selects between two values"
+        )
     return g
+
+
+def _params(g: nx.DiGraph, n) -> dict | None:
+    """A tensor gate's params, checked and read (None for other nodes)."""
+    op = g.nodes[n]["op"]
+    gate = GATES.get(op)
+    if gate is None or gate.kind != TENSOR:
+        return None
+    try:
+        return checked_params(op, gate.params, g.nodes[n].get("params", {}))
+    except GraphError as e:
+        raise GraphError(f"node {n!r} ({op}): {e}") from None
+
+
+def _is_mask(g: nx.DiGraph, n) -> bool:
+    gate = GATES.get(g.nodes[n].get("op"))
+    return gate is not None and gate.kind == MASK
+
+
+def _expr_arity(g: nx.DiGraph, n, positions: list[int]) -> int:
+    """An "expr" node (a fused gate) takes as many arguments as its edges give; its formula
+    must be a SymPy expression over those arguments' symbols (a0, a1, ..., m0, ... for masks)."""
+    want = len(positions)
+    formula = g.nodes[n].get("formula")
+    if isinstance(formula, str):
+        raise GraphError(
+            f"node {n!r} (expr) holds its formula as text ({formula!r}); graphc does not parse "
+            "formulas from files: save the graph before elementwise fusion and fuse it after "
+            "loading"
+        )
+    if not isinstance(formula, sympy.Expr):
+        raise GraphError(
+            f"node {n!r} (expr) needs a 'formula', a SymPy expression over its arguments "
+            f"a0, a1, ... (m0, m1, ... for masks), got {formula!r}; build it with sympy"
+        )
+    allowed = {s.name for s in ARGS[:want] + MASKS[:want]}
+    stray = sorted(s.name for s in formula.free_symbols if s.name not in allowed)
+    if stray:
+        raise GraphError(
+            f"node {n!r} (expr): its formula {formula} uses {stray}, but the node has {want} "
+            "argument(s); use a<i> or m<i> for the argument at position i"
+        )
+    return want
+
+
+def _mask_positions(g: nx.DiGraph, n) -> set[int]:
+    """The argument positions of node n that take a mask (where's condition, an expr's m<i>)."""
+    data = g.nodes[n]
+    if data["op"] == "expr":
+        used = {s.name for s in data["formula"].free_symbols}
+        return {i for i, m in enumerate(MASKS) if m.name in used}
+    return set(GATES[data["op"]].nondiff)
+
+
+def _check_masks(g: nx.DiGraph, n) -> None:
+    """Masks only select: a comparison may fill, and must fill, the positions that take a mask
+    (the condition of 'where'); everywhere else arguments are numbers."""
+    op = g.nodes[n]["op"]
+    if op in RESERVED_OPS:
+        return
+    nondiff = _mask_positions(g, n)
+    for a, _, pos in g.in_edges(n, data="pos"):
+        for p in _positions(g, n, pos):
+            if _is_mask(g, a) and p not in nondiff:
+                raise GraphError(
+                    f"node {a!r} ({g.nodes[a]['op']}) is a comparison mask but fills argument "
+                    f"position {p} of node {n!r} ({op}), which takes a number; masks only select, "
+                    "as the condition (position 0) of a 'where' node"
+                )
+            if p in nondiff and not _is_mask(g, a):
+                raise GraphError(
+                    f"node {n!r} ({op}) needs a comparison mask (an lt, le, gt or ge node) at "
+                    f"argument position {p}, got node {a!r} ({g.nodes[a].get('op')}); compare two "
+                    "values with one of those gates and pass its result"
+                )
 
 
 def _positions(g, n, pos):

@@ -12,11 +12,13 @@ sums them back to each argument's shape as a step of its own. No Jacobian is eve
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import sympy
+from sympy.codegen.cfunctions import expm1
 
-from .errors import GateError, ShapeError
+from .errors import GateError, GraphError, ShapeError
 from .special import ARGS, DOUT, OUT
 
 
@@ -248,7 +250,8 @@ def _vjp_mean(b, node, args, dout):
     shape = b.shape(args[0])
     p = b.params(node)
     count = math.prod(shape[a] for a in _axes(p["axis"], len(shape), "mean"))
-    scaled = b.op("div", [dout, b.const(count)])
+    # over an empty axis the gradient is empty: nothing to divide (dout / 0 fails on a float)
+    scaled = b.op("div", [dout, b.const(count)]) if count else dout
     return (b.op("broadcast_to", [scaled], shape=shape, expand=_expanded_axes(b, node, args)),)
 
 
@@ -324,9 +327,12 @@ def _log_softmax_shape(shapes, p):
 
 
 def _vjp_log_softmax(b, node, args, dout):
-    # dx = dout - softmax * sum(dout), with softmax = exp(out)
+    # dx = dout - softmax * sum(dout), with softmax = exp(out), written as
+    # dout * (1 - softmax) - softmax * (sum(dout) - dout) with 1 - softmax = -expm1(out):
+    # exact where softmax rounds to 1 (one-hot dout: the sum minus the picked entry is exactly 0)
     total = b.op("sum", [dout], axis=b.params(node)["axis"], keepdims=True)
-    return (b.expr(DOUT - sympy.exp(OUT) * ARGS[0], {DOUT: dout, OUT: node, ARGS[0]: total}),)
+    formula = -DOUT * expm1(OUT) - sympy.exp(OUT) * (ARGS[0] - DOUT)
+    return (b.expr(formula, {DOUT: dout, OUT: node, ARGS[0]: total}),)
 
 
 def _cross_entropy_shape(shapes, p):
@@ -401,6 +407,98 @@ FUSED_ROWS = (
         vjp=_no_vjp, params=("axis",), helpers=("softmax_cross_entropy_grad",),
     ),
 )  # fmt: skip
+
+
+# ---------------------------------------------------------------- static parameters
+# What each parameter may hold, checked when a graph comes from outside graphc (gc.from_graph):
+# each kind turns a value into the form the rules above read (JSON has no tuples, so a saved list
+# becomes a tuple) or gives _BAD. A parameter's kind is the same for every gate that takes it,
+# except where a gate works over one axis only (max) or exactly one (the fused softmax gates).
+
+_BAD = object()
+
+
+def _int(v):
+    is_int = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+    return int(v) if is_int else _BAD
+
+
+def _ints(v, low=None):
+    if not isinstance(v, (list, tuple)):
+        return _BAD
+    items = tuple(_int(a) for a in v)
+    if any(a is _BAD or low is not None and a < low for a in items):
+        return _BAD
+    return items
+
+
+def _axis_or_axes(v):
+    if v is None or _int(v) is not _BAD:
+        return _axis_or_all(v)
+    axes = _ints(v)
+    return axes if axes != () else _BAD  # no axes at all: say None for all of them
+
+
+def _axis_or_all(v):
+    return None if v is None else _int(v)
+
+
+def _flag(v):
+    return bool(v) if isinstance(v, (bool, np.bool_)) else _BAD
+
+
+def _new_shape(v):
+    return (int(v),) if _int(v) is not _BAD and v >= -1 else _ints(v, low=-1)
+
+
+def _permutation(v):
+    return None if v is None else _ints(v)
+
+
+PARAM_KINDS = {  # name -> (how to read a value, what it may be)
+    "axis": (_axis_or_axes, "None, an int or a list of ints"),
+    "keepdims": (_flag, "a bool (True or False; true or false in JSON)"),
+    "shape": (lambda v: _ints(v, low=0), "a list of sizes (ints >= 0)"),
+    "axes": (_permutation, "None or a list of ints (a permutation of the axes)"),
+    "expand": (_ints, "a list of ints"),
+}
+GATE_PARAM_KINDS = {  # (gate, name) -> kind, where a gate narrows the usual kind
+    ("reshape", "shape"): (_new_shape, "a list of sizes (ints >= 0, at most one -1)"),
+    ("max", "axis"): (_axis_or_all, "None or an int (max works over one axis or all)"),
+    ("route_to_max", "axis"): (_axis_or_all, "None or an int"),
+    **{
+        (gate, "axis"): (_int, f"an int ({gate} works over one axis)")
+        for gate in ("logsumexp", "log_softmax", "softmax_cross_entropy")
+    },
+    ("softmax_cross_entropy_grad", "axis"): (_int, "an int"),
+}
+
+
+def checked_params(gate: str, names: tuple[str, ...], params) -> dict:
+    """A tensor gate's `params`, read as its rules expect them (saved lists become tuples).
+
+    GraphError saying which parameter is missing, unknown or malformed and what it may be (the
+    caller names the node).
+    """
+    wanted = "{" + ", ".join(f"{n!r}: ..." for n in names) + "}"
+    if not isinstance(params, dict):
+        raise GraphError(f"'params' is {type(params).__name__}; give a dict {wanted}")
+    unknown = sorted(str(k) for k in params if k not in names)
+    if unknown:
+        takes = f"takes {list(names)}" if names else "takes no params"
+        raise GraphError(f"unknown param(s) {unknown}; {gate} {takes} (check the spelling)")
+    out = {}
+    for name in names:
+        read, what = GATE_PARAM_KINDS.get((gate, name), PARAM_KINDS[name])
+        if name not in params:
+            raise GraphError(
+                f"missing param {name!r}, which must be {what}; give the node params={wanted}"
+            )
+        value = read(params[name])
+        if value is _BAD:
+            raise GraphError(f"param {name!r} is {params[name]!r}; it must be {what}")
+        out[name] = value
+    return out
 
 
 def _row(name, arity, symbol, shape, spell, vjp, params=(), helpers=()) -> dict:

@@ -8,7 +8,10 @@ kinks, graphs loaded from a saved file, integer and other numeric types, and dee
 """
 
 import json
+import os
+import stat
 import warnings
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -491,13 +494,39 @@ def test_a_deep_graph_round_trips_through_a_saved_file(tmp_path):
     assert sorted(op for _, op in loaded.graph.nodes(data="op")) == ops_in
 
 
+# ---------------------------------------------------------------- files graphc writes
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_written_files_get_the_usual_permissions(tmp_path):
+    from graphc.function import write_atomic, write_picture
+
+    def mode(path):
+        return stat.S_IMODE(Path(path).stat().st_mode)
+
+    f = gc.function(lambda x: x * 2.0)
+    old = os.umask(0o022)
+    try:
+        assert mode(f.save_source(tmp_path / "f.py")) == 0o644  # as open() would make it
+        write_picture(f.svg(x=1.0), tmp_path / "f.svg")
+        assert mode(tmp_path / "f.svg") == 0o644
+        os.umask(0o077)
+        write_atomic(tmp_path / "private.txt", "x")
+        assert mode(tmp_path / "private.txt") == 0o600
+        (tmp_path / "f.py").chmod(0o664)  # replacing a file keeps its mode
+        f.save_source(tmp_path / "f.py")
+        assert mode(tmp_path / "f.py") == 0o664
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.py", "f.svg", "private.txt"]
+
+
 # ---------------------------------------------------------------- the catalogue itself
 
 
 def test_every_catalogue_entry_names_tests_that_exist_and_every_test_here_is_listed():
     import ast
     import re
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     text = (root / "docs" / "errors.md").read_text(encoding="utf-8")

@@ -65,6 +65,52 @@ def test_check_grad_reports_argument_errors_too():
     raises(gc.InputError, lambda: gc.check_grad(f, x=1.0, y=1.0, q=1.0), "'q'")
 
 
+@gc.function
+def clashing(self, digits, theme, show_local, repeat):
+    """Inputs named like the parameters of Function's methods and of the drawing options."""
+    return self * digits + theme * show_local - repeat
+
+
+CLASHING = dict(self=1.0, digits=2.0, theme=3.0, show_local=4.0, repeat=5.0)
+
+
+def test_inputs_named_like_method_parameters_pass_by_name():
+    grads = {"self": 2.0, "digits": 1.0, "theme": 4.0, "show_local": 3.0, "repeat": -1.0}
+    assert clashing(**CLASHING) == 9.0
+    assert clashing.value_and_grad(**CLASHING) == (9.0, grads)
+    assert clashing.grad(1.0, 2.0, theme=3.0, show_local=4.0, repeat=5.0) == grads
+    source = clashing.source_for(**CLASHING)
+    assert "def forward(self, digits, theme, show_local, repeat)" in source
+    assert clashing.compiled_for(**CLASHING).module.forward(1.0, 2.0, 3.0, 4.0, 5.0)[0] == 9.0
+
+
+def test_an_input_named_like_a_drawing_option_goes_by_position():
+    by_position = clashing.svg(1.0, 2.0, 3.0, 4.0, 5.0, digits=3, theme="dark")
+    assert "9.000" in by_position  # the output wire, at 3 digits
+    assert by_position == clashing.svg(1.0, 2.0, 3.0, 4.0, repeat=5.0, digits=3, theme="dark")
+    frames = clashing.render_steps(1.0, 2.0, 3.0, 4.0, repeat=5.0, digits=3)
+    assert frames[-1] == clashing.svg(1.0, 2.0, 3.0, 4.0, 5.0, digits=3)
+    for method in (clashing.render, clashing.svg, clashing.render_steps):
+        error = raises(gc.InputError, lambda m=method: m(**CLASHING), "'digits'", "by position")
+        assert f"{method.__name__}()" in str(error)
+    raises(gc.InputError, lambda: clashing.svg(1.0, 2.0, show_local=4.0, theme=3.0), "'theme'")
+    assert "<svg" in clashing.svg(theme="dark")  # no inputs: the structure, options as options
+    g = gc.function(lambda x, y: x * y)
+    assert g.svg(2.0, y=3.0, digits=1) == g.svg(x=2.0, y=3.0, digits=1)
+
+
+def test_check_grad_and_compare_take_inputs_named_like_their_options_by_position():
+    @gc.function
+    def g(samples, repeat):
+        return samples * repeat
+
+    assert gc.check_grad(g, 2.0, 3.0, samples=None) < 1e-8
+    raises(gc.InputError, lambda: gc.check_grad(g, samples=2.0, repeat=3.0), "'samples'")
+    report = gc.compare(g, 2.0, 3.0, repeat=1)
+    assert report.inputs == {"samples": 2.0, "repeat": 3.0} and report.value_diff == 0
+    raises(gc.InputError, lambda: gc.compare(g, 2.0, repeat=3.0), "'repeat'", "by position")
+
+
 # ---------------------------------------------------------------- refused input types
 
 

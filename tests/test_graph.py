@@ -253,6 +253,150 @@ def test_from_graph_rejects_things_that_are_not_digraphs():
         gc.from_graph(nx.MultiDiGraph())
 
 
+# ---------------------------------------------------------------- tensor params and masks
+
+
+@gc.function
+def classifier(X, W, Y):
+    """Every tensor gate with params, and (fused) logsumexp / cross-entropy / sum_squares."""
+    s = X @ W
+    lse = gc.log(gc.sum(gc.exp(s), axis=1, keepdims=True))
+    ce = -gc.sum(Y * (s - lse), axis=1)
+    folded = gc.transpose(gc.reshape(W, (2, 3, 3)), (2, 0, 1))
+    relu = gc.where(s > 0, s, 0.0)
+    return gc.mean(ce) + gc.sum(W * W) + gc.sum(folded * 0.5) + gc.max(X, axis=0).mean() + relu
+
+
+@pytest.mark.parametrize("level", ["none", "patterns", "elementwise"])
+def test_from_graph_accepts_graphcs_own_graphs_at_every_fusion_level(level, rng):
+    f = classifier if level == "none" else classifier.fused(level=level)
+    X, W, Y = rng.normal(size=(4, 6)), rng.normal(size=(6, 3)), np.eye(3)[[0, 1, 2, 0]]
+    value, grads = gc.from_graph(f.graph).value_and_grad(X, W, Y)
+    want_value, want = f.value_and_grad(X, W, Y)
+    np.testing.assert_array_equal(value, want_value)
+    for k in want:
+        np.testing.assert_array_equal(grads[k], want[k])
+
+
+def test_every_tensor_gate_param_has_a_kind_from_graph_can_check():
+    from graphc import tensor
+
+    for gate in ops.TABLE:
+        for name in gate.params if gate.kind == ops.TENSOR else ():
+            assert name in tensor.PARAM_KINDS or (gate.name, name) in tensor.GATE_PARAM_KINDS
+
+
+def tensor_graph(op, params):
+    """x -> op(x) with `params` (left out if None) -> sum: a one-gate hand-built graph."""
+    g = nx.DiGraph(name="t", inputs=["x"], output="s")
+    g.add_node("x", op="input", name="x")
+    g.add_node("t", op=op, **({} if params is None else {"params": params}))
+    g.add_node("s", op="sum", params={"axis": None, "keepdims": False})
+    g.add_edge("x", "t", pos=0)
+    g.add_edge("t", "s", pos=0)
+    return g
+
+
+def test_from_graph_reads_params_given_as_lists_and_leaves_the_users_graph_alone():
+    x = np.arange(6.0).reshape(2, 3)
+    cases = [
+        ("reshape", {"shape": [3, -1]}, np.reshape(x, (3, 2))),
+        ("transpose", {"axes": [1, 0]}, x.T),
+        ("sum", {"axis": [0, 1], "keepdims": True}, np.sum(x, keepdims=True)),
+        ("mean", {"axis": [np.int64(1)], "keepdims": False}, np.mean(x, axis=1)),
+        ("max", {"axis": -1, "keepdims": np.bool_(True)}, np.max(x, axis=-1, keepdims=True)),
+    ]
+    for op, params, want in cases:
+        g = tensor_graph(op, params)
+        f = gc.from_graph(g)
+        assert f(x) == pytest.approx(np.sum(want)), op
+        assert g.nodes["t"]["params"] is params and not any(
+            isinstance(v, tuple) for v in params.values()
+        )  # the user's lists stay lists
+        loaded = next(d for _, d in f.graph.nodes(data=True) if d["op"] == op)
+        assert all(not isinstance(v, list) for v in loaded["params"].values())
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "needles"),
+    [
+        ("sum", {"axis": 0}, ["'keepdims'", "missing"]),
+        ("sum", {"axis": 0, "keepdims": False, "keep_dims": True}, ["'keep_dims'", "unknown"]),
+        ("sum", {"axis": True, "keepdims": False}, ["'axis'", "True"]),
+        ("sum", {"axis": [], "keepdims": False}, ["'axis'", "list of ints"]),
+        ("mean", {"axis": 0, "keepdims": "yes"}, ["'keepdims'", "bool"]),
+        ("max", {"axis": [0, 1], "keepdims": False}, ["'axis'", "one axis"]),
+        ("reshape", {"shape": [2, -2]}, ["'shape'", "-1"]),
+        ("transpose", {"axes": "reverse"}, ["'axes'"]),
+        ("transpose", [1, 0], ["'params'", "dict"]),
+        ("matmul", {"axis": 0}, ["no params"]),
+        ("log_softmax", {"axis": None}, ["'axis'", "one axis"]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_from_graph_rejects_missing_unknown_and_malformed_params(op, params, needles):
+    g = tensor_graph(op, params)
+    if op == "matmul":
+        g.add_edge("x", "t", pos=(0, 1))
+    with pytest.raises(gc.GraphError) as info:
+        gc.from_graph(g)
+    message = str(info.value)
+    for needle in [f"node 't' ({op})", *needles]:
+        assert needle in message, f"{needle!r} not in {message!r}"
+
+
+def where_graph(cond_op, arg_ops=("input", "input")):
+    """where(cond, a, b) over x, the cond node computing `cond_op` of x and 0."""
+    g = nx.DiGraph(name="w", inputs=["x"], output="w")
+    g.add_node("x", op="input", name="x")
+    g.add_node("zero", op="const", value=0.0)
+    g.add_node("c", op=cond_op)
+    g.add_node("w", op="where")
+    g.add_edge("x", "c", pos=0)
+    g.add_edge("zero", "c", pos=1)
+    g.add_edge("c", "w", pos=0)
+    g.add_edge("x", "w", pos=1)
+    g.add_edge("zero", "w", pos=2)
+    return g
+
+
+def test_from_graph_checks_that_masks_only_select():
+    assert gc.from_graph(where_graph("gt")).grad(x=np.array([-1.0, 2.0]))["x"].tolist() == [0, 1]
+    with pytest.raises(gc.GraphError, match=r"node 'w' \(where\) needs a comparison mask"):
+        gc.from_graph(where_graph("sub"))  # a number as a mask
+    g = where_graph("gt")
+    g.remove_edge("x", "w")
+    g.add_edge("c", "w", pos=(0, 1))  # the mask also as a value
+    with pytest.raises(gc.GraphError, match=r"node 'c' \(gt\) is a comparison mask.*'where'"):
+        gc.from_graph(g)
+    g = where_graph("gt")
+    g.graph["output"] = "c"
+    with pytest.raises(gc.GraphError, match="the output, node 'c' \\(gt\\), is a comparison mask"):
+        gc.from_graph(g)
+
+
+def test_from_graph_checks_fused_expr_nodes():
+    import sympy
+
+    fused = gc.function(lambda x, y: gc.where(x > 0, x * y, gc.exp(y))).fused(level="elementwise")
+    g = nx.DiGraph(fused.graph)
+    expr = next(n for n, op in g.nodes(data="op") if op == "expr")
+    assert "m2" in str(g.nodes[expr]["formula"])  # the mask is its argument 2
+    assert gc.from_graph(g).grad(x=1.0, y=2.0) == fused.grad(x=1.0, y=2.0)
+    g.nodes[expr]["formula"] = str(g.nodes[expr]["formula"])  # as a JSON file would hold it
+    with pytest.raises(gc.GraphError, match="as text"):
+        gc.from_graph(g)
+    g.nodes[expr]["formula"] = sympy.Symbol("a0") + sympy.Symbol("a7")
+    with pytest.raises(gc.GraphError, match=r"\['a7'\]"):
+        gc.from_graph(g)
+    g.nodes[expr]["formula"] = sympy.Symbol("a0") * sympy.Symbol("a2")
+    with pytest.raises(gc.GraphError, match="comparison mask"):
+        gc.from_graph(g)  # argument 2 is a mask, but the formula uses it as a number
+    a0, a1, m2 = sympy.symbols("a0 a1 m2")  # written by hand, without graphc's assumptions
+    g.nodes[expr]["formula"] = sympy.Piecewise((a0 * a1, m2), (sympy.exp(a1), True))
+    assert gc.from_graph(g).grad(x=1.0, y=2.0) == fused.grad(x=1.0, y=2.0)
+
+
 def test_graph_errors_are_graphc_errors():
     assert issubclass(gc.GraphError, gc.GraphcError)
     for cls in (gc.InputError, gc.TraceError, gc.ShapeError, gc.GateError):
