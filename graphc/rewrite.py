@@ -8,16 +8,27 @@ replacement, and a one-line math comment. Patterns are nested tuples:
     ("div", 1, ("add", 1, ("exp", ("neg", "x"))))      # 1/(1+exp(-x))
 
 `"x"` matches any node (the same name, the same node), `"#a"` a scalar constant (its value is
-bound), a number a scalar constant of that value, and a trailing dict `{"params": "p"}` binds a
-tensor gate's parameters (the same name must bind equal parameters). add, mul, maximum and
-minimum match either argument order. A replacement is a tuple of the same form, or a function
-of the bindings returning one.
+bound), a number a scalar constant of that value, `OneOf(p, q, ...)` any of several spellings
+(tried in order), and a trailing dict `{"params": "p"}` binds a tensor gate's parameters (the
+same name must bind equal parameters). add and mul match either argument order; maximum and
+minimum do not, because they give the gradient to their first argument on a tie, so
+`maximum(x, 0)` and `maximum(0, x)` differ at x = 0. A replacement is a tuple of the same form,
+or a function of the bindings returning one.
 
 A rule never fires where a value it would swallow is also used outside the match (fan-out): the
-graph keeps every value something else still reads. The driver sweeps the graph in topological
-order, so inner rewrites (double negation) happen before outer ones (sigmoid), and repeats
-sweeps to a fixed point. Every rewrite is recorded with the nodes it replaced, so a report can
-say which fusion cured which gates.
+graph keeps every value something else still reads.
+
+Order, so that the result does not depend on which of two overlapping rules happens to be
+tried first:
+- Roots before their arguments. A node is visited before the nodes it reads, so a rule that
+  sees a larger expression (`max(x) + log(sum(exp(x - max(x))))`) fires before a rule that
+  sees only a part of it (`log(sum(exp(...)))`) could destroy its match.
+- At one node, the match covering the most gates wins; ties go to the earlier row.
+- After a rewrite, the readers of the new value are visited again, then the new nodes: an
+  inner rewrite (a clean-up, a folded constant) can complete an outer pattern at once.
+Passes over the whole graph repeat until one changes nothing (a rewrite can also unblock a
+fan-out elsewhere). Every rewrite is recorded with the nodes it replaced, so a report can say
+which fusion cured which gates.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import numpy as np
 from .errors import GraphcError
 from .graph import add_node, args_of, topo_order
 
-COMMUTATIVE = frozenset({"add", "mul", "maximum", "minimum"})
+COMMUTATIVE = frozenset({"add", "mul"})  # not maximum/minimum: a tie goes to the first argument
 MAX_SWEEPS = 100
 
 
@@ -47,6 +58,29 @@ class Rule:
     tags: tuple[str, ...] = field(default=())  # e.g. ("stabilize",): cures an overflow
 
 
+class OneOf:
+    """A pattern part matching any of several spellings, tried in order.
+
+    >>> minus_2x = OneOf(("neg", ("mul", 2, "x")), ("mul", -2, "x"))   # -(2*x) or -2*x
+    """
+
+    __slots__ = ("spellings",)
+
+    def __init__(self, *spellings):
+        if not spellings:
+            raise GraphcError("OneOf needs at least one spelling")
+        self.spellings = spellings
+
+    def __repr__(self) -> str:
+        return f"OneOf{self.spellings!r}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, OneOf) and self.spellings == other.spellings
+
+    def __hash__(self) -> int:
+        return hash(self.spellings)
+
+
 def _scalar(g: nx.DiGraph, n: int):
     data = g.nodes[n]
     if data["op"] == "const" and np.ndim(data["value"]) == 0:
@@ -59,6 +93,12 @@ def match(g: nx.DiGraph, node: int, pattern, binding: dict) -> dict | None:
 
     `binding["_matched"]` collects the gate nodes the pattern covers.
     """
+    if isinstance(pattern, OneOf):
+        for spelling in pattern.spellings:
+            b = match(g, node, spelling, binding)
+            if b is not None:
+                return b
+        return None
     if isinstance(pattern, str):
         if pattern.startswith("#"):
             value = _scalar(g, node)
@@ -152,27 +192,79 @@ def remove_dead(g: nx.DiGraph, candidates) -> None:
             g.remove_node(n)
 
 
-def apply_rule(g: nx.DiGraph, rule: Rule, node: int) -> bool:
-    """Rewrite at `node` if `rule` matches there safely; say whether it did."""
+def applicable(g: nx.DiGraph, rule: Rule, node: int) -> dict | None:
+    """The bindings under which `rule` may rewrite `node`, or None (no match, its condition
+    fails, or it would swallow a value something else reads)."""
     binding = match(g, node, rule.pattern, {})
     if binding is None or (rule.when and not rule.when(binding)):
-        return False
-    matched = binding["_matched"]
-    if _swallows_shared_value(g, node, matched):
-        return False
+        return None
+    if _swallows_shared_value(g, node, binding["_matched"]):
+        return None
+    return binding
+
+
+def most_gates(pattern) -> int:
+    """The most gates a match of `pattern` can cover."""
+    if isinstance(pattern, OneOf):
+        return max(most_gates(p) for p in pattern.spellings)
+    if not isinstance(pattern, tuple):
+        return 0
+    return 1 + sum(most_gates(p) for p in pattern[1:] if not isinstance(p, dict))
+
+
+def _root_ops(pattern) -> list[str]:
+    """The gates a pattern can match at its root."""
+    if isinstance(pattern, OneOf):
+        return list(dict.fromkeys(op for p in pattern.spellings for op in _root_ops(p)))
+    if not isinstance(pattern, tuple) or not pattern:
+        raise GraphcError(
+            f"a rule's pattern must be a gate, as in ('exp', 'x'), not {pattern!r}; a rule that "
+            "would match any node has no gate to replace"
+        )
+    return [pattern[0]]
+
+
+def _by_size(rules: list[Rule]) -> list[tuple[int, int, Rule]]:
+    """(most gates, row index, rule), largest patterns first, then in row order."""
+    return sorted(((most_gates(r.pattern), i, r) for i, r in enumerate(rules)),
+                  key=lambda t: (-t[0], t[1]))  # fmt: skip
+
+
+def _best_rule(g: nx.DiGraph, rules, node: int) -> tuple[Rule, dict] | None:
+    """The rule to apply at `node`: the applicable one covering the most gates (first on a tie).
+
+    `rules` comes from `_by_size`, so the search stops once no later row could cover more.
+    """
+    best = None  # (gates covered, -row index, rule, binding)
+    for most, i, rule in rules:
+        if best is not None and most < best[0]:
+            break
+        binding = applicable(g, rule, node)
+        if binding is not None:
+            key = (len(set(binding["_matched"])), -i)
+            if best is None or key > best[:2]:
+                best = (*key, rule, binding)
+    return None if best is None else best[2:]
+
+
+def apply_rule(g: nx.DiGraph, rule: Rule, node: int, binding: dict | None = None) -> int | None:
+    """Rewrite at `node` if `rule` applies there; the node now computing its value, or None."""
+    binding = binding if binding is not None else applicable(g, rule, node)
+    if binding is None:
+        return None
     template = rule.replacement(binding) if callable(rule.replacement) else rule.replacement
     new = _build(g, template, binding)
     if new == node:
-        return False
-    covered = tuple(sorted(set(matched)))
+        return None
     replace(g, node, new)
     remove_dead(g, [node])
+    covered = tuple(sorted(set(binding["_matched"])))
     g.graph.setdefault("rewrites", []).append((rule, new, covered))
-    return True
+    return new
 
 
 def rewrite(g: nx.DiGraph, rules: list[Rule]) -> nx.DiGraph:
-    """A copy of `g` with `rules` applied to a fixed point (first matching rule wins per node).
+    """A copy of `g` with `rules` applied to a fixed point (see the module docstring for the order).
 
     The copy's `graph["rewrites"]` lists (rule, new node, replaced nodes) in order.
     """
@@ -180,19 +272,37 @@ def rewrite(g: nx.DiGraph, rules: list[Rule]) -> nx.DiGraph:
     h.graph["rewrites"] = list(g.graph.get("rewrites", []))
     by_op: dict[str, list[Rule]] = {}
     for r in rules:
-        by_op.setdefault(r.pattern[0], []).append(r)
+        for op in _root_ops(r.pattern):
+            by_op.setdefault(op, []).append(r)
+    ordered = {op: _by_size(rows) for op, rows in by_op.items()}
+    budget = MAX_SWEEPS * max(h.number_of_nodes(), 1)  # rewrites allowed: a loop guard
     for _ in range(MAX_SWEEPS):
         changed = False
-        for n in topo_order(h):
-            if n not in h:
+        stack = topo_order(h)  # arguments first: popping from the end visits roots first
+        while stack:
+            n = stack.pop()
+            if n not in h or h.nodes[n]["op"] not in ordered:
                 continue
-            for rule in by_op.get(h.nodes[n]["op"], ()):
-                if apply_rule(h, rule, n):
-                    changed = True
-                    break
+            chosen = _best_rule(h, ordered[h.nodes[n]["op"]], n)
+            if chosen is None:
+                continue
+            rule, binding = chosen
+            first_new = h.graph["next_id"]
+            new = apply_rule(h, rule, n, binding)
+            if new is None:
+                continue
+            changed, budget = True, budget - 1
+            if budget < 0:
+                break
+            # visit the readers of the new value first (a larger pattern may now match there),
+            # then the new nodes, root first
+            stack.extend(m for m in range(first_new, h.graph["next_id"]) if m in h)
+            stack.extend(sorted(h.successors(new), reverse=True))
         if not changed:
             return h
+        if budget < 0:
+            break
     raise GraphcError(
-        f"rewriting did not reach a fixed point in {MAX_SWEEPS} sweeps; two rules undo each "
-        "other — report the rules passed to fuse()"
+        "rewriting did not reach a fixed point; two rules undo each other — report the rules "
+        "passed to fuse()"
     )

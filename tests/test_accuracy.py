@@ -278,6 +278,35 @@ def test_log_softmax_gradient_of_one_picked_entry_is_exact(log_softmax_fn, k):
     assert_accurate(grads["x"], expected, f"gradient with entry {k} picked")
 
 
+@pytest.mark.parametrize("negate", [False, True], ids=["rows", "negated-rows"])
+@pytest.mark.parametrize(
+    "weights",
+    [[0.0, 0.0, 1.0], [0.25, 0.5, 0.25], [2.0, -1.0, 0.75]],
+    ids=["last-picked", "spread", "signed"],
+)
+def test_log_softmax_backward_is_exact_for_any_upstream_gradient(log_softmax_fn, weights, negate):
+    """dx_j = w_j - softmax_j * sum(w) = w_j * (1 - softmax_j) - softmax_j * (sum(w) - w_j)."""
+    _, fused = log_softmax_fn
+    rows, exact = spread_rows(SIZES, negate)
+    w = [mpf(v) for v in weights]
+    value, grads = strict(fused.value_and_grad, x=rows, m=np.tile(weights, (len(SIZES), 1)))
+    assert_accurate(
+        value, mp.fsum(w[j] * mp_log_softmax(r)[j] for r in exact for j in range(3)), "value"
+    )
+    expected = np.array(
+        [
+            [
+                w[j] * mp_one_minus_softmax(r, j)
+                - mp_softmax(r)[j] * mp.fsum(w[i] for i in range(3) if i != j)
+                for j in range(3)
+            ]
+            for r in exact
+        ],
+        dtype=object,
+    )
+    assert_accurate(grads["x"], expected, f"gradient with upstream weights {weights}")
+
+
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_softmax_cross_entropy_with_one_hot_labels_is_exact(cross_entropy_fn, k):
     _, fused = cross_entropy_fn
