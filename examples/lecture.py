@@ -1,9 +1,10 @@
 """The circuits of the backpropagation lecture, compiled by graphc.
 
-Each circuit is a module-level `@gc.function`, so other tools can load one by name (for example
-`examples/lecture.py:neuron`). Run the file to see, for each circuit, its value at the lecture's
-inputs, the gradient of the output with respect to every input, a numerical gradient check and
-the NumPy forward/backward module graphc generates for it:
+The circuits live in `graphc/lectures.py` (shared with `graphc demo`, the docs gallery and the
+tests); each is compiled here into a module-level `gc.Function`, so other tools can load one by
+name (for example `examples/lecture.py:neuron`). Run the file to see, for each circuit, its value
+at the lecture's inputs, the gradient of the output with respect to every input, a numerical
+gradient check and the NumPy forward/backward module graphc generates for it:
 
     PYTHONPATH=. python3 examples/lecture.py
 """
@@ -11,43 +12,13 @@ the NumPy forward/backward module graphc generates for it:
 import textwrap
 
 import graphc as gc
+from graphc.lectures import LECTURES
 
-
-@gc.function
-def circuit(x, y, z):
-    """The first circuit of the lecture: f = (x + y) z."""
-    q = x + y
-    return q * z
-
-
-@gc.function
-def neuron(w0, x0, w1, x1, w2):
-    """A 2-input sigmoid neuron, written gate by gate: 1 / (1 + exp(-(w0 x0 + w1 x1 + w2)))."""
-    dot = w0 * x0 + w1 * x1 + w2
-    return 1 / (1 + gc.exp(-dot))
-
-
-@gc.function
-def max_gate(x, y, z, w):
-    """The lecture's gradient-routing circuit 2 (x y + max(z, w)): add, max and mul gates."""
-    return 2 * (x * y + gc.maximum(z, w))
-
-
-@gc.function
-def fanout(x):
-    """A value used twice: x*x + x. The gradients of the two uses add (2x + 1 = 7 at x = 3)."""
-    return x * x + x
-
+circuit, neuron, max_gate, fanout = (gc.function(lecture.fn) for lecture in LECTURES)
 
 EXAMPLES = [
-    ("(x + y) * z", circuit, dict(x=-2.0, y=5.0, z=-4.0)),
-    (
-        "sigmoid neuron 1 / (1 + exp(-(w0*x0 + w1*x1 + w2)))",
-        neuron,
-        dict(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0),
-    ),
-    ("max gate 2 * (x*y + max(z, w))", max_gate, dict(x=3.0, y=-4.0, z=2.0, w=-1.0)),
-    ("a value used twice: x*x + x", fanout, dict(x=3.0)),
+    (lecture.title, f, lecture.inputs)
+    for lecture, f in zip(LECTURES, (circuit, neuron, max_gate, fanout), strict=True)
 ]
 
 

@@ -1,13 +1,15 @@
 """The `graphc` command: render, codegen, compare, steps and demo from a shell.
 
 Stage: surface (with `__main__` and `function`, the modules that touch files and processes).
-Imports `parse`, `function`, `compare`, `gates` and `errors`.
+Imports `parse`, `function`, `compare`, `lectures` and `errors`.
 
 A function comes from an expression string, read by the whitelist parser of `parse.py` (never
 evaluated), or from `FILE.py:NAME`, a function in the user's own file. Every output file is
 written atomically (a temporary file renamed into place), and only after everything it holds has
 been computed, so a failed run leaves an existing file as it was. Every error prints one line,
-`graphc: error: <message>`, and exits with status 2.
+`graphc: error: <message>`, and exits with status 2. `graphc demo --gallery -o docs/gallery`
+writes the docs' checked-in gallery: the demo without timings, so its files are byte-identical
+from run to run (tests/test_gallery.py regenerates and compares them).
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ import keyword
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, gates
-from .compare import compare
+from . import __version__
+from .compare import Comparison, compare
 from .errors import GraphcError
 from .function import Function, function, write_atomic, write_picture
+from .lectures import LECTURES
 from .parse import parse
 
 PICTURE_SUFFIXES = (".svg", ".pdf", ".png")
 MAX_AT_LENGTH = 1_000_000  # characters of --at values; a literal list is read, never run
+GALLERY_COMMAND = "graphc demo --gallery -o docs/gallery"  # run from the repository's root
 
 EXAMPLES = {
     "render": [
@@ -49,7 +54,10 @@ EXAMPLES = {
         "-o compare.svg",
     ],
     "steps": ['graphc steps "(x + y) * z" --at x=-2,y=5,z=-4 -o frames/'],
-    "demo": ["graphc demo                  # writes ./graphc-demo/", "graphc demo -o gallery/"],
+    "demo": [
+        "graphc demo                  # writes ./graphc-demo/ and its README.md",
+        f"{GALLERY_COMMAND}   # the docs' gallery: docs/gallery.md and docs/gallery/",
+    ],
 }
 
 SOURCE_HELP = (
@@ -198,6 +206,13 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", default="graphc-demo", metavar="DIR", help="default: ./graphc-demo"
     )
     _repeat(demo, 3)
+    demo.add_argument(
+        "--gallery",
+        action="store_true",
+        help="write the page as DIR.md beside the folder (docs/gallery.md for -o docs/gallery) "
+        "instead of DIR/README.md, and leave out timings, which vary from run to run: the same "
+        "graphc, NumPy and Graphviz then write byte-identical files, fit for checking in",
+    )
     return parser
 
 
@@ -303,7 +318,7 @@ def _steps(args) -> None:
 
 
 def _demo(args) -> None:
-    for path in write_demo(Path(args.output), args.repeat):
+    for path in write_demo(Path(args.output), args.repeat, args.gallery):
         print(path, flush=True)
 
 
@@ -486,93 +501,147 @@ def _write_frames(frames: list[str], folder: Path) -> list[Path]:
     return paths
 
 
-# ---------------------------------------------------------------- the demo
+# ---------------------------------------------------------------- the demo and the gallery
+
+TIMING_ROW = "forward+backward time"
 
 
-def _circuit(x, y, z):
-    """f = (x + y) z."""
-    q = x + y
-    return q * z
+class _Untimed(Comparison):
+    """A comparison without its timing row, which varies from run to run (the gallery's)."""
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        return [row for row in super().rows() if row[0] != TIMING_ROW]
 
 
-def _neuron(w0, x0, w1, x1, w2):
-    """A 2-input sigmoid neuron, gate by gate."""
-    dot = w0 * x0 + w1 * x1 + w2
-    return 1 / (1 + gates.exp(-dot))
+def write_demo(folder: Path, repeat: int = 3, gallery: bool = False):
+    """Draw and compile every lecture circuit into `folder`, yielding each path as it is written.
 
-
-def _max_gate(x, y, z, w):
-    """Gradient routing: add, max and mul gates."""
-    return 2 * (x * y + gates.maximum(z, w))
-
-
-def _fanout(x):
-    """A value used twice; the gradients of its uses add."""
-    return x * x + x
-
-
-# name, title, Python function, the lecture's inputs (kept here: the installed package must not
-# depend on the repository's examples/ folder)
-LECTURE = [
-    ("circuit", "(x + y) * z", _circuit, dict(x=-2.0, y=5.0, z=-4.0)),
-    (
-        "neuron",
-        "the sigmoid neuron 1 / (1 + exp(-(w0*x0 + w1*x1 + w2)))",
-        _neuron,
-        dict(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0),
-    ),
-    (
-        "max_gate",
-        "the max gate 2 * (x*y + max(z, w))",
-        _max_gate,
-        dict(x=3.0, y=-4.0, z=2.0, w=-1.0),
-    ),
-    ("fanout", "a value used twice: x*x + x", _fanout, dict(x=3.0)),
-]
-
-
-def write_demo(folder: Path, repeat: int = 3):
-    """Draw and compile every lecture circuit into `folder`, yielding each path as it is written."""
+    The page showing them all is `folder/README.md`. With `gallery` (the docs' checked-in
+    gallery) it is `<folder>.md` beside the folder instead, e.g. docs/gallery.md for
+    docs/gallery, and the timings are left out of tables and pictures: then the same versions
+    of graphc, NumPy and Graphviz write byte-identical files on every run.
+    """
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} is a file; the demo writes into a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    index = [
-        "# graphc demo",
+    name = folder.resolve().name
+    page = _page_header(gallery)
+    for lecture in LECTURES:
+        made = yield from _write_lecture(lecture, folder, repeat, gallery)
+        page += _section(lecture, made, f"{name}/" if gallery else "")
+    page_path = folder.parent / f"{name}.md" if gallery else folder / "README.md"
+    write_atomic(page_path, "\n".join(page) + "\n")
+    yield page_path
+
+
+@dataclass
+class _Made:
+    """What was written for one lecture circuit (file name -> content), for its page section."""
+
+    pictures: dict[str, str]
+    code: dict[str, str]
+    table: list[tuple[str, str, str]]
+    frames: list[Path]
+
+
+def _write_lecture(lecture, folder: Path, repeat: int, gallery: bool):
+    """One circuit's pictures, code and (for the first circuit) step frames, into `folder`."""
+    name, inputs = lecture.name, lecture.inputs
+    f = function(lecture.fn, name=name)
+    fused = f.fused()
+    comparison = compare(f, repeat=1 if gallery else repeat, **inputs)
+    if gallery:
+        comparison = _Untimed(
+            comparison.unfused, comparison.fused, comparison.sides, comparison.value_diff,
+            comparison.grad_diffs, comparison.inputs,
+        )  # fmt: skip
+    made = _Made(
+        pictures={
+            f"{name}.svg": f.svg(**inputs),
+            f"{name}-fused.svg": fused.svg(**inputs),
+            f"{name}-compare.svg": comparison.svg,
+        },
+        code={f"{name}.py": f.source_for(**inputs), f"{name}-fused.py": fused.source_for(**inputs)},
+        table=comparison.rows(),
+        frames=[],
+    )
+    for file, svg in made.pictures.items():
+        write_picture(svg, folder / file)
+        yield folder / file
+    for file, source in made.code.items():
+        write_atomic(folder / file, source)
+        yield folder / file
+    if lecture is LECTURES[0]:
+        made.frames = _write_frames(f.render_steps(**inputs), folder / f"{name}-steps")
+        yield from made.frames
+    return made
+
+
+def _page_header(gallery: bool) -> list[str]:
+    about = (
+        "The circuits of the backpropagation lecture (`graphc/lectures.py`), drawn and compiled "
+        f"by graphc {__version__}: forward values above the wires (green), gradients below "
+        "(red); each unfused and fused, with its generated NumPy code and the comparison of the "
+        "two."
+    )
+    if not gallery:
+        return ["# graphc demo", "", about, "", "Made by `graphc demo`."]
+    return [
+        "# Gallery",
         "",
-        f"The circuits of the backpropagation lecture, drawn and compiled by graphc {__version__}:",
-        "forward values above the wires (green), gradients below (red). Made by `graphc demo`.",
+        about,
+        "",
+        f"Made by `{GALLERY_COMMAND}`, which rewrites this page and the files in `gallery/`; "
+        "`tests/test_gallery.py` fails when they are out of date. The tables leave out the "
+        "forward+backward time, which varies from run to run: `graphc compare` measures it "
+        '(for example `graphc compare "1/(1+exp(-(w0*x0+w1*x1+w2)))" '
+        "--at w0=2,x0=-1,w1=-3,x1=-2,w2=-3`), and [fusion.md](fusion.md) reports measured "
+        "speed-ups.",
     ]
-    for name, title, fn, inputs in LECTURE:
-        f = function(fn, name=name)
-        fused = f.fused()
-        pictures = {
-            f"{name}.svg": ("unfused circuit", f.render(**inputs)),
-            f"{name}-fused.svg": ("fused circuit", fused.render(**inputs)),
-            f"{name}-compare.svg": (
-                "unfused and fused side by side, with the comparison table",
-                compare(f, repeat=repeat, **inputs).svg,
-            ),
-        }
-        code = {
-            f"{name}.py": ("generated code, unfused", f.source_for(**inputs)),
-            f"{name}-fused.py": ("generated code, fused", fused.source_for(**inputs)),
-        }
-        for file, (_, picture) in pictures.items():
-            write_picture(picture, folder / file)
-            yield folder / file
-        for file, (_, source) in code.items():
-            write_atomic(folder / file, source)
-            yield folder / file
-        at = ", ".join(f"{k}={v:g}" for k, v in inputs.items())
-        index += ["", f"## {title}", "", f"At {at}.", ""]
-        index += [f"- [{file}]({file}): {what}" for file, (what, _) in {**pictures, **code}.items()]
-        if name == "circuit":
-            frames = _write_frames(f.render_steps(**inputs), folder / f"{name}-steps")
-            yield from frames
-            index.append(
-                f"- [{name}-steps/]({name}-steps/): {len(frames)} frames for a slide build-up, "
-                "forward values first, then one gradient more per frame"
-            )
-        index += ["", f"![{name}]({name}.svg) ![{name}, fused]({name}-fused.svg)"]
-    write_atomic(folder / "README.md", "\n".join(index) + "\n")
-    yield folder / "README.md"
+
+
+def _section(lecture, made: _Made, link: str) -> list[str]:
+    """A circuit's part of the page: pictures, comparison table, code; `link` prefixes files."""
+    name, inputs = lecture.name, lecture.inputs
+
+    def ref(file: str) -> str:
+        return f"[{file}]({link}{file})"
+
+    unfused_svg, fused_svg, compare_svg = made.pictures
+    unfused_py, fused_py = made.code
+    at = ", ".join(f"{k}={v:g}" for k, v in inputs.items())
+    lines = ["", f"## {lecture.title}", "", f"At {at}.", ""]
+    lines += [f"Unfused ({ref(unfused_svg)}):", "", f"![{name}]({link}{unfused_svg})", ""]
+    if made.pictures[fused_svg] == made.pictures[unfused_svg]:
+        lines += [f"Fused ({ref(fused_svg)}): the same circuit, no fusion rule applies.", ""]
+    else:
+        lines += [f"Fused ({ref(fused_svg)}):", "", f"![{name}, fused]({link}{fused_svg})", ""]
+    lines += [f"Unfused and fused compared ({ref(compare_svg)} draws both beside this table):"]
+    lines += ["", *_markdown_table(made.table), ""]
+    lines += [f"Generated code, unfused ({ref(unfused_py)}):", ""]
+    lines += ["```python", made.code[unfused_py].rstrip("\n"), "```", ""]
+    if made.code[fused_py] == made.code[unfused_py]:
+        lines += [f"Generated code, fused ({ref(fused_py)}): the same."]
+    else:
+        lines += [f"Generated code, fused ({ref(fused_py)}):", ""]
+        lines += ["```python", made.code[fused_py].rstrip("\n"), "```"]
+    if made.frames:
+        steps = f"{name}-steps/"
+        lines += [
+            "",
+            f"A slide build-up ({ref(steps)}, as `graphc steps` makes it): {len(made.frames)} "
+            "frames, forward values first, then one gate's gradients more per frame.",
+        ]
+        for path in made.frames:
+            lines += ["", f"![{name}, {path.stem}]({link}{steps}{path.name})"]
+    return lines
+
+
+def _markdown_table(rows) -> list[str]:
+    """Rows of cells (the first is the header) as a Markdown table, numbers right-aligned."""
+
+    def cells(row) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+
+    return [cells(rows[0]), "|:--" + "|--:" * (len(rows[0]) - 1) + "|", *map(cells, rows[1:])]

@@ -9,14 +9,17 @@ below it (red). Layout is two-phase: Graphviz's `dot` places the gates (few cros
 graphc pins those positions and writes each label at a fixed offset from its wire's midpoint,
 on either side of the line: something `dot`'s own edge labels cannot do. The pinned drawing is
 rendered by `neato`, so the returned `graphviz.Digraph` renders the same way everywhere
-(files, Jupyter).
+(files, Jupyter). Long circuits (an unrolled loop of a thousand gates) are laid out in seconds:
+an input used far apart is drawn beside each use, and a drawing `dot` could not lay out in
+reasonable time is refused with a message saying what to draw instead (see MAX_SPAN).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 import graphviz
@@ -235,7 +238,7 @@ def build_scene(
     nodes["output"] = {"shape": "plaintext", "label": output_name, "kind": "output"}
     seed_value = values.get(seed) if values and seed is not None else None
     drawn.append(Wire(f"n{output}", "output", values.get(output) if values else None, seed_value))
-    return Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()})
+    return _split_far_sources(Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()}))
 
 
 def _folded(g: nx.DiGraph, n: int, a: int) -> bool:
@@ -250,6 +253,92 @@ def _folded(g: nx.DiGraph, n: int, a: int) -> bool:
     return len(consts) == 1 and len(args) == 2 and (op, consts[0]) in CONSTANT_SYMBOLS
 
 
+# ---------------------------------------------------------------- long circuits
+
+# `dot` turns a wire that crosses k ranks into a chain of k-1 invisible nodes and lays them all
+# out: an input used by every step of an unrolled loop gives O(steps^2) of them, and `dot`'s
+# crossing and positioning passes stall for minutes past ~150 gates. So an input or constant
+# whose uses lie more than MAX_SPAN ranks apart is drawn once beside each use (as unrolled
+# recurrences are drawn in textbooks), and a drawing that would still need more than
+# MAX_DETOUR invisible nodes, or has more than MAX_NODES nodes, is refused before `dot` runs.
+MAX_SPAN = 4
+MAX_DETOUR = 20_000
+MAX_NODES = 5_000
+
+
+def _ranks(scene: Scene) -> dict[str, int]:
+    """Each drawn node's rank as `dot` places it (roughly): gates by longest path from the
+    inputs, and every source (input, constant) one rank before its first use."""
+    preds: dict[str, list[str]] = {k: [] for k in scene.nodes}
+    succs: dict[str, list[str]] = {k: [] for k in scene.nodes}
+    for w in scene.wires:
+        preds[w.head].append(w.tail)
+        succs[w.tail].append(w.head)
+    waiting = {k: len(p) for k, p in preds.items()}
+    ready = [k for k, n in waiting.items() if n == 0]
+    rank: dict[str, int] = {}
+    while ready:  # Kahn's algorithm, a loop rather than recursion: chains may be long
+        k = ready.pop()
+        rank[k] = 1 + max((rank[p] for p in preds[k]), default=-1)
+        for s in succs[k]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                ready.append(s)
+    for k, p in preds.items():
+        if not p and succs[k]:
+            rank[k] = min(rank[s] for s in succs[k]) - 1
+    return rank
+
+
+def _split_far_sources(scene: Scene) -> Scene:
+    """The scene with every source whose uses lie far apart drawn once per use."""
+    rank = _ranks(scene)
+    uses: dict[str, list[int]] = {}
+    for i, w in enumerate(scene.wires):
+        uses.setdefault(w.tail, []).append(i)
+    far = {
+        k
+        for k, attrs in scene.nodes.items()
+        if attrs["kind"] in ("input", "const")
+        and len(uses.get(k, ())) > 1
+        and max(rank[scene.wires[i].head] for i in uses[k])
+        - min(rank[scene.wires[i].head] for i in uses[k])
+        > MAX_SPAN
+    }
+    if not far:
+        return scene
+    nodes: dict[str, dict] = {}
+    wires = list(scene.wires)
+    for key, attrs in scene.nodes.items():
+        if key not in far:
+            nodes[key] = attrs
+            continue
+        for j, i in enumerate(uses[key], start=1):
+            nodes[f"{key}_{j}"] = {**attrs, "copy": True}
+            wires[i] = replace(wires[i], tail=f"{key}_{j}")
+    return Scene(nodes, wires, scene.steps)
+
+
+def _check_drawable(scene: Scene) -> None:
+    """Refuse, before `dot` runs, a drawing it would take minutes or more to lay out."""
+    rank = _ranks(scene)
+    detour = sum(max(0, rank[w.head] - rank[w.tail] - 1) for w in scene.wires)
+    gates = sum(1 for a in scene.nodes.values() if a["kind"] == "gate")
+    if len(scene.nodes) > MAX_NODES or detour > MAX_DETOUR:
+        why = (
+            f"{len(scene.nodes)} nodes (the limit is {MAX_NODES})"
+            if len(scene.nodes) > MAX_NODES
+            else f"long wires that pass {detour} columns of gates in all (the limit is "
+            f"{MAX_DETOUR})"
+        )
+        raise GraphcError(
+            f"this circuit is too large to draw: {gates} gates, {why}, more than Graphviz lays "
+            "out in reasonable time. Draw a smaller piece (fewer loop steps or layers), or the "
+            "fused circuit (f.fused(level='elementwise'), graphc render --level elementwise), "
+            "which has fewer gates"
+        )
+
+
 # ---------------------------------------------------------------- layout and drawing
 
 
@@ -259,29 +348,42 @@ def _gate_size(label: str) -> float:
 
 def _layout(scene: Scene, theme: Theme, digits: int) -> dict[str, tuple[float, float]]:
     """Node centres (points) from `dot`, with room left for the wire labels."""
+    _check_drawable(scene)
     widest = max(
         (len(fmt(v, digits)) for w in scene.wires for v in (w.value, w.gradient) if v is not None),
         default=0,
     )
     ranksep = max(1.6, 0.13 * widest + 0.4)  # inches: a label sits on 60% of its wire
+    # nslimit 1: at most one network-simplex iteration per node when placing nodes within their
+    # ranks; small circuits need fewer, and long ones are laid out in seconds instead of minutes
     sketch = graphviz.Digraph(
-        graph_attr={"rankdir": "LR", "nodesep": "0.9", "ranksep": f"{ranksep:.2f}"}
+        graph_attr={"rankdir": "LR", "nodesep": "0.9", "ranksep": f"{ranksep:.2f}", "nslimit": "1"}
     )
     for key, attrs in scene.nodes.items():
         sketch.node(key, **_node_attrs(attrs, theme))
+    # inputs drawn once per use pull less than the wires between gates, which then run straight
+    split = any(attrs.get("copy") for attrs in scene.nodes.values())
     for w in scene.wires:
-        sketch.edge(w.tail, w.head)
+        heavy = split and not scene.nodes[w.tail].get("copy")
+        sketch.edge(w.tail, w.head, **({"weight": "3"} if heavy else {}))
+    return dict(_dot_positions(sketch.source))
+
+
+@functools.lru_cache(maxsize=16)
+def _dot_positions(source: str) -> tuple[tuple[str, tuple[float, float]], ...]:
+    """The node centres `dot` gives a sketch. Cached: the frames of `render_steps` and the
+    panels of a comparison lay out the same circuit again, with other numbers on the wires."""
     try:
-        laid = json.loads(sketch.pipe(format="json", engine="dot"))
+        laid = json.loads(graphviz.Source(source).pipe(format="json", engine="dot"))
     except graphviz.ExecutableNotFound:
         raise GraphcError(
             "drawing needs Graphviz's `dot` program; install it (Debian: apt-get install graphviz)"
         ) from None
-    return {
-        o["name"]: tuple(float(v) for v in o["pos"].split(","))
+    return tuple(
+        (o["name"], tuple(float(v) for v in o["pos"].split(",")))
         for o in laid.get("objects", [])
         if "pos" in o
-    }
+    )
 
 
 def _node_attrs(attrs: dict, theme: Theme) -> dict:
@@ -327,6 +429,8 @@ def _label_position(p, q, side: int, distance: float = 11.0, at: float = 0.42):
 
 
 def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
+    """An empty drawing for `neato` and its colours. Every node drawn on it is pinned, so
+    neato's stress solver (O(nodes^2) time and memory) is given no iterations: maxiter 0."""
     colours = THEMES.get(theme)
     if colours is None:
         raise GraphcError(f"unknown theme {theme!r}; use one of {', '.join(THEMES)}")
@@ -334,7 +438,7 @@ def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
         "circuit",
         engine="neato",
         graph_attr={"bgcolor": "transparent", "splines": "line", "outputorder": "edgesfirst",
-                    "pad": "0.3", "notranslate": "true"},
+                    "pad": "0.3", "notranslate": "true", "maxiter": "0"},
     )  # fmt: skip
     return canvas, colours
 

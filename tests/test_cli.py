@@ -262,10 +262,31 @@ def test_demo_writes_the_gallery(capsys, tmp_path):
     assert "circuit-steps/frame-01.svg" in written and "README.md" in written
     index = (folder / "README.md").read_text()
     assert all(f"({p})" in index for p in written if "/" not in p and p != "README.md")
+    assert "![neuron](neuron.svg)" in index and "```python" in index
+    assert "| forward+backward time |" in index  # measured here; only --gallery leaves it out
     module = import_file(folder / "neuron-fused.py")
     assert round(module.value_and_grad(*NEURON_INPUTS.values())[0], 2) == 0.73
     assert "-12.00" in svg_texts(folder / "circuit.svg")
     assert leftovers(folder) == []
+
+
+def test_a_circuit_too_large_to_draw_is_one_line_saying_what_to_do(capsys, tmp_path):
+    source = tmp_path / "loop.py"
+    source.write_text(
+        "import graphc as gc\n"
+        "def loop(h, a, x):\n"
+        "    g = gc.exp(a)\n"  # a gate every step uses: wires across the whole drawing
+        "    for _ in range(200):\n"
+        "        h = gc.tanh(g * h + x)\n"
+        "    return h\n"
+    )
+    out = tmp_path / "loop.svg"
+    refused = run(capsys, "render", f"{source}:loop", "--at", "h=0.1,a=0.5,x=0.2", "-o", out)
+    assert_refused(*refused, match="too large to draw: 601 gates")
+    assert "--level elementwise" in refused[2] and not out.exists()
+    argv = ["render", f"{source}:loop", "--at", "h=0.1,a=0.5,x=0.2", "--level", "elementwise"]
+    assert run(capsys, *argv, "-o", out)[0] == 0  # the advice works
+    assert "exp" in svg_texts(out)
 
 
 # ---------------------------------------------------------------- FILE.py:NAME

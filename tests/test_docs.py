@@ -41,3 +41,15 @@ def test_fusion_guide_lists_every_rule():
     text = (ROOT / "docs" / "fusion.md").read_text(encoding="utf-8")
     missing = [name for name in RULE_NAMES if f"`{name}`" not in text]
     assert not missing, f"docs/fusion.md does not describe rules {missing}"
+
+
+def test_relative_links_and_pictures_point_at_files():
+    """Every link and picture in the README and docs/ that is not a web address exists."""
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            path = target.split("#")[0]
+            if path and "://" not in path and not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken

@@ -36,6 +36,7 @@ STAGES = {
     "check": "surface",
     "lint": "surface",
     "compare": "surface",
+    "lectures": "surface",  # the lecture circuits, defined once
     "cli": "surface",
     "__main__": "surface",
     "__init__": "surface",

@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 import zlib
 
@@ -16,25 +17,15 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc import lectures, render
 from graphc.render import THEMES, fmt
 
 SVG = "{http://www.w3.org/2000/svg}"
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 
-
-@gc.function
-def circuit(x, y, z):
-    q = x + y
-    return q * z
-
-
-@gc.function
-def neuron(w0, x0, w1, x1, w2):
-    return 1 / (1 + gc.exp(-(w0 * x0 + w1 * x1 + w2)))
-
-
-LECTURE = dict(x=-2.0, y=5.0, z=-4.0)
-NEURON = dict(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0)
+circuit, neuron = gc.function(lectures.circuit), gc.function(lectures.neuron)
+LECTURE = lectures.LECTURES[0].inputs
+NEURON = lectures.LECTURES[1].inputs
 
 
 def parse(svg: str):
@@ -271,3 +262,115 @@ def test_picture_files_are_written_atomically(tmp_path):
         write_picture("<svg/>", tmp_path / "c.pdf")
     assert keep.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pdf", "c.png", "c.svg", "keep.svg"]
+
+
+# ---------------------------------------------------------------- long circuits
+
+
+def recurrence(steps: int) -> gc.Function:
+    """h = tanh(w h + x) unrolled `steps` times: the inputs w and x feed every step."""
+
+    def rnn(h, w, x):
+        for _ in range(steps):
+            h = gc.tanh(w * h + x)
+        return h
+
+    return gc.function(rnn)
+
+
+RNN = dict(h=0.1, w=0.5, x=0.2)
+
+
+def input_wires(svg: str, name: str):
+    """(value text, gradient text, wire length in points) of every wire leaving input `name`."""
+    wires, labels, nodes = parse(svg)
+    found = []
+    for k, tail, _, start, end in wires:
+        if nodes[tail] == [name]:
+            value, grad = labels[f"p0_w{k}v"][0], labels[f"p0_w{k}g"][0]
+            found.append(
+                (value, grad, ((end[0] - start[0]) ** 2 + (end[1] - start[1]) ** 2) ** 0.5)
+            )
+    return found
+
+
+def test_an_input_used_in_nearby_gates_is_drawn_once():
+    svg = gc.function(lectures.fanout).svg(x=3.0)
+    _, _, nodes = parse(svg)
+    assert sum(t == ["x"] for t in nodes.values()) == 1
+    assert sorted(v for v, _, _ in input_wires(svg, "x")) == ["3.00", "3.00"]  # one node, 2 wires
+
+
+def test_an_input_used_far_apart_is_drawn_beside_each_use():
+    f = recurrence(3)
+    svg = f.svg(**RNN)
+    _, _, nodes = parse(svg)
+    assert sorted(t[0] for t in nodes.values() if t and t[0] in RNN) == [
+        "h", "w", "w", "w", "x", "x", "x"
+    ]  # fmt: skip
+    w_wires = input_wires(svg, "w")
+    assert [v for v, _, _ in w_wires] == ["0.50"] * 3
+    assert max(length for _, _, length in w_wires) < 200  # short wires, beside each step
+    # each copy carries its own use's gradient; together they make dw
+    dw = f.grad(**RNN)["w"]
+    assert sum(float(g) for _, g, _ in w_wires) == pytest.approx(dw, abs=3 * 0.005)
+
+
+LONG_CHAIN = """
+import sys, time
+import graphc as gc
+
+def rnn(h, w, x):
+    for _ in range(334):  # 1002 gates
+        h = gc.tanh(w * h + x)
+    return h
+
+f = gc.function(rnn)
+f.grad(h=0.1, w=0.5, x=0.2)  # compile first: the time below is the drawing's
+start = time.perf_counter()
+svg = f.svg(h=0.1, w=0.5, x=0.2)
+print(f"{time.perf_counter() - start:.1f}", file=sys.stderr)
+sys.stdout.write(svg)
+"""
+
+
+def test_a_thousand_gate_recurrence_is_drawn_in_seconds():
+    """`dot` used to take minutes past ~150 gates of this (and hang at 300): the wires from w and
+    x to every step crossed all the steps before. Run apart, so a regression fails, not hangs."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", LONG_CHAIN], capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("drawing a 1002-gate recurrence took more than 120 s")
+    assert done.returncode == 0, done.stderr
+    assert float(done.stderr.split()[-1]) < 60  # about 3 s on 2 shared cores
+    _, labels, nodes = parse(done.stdout)
+    gates = [t[0] for t in nodes.values() if t and t[0] in ("*", "+", "tanh")]
+    assert len(gates) == 1002
+    assert sum(t == ["w"] for t in nodes.values()) == 334  # beside each step
+    assert sum(1 for name in labels if name.startswith("p0_w")) == 2 * (1002 + 2 * 334 + 1)
+
+
+def test_a_drawing_too_large_for_graphviz_is_refused_saying_what_to_do():
+    def shared(h, a, x):
+        g = gc.exp(a)  # a gate, used by every step: it cannot be drawn once per use
+        for _ in range(200):
+            h = gc.tanh(g * h + x)
+        return h
+
+    f = gc.function(shared)
+    with pytest.raises(gc.GraphcError, match="too large to draw: 601 gates") as refused:
+        f.svg(h=0.1, a=0.5, x=0.2)
+    assert "fewer loop steps" in str(refused.value)
+    assert "f.fused(level='elementwise')" in str(refused.value)
+    # and the advice works: fused, the loop is a few gates that draw in a moment
+    _, _, nodes = parse(f.fused(level="elementwise").svg(h=0.1, a=0.5, x=0.2))
+    assert any(t == ["exp"] for t in nodes.values())
+
+
+def test_too_many_nodes_are_refused(monkeypatch):
+    monkeypatch.setattr(render, "MAX_NODES", 20)
+    with pytest.raises(gc.GraphcError, match=r"too large to draw: 30 gates, \d+ nodes"):
+        recurrence(10).svg()
+    assert recurrence(2).svg()  # 6 gates, 10 nodes: drawn
