@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
+from .autodiff import NOT_FINITE
 from .graph import args_of, topo_order
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
@@ -221,15 +222,19 @@ class Emitter:
         if plain:  # the cached template, filled in with names
             names = [self.name_of(a) for a in args]
             return formula_template(formula).replace("{out}", self.name_of(node)).format(*names)
-        swap = {OUT: sympy.Symbol(self.name_of(node))}
-        for j, a in enumerate(args):
-            data = self.g.nodes[a]
-            if data["op"] == "const" and np.ndim(data["value"]) == 0:
-                value = sympy.sympify(data["value"])
-            else:
-                value = sympy.Symbol(self.name_of(a), real=True)
-            swap[ARGS[j]] = swap[MASKS[j]] = value
-        return normalise(_PRINTER.doprint(formula.xreplace(swap)))
+        for fold in (True, False):  # constants are folded unless that makes 1/0 of them
+            swap = {OUT: sympy.Symbol(self.name_of(node))}
+            for j, a in enumerate(args):
+                data = self.g.nodes[a]
+                if fold and data["op"] == "const" and np.ndim(data["value"]) == 0:
+                    value = sympy.sympify(data["value"])
+                else:
+                    value = sympy.Symbol(self.name_of(a), real=True)
+                swap[ARGS[j]] = swap[MASKS[j]] = value
+            text = formula.xreplace(swap)
+            if not text.has(*NOT_FINITE):
+                break
+        return normalise(_PRINTER.doprint(text))
 
 
 def _locals(g, fwd: int):
@@ -305,7 +310,11 @@ def emit_module(program: Program, title: str, version: str) -> str:
     else:
         lines.append(f"    return {', '.join(grads) or '()'}")
     result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
-    one = "1.0" if g.nodes[out]["shape"] == () or program.scalar_seed else f"np.ones_like({result})"
+    # dout = 1 as a NumPy number of out's dtype: it broadcasts, and 1/0 in backward gives inf
+    if g.nodes[out]["shape"] == () or program.scalar_seed:
+        one = f"np.ones_like({result}, shape=())"
+    else:
+        one = f"np.ones_like({result})"
     blocks.append("\n".join(lines))
     blocks.append(
         f"def value_and_grad({params}):\n"

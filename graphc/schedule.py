@@ -42,7 +42,7 @@ class Program:
     inline: set[int]
     cache: list[int]
     constants: list[int] = field(default_factory=list)
-    scalar_seed: bool = False  # backward(1.0, cache) gives every gradient its full shape
+    scalar_seed: bool = False  # a 0-d seed (dout = 1) gives every gradient its full shape
 
     @property
     def inputs(self) -> list[int]:
@@ -172,7 +172,7 @@ def schedule(g: nx.DiGraph) -> Program:
 
 
 def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int]) -> bool:
-    """Whether backward seeded with the number 1.0 computes the same as with ones(out.shape).
+    """Whether backward seeded with a 0-d one computes the same as with ones(out.shape).
 
     Multiplying by an array of ones is an allocation and a pass over memory for nothing. A
     scalar seed broadcasts through elementwise steps; it is enough where every tensor step and

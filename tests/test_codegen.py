@@ -390,3 +390,16 @@ def test_compiling_the_same_function_twice_gives_the_same_source():
     one(1.0, 2.0)
     two(1.0, 2.0)
     assert one.source == two.source
+
+
+@pytest.mark.parametrize("shape", [(), (3,)])
+def test_division_by_a_constant_zero_compiles_and_follows_numpy(shape):
+    # regression: SymPy folded d(x/0)/dx = 1/0 into zoo, which no printer can write, and a
+    # Python-float seed raised ZeroDivisionError in backward; NumPy gives inf with a warning
+    f = gc.function(lambda x: x / 0.0)
+    x = np.full(shape, 2.0) if shape else 2.0
+    with np.errstate(divide="ignore"):
+        value, grads = f.value_and_grad(x=x)
+    assert np.all(np.isposinf(value)) and np.all(np.isposinf(grads["x"]))
+    assert np.shape(grads["x"]) == shape
+    assert "1 / 0.0" in f.source
