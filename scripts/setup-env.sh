@@ -16,6 +16,19 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The tests' third oracle, PyTorch (the test-torch extra), only where a CPU wheel is at hand
+# locally: from a package index, torch would bring gigabytes of CUDA libraries.
+if [ "${GRAPHC_WANT_TORCH:-0}" = 1 ] && ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  wheels=$(mktemp -d)
+  if "$venv/bin/python" -m pip download --quiet --no-index --no-deps -d "$wheels" \
+    "torch==2.13.0" >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install --quiet "$wheels"/torch-*.whl || true
+  else
+    echo "graphc: no local PyTorch 2.13.0 CPU wheel; the PyTorch oracle tests will be skipped" >&2
+  fi
+  rm -rf "$wheels"
+fi
+
 # System programs: Graphviz's dot draws the circuits; rsvg-convert (librsvg2-bin) lets the tests
 # rasterise a drawing as a person's SVG viewer would.
 missing=()
