@@ -1,0 +1,247 @@
+"""Workload 1, scalar circuits: value and every gradient of the lecture circuits on Python floats.
+
+Circuits: (x + y) z at (-2, 5, -4) and the sigmoid neuron 1 / (1 + exp(-(w0 x0 + w1 x1 + w2)))
+at (2, -1, -3, -2, -3). Reference: hand-written straight-line Python (the lecture's staged
+backprop) returning the value and a dict of gradients, the same result graphc's
+`value_and_grad` gives. Every candidate takes Python floats and gives back numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import graphc as gc
+
+from .harness import (
+    Candidate,
+    Section,
+    Target,
+    check,
+    have,
+    import_jax,
+    interleave,
+    skipped_note,
+    table,
+    timing_rows,
+)
+
+# ---------------------------------------------------------------- the circuits, three spellings
+
+
+def circuit(x, y, z):
+    q = x + y
+    return q * z
+
+
+def neuron(w0, x0, w1, x1, w2):
+    dot = w0 * x0 + w1 * x1 + w2
+    return 1 / (1 + gc.exp(-dot))
+
+
+def circuit_reference(x, y, z):
+    """Forward, then backward in reverse, one line per gate."""
+    q = x + y
+    f = q * z
+    dq = z  # mul: local gradient z
+    dz = q
+    return f, {"x": dq, "y": dq, "z": dz}
+
+
+def neuron_reference(w0, x0, w1, x1, w2):
+    dot = w0 * x0 + w1 * x1 + w2
+    f = 1.0 / (1.0 + math.exp(-dot))  # sigmoid
+    ddot = (1.0 - f) * f  # sigmoid: local gradient (1 - f) f
+    return f, {"w0": x0 * ddot, "x0": w0 * ddot, "w1": x1 * ddot, "x1": w1 * ddot, "w2": ddot}
+
+
+CIRCUITS = {
+    "(x + y) z": (circuit, circuit_reference, ("x", "y", "z"), (-2.0, 5.0, -4.0)),
+    "sigmoid neuron": (
+        neuron,
+        neuron_reference,
+        ("w0", "x0", "w1", "x1", "w2"),
+        (2.0, -1.0, -3.0, -2.0, -3.0),
+    ),
+}
+
+
+def _same_circuit(fn, exp):
+    """The circuit with `exp` standing for gc.exp (each peer brings its own)."""
+    if fn is circuit:
+        return circuit
+
+    def neuron_with(w0, x0, w1, x1, w2):
+        dot = w0 * x0 + w1 * x1 + w2
+        return 1 / (1 + exp(-dot))
+
+    return neuron_with
+
+
+# ---------------------------------------------------------------- peers
+
+
+def _torch(fn, names, args):
+    import torch
+
+    f = _same_circuit(fn, torch.exp)
+
+    def call():
+        ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in args]
+        out = f(*ts)
+        grads = torch.autograd.grad(out, ts)
+        return out.item(), {k: g.item() for k, g in zip(names, grads)}
+
+    return call
+
+
+def _jax(fn, names, args):
+    jax = import_jax()
+    f = jax.jit(jax.value_and_grad(_same_circuit(fn, jax.numpy.exp), argnums=range(len(args))))
+
+    def call():
+        value, grads = f(*args)
+        return float(value), {k: float(g) for k, g in zip(names, grads)}
+
+    return call
+
+
+def _autograd(fn, names, args):
+    import autograd
+    import autograd.numpy as anp
+
+    f = _same_circuit(fn, anp.exp)
+    vg = autograd.value_and_grad(lambda a: f(*a))
+
+    def call():
+        value, grads = vg(args)
+        return value, {k: float(g) for k, g in zip(names, grads)}
+
+    return call
+
+
+def micrograd_exp(v):
+    """exp for micrograd's Value, as the lecture adds it (micrograd itself has no exp)."""
+    from micrograd.engine import Value
+
+    out = Value(math.exp(v.data), (v,), "exp")
+
+    def _backward():
+        v.grad += out.data * out.grad
+
+    out._backward = _backward
+    return out
+
+
+def _micrograd(fn, names, args):
+    from micrograd.engine import Value
+
+    f = _same_circuit(fn, micrograd_exp)
+
+    def call():
+        vs = [Value(a) for a in args]
+        out = f(*vs)
+        out.backward()
+        return out.data, {k: v.grad for k, v in zip(names, vs)}
+
+    return call
+
+
+def _pytensor(fn, names, args):
+    import pytensor
+    import pytensor.tensor as pt
+
+    vs = [pt.dscalar(k) for k in names]
+    out = _same_circuit(fn, pt.exp)(*vs)
+    compiled = pytensor.function(vs, [out, *pytensor.grad(out, vs)])
+
+    def call():
+        value, *grads = compiled(*args)
+        return float(value), {k: float(g) for k, g in zip(names, grads)}
+
+    return call
+
+
+GENERATED = "graphc's generated module alone (diagnostic)"
+
+PEER_MAKERS = {
+    "PyTorch eager": ("torch", _torch),
+    "JAX jit(value_and_grad)": ("jax", _jax),
+    "HIPS autograd": ("autograd", _autograd),
+    "micrograd (+ the lecture's exp)": ("micrograd", _micrograd),
+    "PyTensor": ("pytensor", _pytensor),
+}
+
+# ---------------------------------------------------------------- the workload
+
+
+def candidates(fn, reference, names, args) -> tuple[list[Candidate], dict[str, str]]:
+    """graphc as written, graphc fused, the reference, and every installed peer."""
+    as_written = gc.function(fn)
+    out = [
+        Candidate("hand-written Python (reference)", lambda: reference(*args), "reference"),
+        Candidate("graphc", lambda: as_written.value_and_grad(*args)),
+    ]
+    if fn is neuron:
+        fused = as_written.fused()
+        out.append(Candidate("graphc fused (sigmoid gate)", lambda: fused.value_and_grad(*args)))
+    # Not a way users call graphc: the generated module alone, without the Function's argument
+    # checks and conversions, to show what the wrapper costs.
+    generated_module = as_written.compiled_for(*args).module
+
+    def generated():
+        value, grads = generated_module.value_and_grad(*args)
+        return value, dict(zip(names, grads))
+
+    out.append(Candidate(GENERATED, generated, "diagnostic"))
+    skipped = {}
+    for label, (module, make) in PEER_MAKERS.items():
+        if not have(module):
+            skipped[label] = "not installed or not selected"
+            continue
+        try:
+            out.append(Candidate(label, make(fn, names, args), "peer"))
+        except Exception as e:
+            skipped[label] = f"failed to build: {type(e).__name__}: {e}"
+    return out, skipped
+
+
+def run(rounds: int, smoke: bool = False) -> Section:
+    texts, targets, failures = [], [], []
+    for title, (fn, reference, names, args) in CIRCUITS.items():
+        cands, skipped = candidates(fn, reference, names, args)
+        want = reference(*args)
+        ok = []
+        for c in cands:
+            problem = check(c, want, tol=1e-12)
+            if problem:
+                failures.append(f"scalar {title}: {c.name}: {problem}")
+            else:
+                ok.append(c)
+        if smoke:
+            texts.append(f"{title}: {len(ok)} candidates agree with the reference")
+            continue
+        timings = interleave({c.name: c.call for c in ok}, rounds, min_sample=0.02)
+        ref = "hand-written Python (reference)"
+        rows = timing_rows(timings, ref)
+        texts.append(
+            f"### {title}\n\n"
+            + table(["candidate", "median per call", "/ reference", "spread (IQR)"], rows)
+            + "\n"
+            + skipped_note(skipped)
+        )
+        ref_t = timings[ref].median
+        ratio = timings["graphc"].median / ref_t
+        targets.append(
+            Target(f"scalar {title}: graphc <= 2x hand-written Python", f"{ratio:.2f}x", ratio <= 2)
+        )
+        peers = {c.name: timings[c.name].median for c in ok if c.kind == "peer"}
+        if peers:
+            fastest = min(peers, key=peers.get)
+            targets.append(
+                Target(
+                    f"scalar {title}: graphc ahead of every peer",
+                    f"graphc {ratio:.2f}x, fastest peer {fastest} {peers[fastest] / ref_t:.2f}x",
+                    timings["graphc"].median < peers[fastest],
+                )
+            )
+    return Section("Scalar circuits", "\n\n".join(texts), targets, failures)
