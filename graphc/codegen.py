@@ -268,8 +268,8 @@ def helpers_used(program: Program) -> list[str]:
     return [source for name, source in HELPERS.items() if name in names]
 
 
-def emit_module(program: Program, title: str, version: str) -> str:
-    """The full source of the generated module for `program`."""
+def emit_module(program: Program, title: str, version: str, dtype: str = "float64") -> str:
+    """The full source of the generated module for `program`; `dtype` is the output's type."""
     e = Emitter(program)
     g = program.graph
     names = program.names
@@ -312,7 +312,7 @@ def emit_module(program: Program, title: str, version: str) -> str:
     result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
     # dout = 1 as a NumPy number of out's dtype: it broadcasts, and 1/0 in backward gives inf
     if g.nodes[out]["shape"] == () or program.scalar_seed:
-        one = f"np.ones_like({result}, shape=())"
+        one = f"np.{dtype}(1.0)"
     else:
         one = f"np.ones_like({result})"
     blocks.append("\n".join(lines))

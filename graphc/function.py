@@ -54,15 +54,17 @@ def compile_graph(
     shapes: dict[str, tuple[int, ...]],
     wrt: tuple[str, ...] | None = None,
     readable: bool = True,
+    dtype: str = "float64",
 ) -> Compiled:
     """Trace-independent compiler: graph + input shapes -> generated NumPy module.
 
     `wrt` names the inputs whose gradients `backward` returns (default: all, in order).
     `readable=False` trades the lecture's one-statement-per-gate form for speed where they
     differ: sigmoid-like gates then cache exp(-|x|) for backward instead of recomputing it.
+    `dtype` is the output's NumPy type, for the `dout = 1` that `value_and_grad` passes.
     """
     with gc_paused():
-        return _compile(g, shapes, wrt, readable)
+        return _compile(g, shapes, wrt, readable, dtype)
 
 
 @contextlib.contextmanager
@@ -78,13 +80,13 @@ def gc_paused():
             gc.enable()
 
 
-def _compile(g, shapes, wrt, readable) -> Compiled:
+def _compile(g, shapes, wrt, readable, dtype) -> Compiled:
     shaped = infer_shapes(g if readable else lower(g), shapes)
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
     title = f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
-    source = emit_module(program, title, __version__)
+    source = emit_module(program, title, __version__, dtype)
     return Compiled(program, source, load_module(source, sanitize(g.graph["name"])))
 
 
@@ -196,8 +198,11 @@ class Function:
         key = tuple((np.shape(v), _dtype_key(v)) for v in values)
         if key not in self._compiled:
             shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+            dtype = np.result_type(*values).type.__name__ if values else "float64"
             try:
-                self._compiled[key] = compile_graph(self._graph, shapes, self._wrt, self.readable)
+                self._compiled[key] = compile_graph(
+                    self._graph, shapes, self._wrt, self.readable, dtype
+                )
             except GraphcError as e:  # report at the call, not from deep inside the compiler
                 raise type(e)(f"{self.__name__}: {e}") from None
         self._last = key
