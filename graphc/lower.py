@@ -28,7 +28,8 @@ X, E = ARGS[0], ARGS[1]
 SHARED = sympy.exp(-sympy.Abs(X))  # e = exp(-|x|): at most 1, so nothing overflows
 
 LOWERINGS: dict[str, sympy.Expr] = {
-    "sigmoid": sympy.Piecewise((1, X >= 0), (E, True)) / (1 + E),  # 1/(1+e) or e/(1+e)
+    # 1/(1+e) or e/(1+e): exp(min(x, 0)) is 1 or e, without np.where's unpredictable branches
+    "sigmoid": sympy.exp(sympy.Min(X, 0)) / (1 + E),
     "softplus": sympy.Max(X, 0) + log1p(E),  # max(x, 0) + log(1 + exp(-|x|))
     "log_sigmoid": sympy.Min(X, 0) - log1p(E),  # min(x, 0) - log(1 + exp(-|x|))
 }
