@@ -1,6 +1,6 @@
 """The backward pass: the chain rule as graph nodes, walked in reverse topological order.
 
-Stage: pass (graph -> graph). Imports `ops`, `graph`, `shapes` and `errors`.
+Stage: pass (graph -> graph). Imports `ops`, `special`, `graph`, `shapes` and `errors`.
 
 Gradients are data: every step of backprop is a node added to a copy of the (shaped) forward
 graph, so it can be printed, drawn and differentiated again. Per gate: upstream gradient times
@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 import sympy
 
+from .errors import GraphcError
 from .graph import add_node, args_of, topo_order
 from .ops import (
     ARGS,
@@ -32,8 +33,10 @@ from .ops import (
     local_gradients,
 )
 from .shapes import node_shape
+from .special import is_boolean, numeric_masks
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
+NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
 
 class Builder:
@@ -73,26 +76,37 @@ class Builder:
         """A vector as a column, so that broadcasting forms an outer product."""
         return self.op("reshape", [n], shape=self.shape(n) + (1,))
 
+    def arguments(self, formula: sympy.Expr, operands: dict[sympy.Symbol, int], fold=True):
+        """The argument nodes of an "expr" node computing `formula`, and how operands fill it:
+        (symbol, "const", value) for a folded scalar constant, else (symbol, slot, is mask)."""
+        used = _free_symbols(formula)
+        args: list[int] = []
+        pattern = []
+        for sym, node in operands.items():
+            if sym not in used:
+                continue
+            data = self.g.nodes[node]
+            value = data["value"] if data["op"] == "const" else None
+            if fold and value is not None and np.ndim(value) == 0 and np.isfinite(value):
+                pattern.append((sym, "const", value))  # SymPy folds NaN and inf unlike IEEE
+                continue
+            if node not in args:
+                args.append(node)
+            pattern.append((sym, args.index(node), is_mask(self.g, node)))
+        return args, tuple(pattern)
+
     def expr(self, formula: sympy.Expr, operands: dict[sympy.Symbol, int], **attrs) -> int:
         """An elementwise "expr" node computing `formula`, whose symbols stand for `operands`.
 
         Scalar constants are folded into the formula; the same node used twice becomes one
         argument. The formula is rewritten over a0, a1, ... (m0, m1, ... for masks).
         """
-        used = _free_symbols(formula)
-        args: list[int] = []
-        pattern = []  # how operands fill the formula: a constant's value, or an argument slot
-        for sym, node in operands.items():
-            if sym not in used:
-                continue
-            data = self.g.nodes[node]
-            if data["op"] == "const" and np.ndim(data["value"]) == 0:
-                pattern.append((sym, "const", data["value"]))
-                continue
-            if node not in args:
-                args.append(node)
-            pattern.append((sym, args.index(node), is_mask(self.g, node)))
-        formula = _rewritten(formula, tuple(pattern))  # SymPy work once per distinct pattern
+        args, pattern = self.arguments(formula, operands)
+        folded = _rewritten(formula, pattern)  # SymPy work once per distinct pattern
+        if folded.has(*NOT_FINITE):  # e.g. d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
+            args, pattern = self.arguments(formula, operands, fold=False)
+            folded = _rewritten(formula, pattern)  # NumPy computes it, with its inf and NaN
+        formula = folded
         if formula.is_Symbol and formula in ARGS:  # the identity: no node needed
             return args[ARGS.index(formula)]
         n = add_node(self.g, "expr", args, formula=formula, role="grad", **attrs)
@@ -221,17 +235,22 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
         i for i, a in enumerate(args) if locals_[i] is not None and a in need and a not in args[:i]
     ]
     formulas = [
-        DOUT
-        * sympy.Add(
-            *(locals_[j] for j, x in enumerate(args) if x == args[i] and locals_[j] is not None)
+        numeric_masks(
+            DOUT
+            * sympy.Add(
+                *(locals_[j] for j, x in enumerate(args) if x == args[i] and locals_[j] is not None)
+            )
         )
         for i in wanted
     ]
     if len(formulas) > 1:
         shared, formulas = _common_subexpressions(formulas)
+        definitions: dict[sympy.Symbol, sympy.Expr] = {}
         for sym, formula in shared:
+            definitions[sym] = formula = _within_slots(b, n, formula, definitions, operands)
             operands[sym] = b.expr(formula, operands)
             b.g.nodes[operands[sym]].update(shared_by=n)
+        formulas = [_within_slots(b, n, f, definitions, operands) for f in formulas]
     out: list[int | None] = [None] * len(args)
     for i, formula in zip(wanted, formulas):
         if formula == 0:  # x - x: no gradient flows here
@@ -243,6 +262,21 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
     return out
 
 
+def _within_slots(b: Builder, n: int, formula, definitions: dict, operands: dict):
+    """`formula` with shared steps written back in until it reads no more values than an "expr"
+    node has argument slots (a0 ... a7)."""
+    while len(b.arguments(formula, operands)[0]) > len(ARGS):
+        inlined = [s for s in definitions if s in formula.free_symbols]
+        if not inlined:
+            gate = b.g.nodes[n].get("gate", b.g.nodes[n]["op"])
+            raise GraphcError(
+                f"gate {gate!r}: a gradient step would read more than {len(ARGS)} values; "
+                "give the gate fewer arguments"
+            )
+        formula = formula.xreplace({inlined[-1]: definitions[inlined[-1]]})
+    return formula
+
+
 @functools.cache
 def _cse(formulas: tuple[sympy.Expr, ...]):
     names = sympy.numbered_symbols("shared", real=True)
@@ -252,7 +286,18 @@ def _cse(formulas: tuple[sympy.Expr, ...]):
 def _common_subexpressions(formulas: list[sympy.Expr]):
     """Shared non-trivial subexpressions worth a step (more than a product of two names)."""
     replacements, reduced = _cse(tuple(formulas))
-    return list(replacements), list(reduced)
+    constants = {}  # a shared constant (sigmoid(2.0)) stays written where it is used
+    booleans: set[sympy.Symbol] = set()  # shared steps: NumPy booleans, like the masks
+    shared = []
+    for sym, formula in replacements:
+        formula = numeric_masks(formula.xreplace(constants), frozenset(booleans))
+        if not formula.free_symbols:
+            constants[sym] = formula
+            continue
+        if is_boolean(formula, booleans):
+            booleans.add(sym)
+        shared.append((sym, formula))
+    return shared, [numeric_masks(f.xreplace(constants), frozenset(booleans)) for f in reduced]
 
 
 def _final_gradient(b: Builder, i: int, node: int | None, seed: int, shared: bool) -> int:

@@ -1,6 +1,6 @@
 """Fusion: the rule rows, automatic elementwise fusion, and `fuse`, the pass that runs them.
 
-Stage: pass (graph -> graph). Imports `rewrite`, `graph`, `ops` and `errors`.
+Stage: pass (graph -> graph). Imports `rewrite`, `graph`, `ops`, `special` and `errors`.
 
 "At what level of hierarchy to break an expression is up to us": `fuse` makes that a choice.
 `level="patterns"` rewrites the named spellings below into single, numerically safe gates
@@ -22,7 +22,8 @@ import sympy
 from .errors import GraphcError
 from .graph import add_node, args_of, topo_order
 from .ops import ARGS, ELEMENTWISE, GATES, MASK, MASKS
-from .rewrite import Rule, remove_dead, replace, rewrite
+from .rewrite import OneOf, Rule, remove_dead, replace, rewrite
+from .special import cancelled
 
 LEVELS = ("none", "patterns", "elementwise")
 
@@ -83,7 +84,8 @@ CLEANUPS = [
 
 _EXP_NEG = ("exp", ("neg", "x"))
 _EXP_2X = ("exp", ("mul", 2, "x"))
-_EXP_NEG_2X = ("exp", ("neg", ("mul", 2, "x")))
+# -2x as people write it: -(2*x), -2*x (traced as mul(-2, x)), 2*-x and -x*2
+_EXP_NEG_2X = ("exp", OneOf(("neg", ("mul", 2, "x")), ("mul", -2, "x"), ("mul", 2, ("neg", "x"))))
 
 
 def _same_axis(*names: str, keepdims: bool | None = None):
@@ -112,6 +114,9 @@ STABILIZE = [
          "1/(1+1/exp(x)) -> sigmoid(x)"),
     Rule("sigmoid", ("pow", ("add", 1, _EXP_NEG), -1), ("sigmoid", "x"),
          "(1+exp(-x))**-1 -> sigmoid(x)"),
+    Rule("sigmoid", ("div", 1, ("add", 1, ("exp", ("mul", "#a", "x")))),
+         lambda b: ("sigmoid", ("mul", -b["#a"], "x")),
+         "1/(1+exp(a*x)) -> sigmoid(-a*x), a a number (-2*x is traced as mul(-2, x))"),
     Rule("tanh", ("div", ("sub", ("exp", "x"), _EXP_NEG), ("add", ("exp", "x"), _EXP_NEG)),
          ("tanh", "x"), "(exp(x)-exp(-x))/(exp(x)+exp(-x)) -> tanh(x)"),
     Rule("tanh", ("div", ("sub", _EXP_2X, 1), ("add", _EXP_2X, 1)), ("tanh", "x"),
@@ -162,11 +167,20 @@ STABILIZE = [
 
 # ---------------------------------------------------------------- neural-network building blocks
 
+# Fusion never changes a gradient, not even the subgradient chosen at a kink. relu'(0) = 0, so
+# only the spellings whose gradient at 0 is also 0 become relu: maximum(0, x) (a tie goes to the
+# first argument, 0), where(x>0, x, 0) and where(x<=0, 0, x) (the mask picks the 0 branch at 0).
+# The spellings whose gradient at 0 is 1 become maximum(x, 0), which keeps it: where(x>=0, x, 0),
+# where(x<0, 0, x). maximum(x, 0) itself stays as it is, and so does max(x, a*x) (gradient 1 at 0,
+# where leaky_relu's is a).
 NEURAL = [
     Rule("relu", ("maximum", 0, "x"), ("relu", "x"), "max(0, x) -> relu(x)"),
     Rule("relu", ("where", ("gt", "x", 0), "x", 0), ("relu", "x"), "where(x>0, x, 0) -> relu(x)"),
-    Rule("relu", ("where", ("ge", "x", 0), "x", 0), ("relu", "x"), "where(x>=0, x, 0) -> relu(x)"),
-    Rule("relu", ("where", ("lt", "x", 0), 0, "x"), ("relu", "x"), "where(x<0, 0, x) -> relu(x)"),
+    Rule("relu", ("where", ("le", "x", 0), 0, "x"), ("relu", "x"), "where(x<=0, 0, x) -> relu(x)"),
+    Rule("relu_as_maximum", ("where", ("ge", "x", 0), "x", 0), ("maximum", "x", 0),
+         "where(x>=0, x, 0) -> max(x, 0): gradient 1 at 0 kept"),
+    Rule("relu_as_maximum", ("where", ("lt", "x", 0), 0, "x"), ("maximum", "x", 0),
+         "where(x<0, 0, x) -> max(x, 0): gradient 1 at 0 kept"),
     Rule("leaky_relu", ("maximum", ("mul", "#a", "x"), "x"), ("leaky_relu", "x", "#a"),
          "max(a*x, x), 0<a<1 -> leaky_relu(x, a)", when=lambda b: 0 < b["#a"] < 1),
     Rule("affine", ("add", ("matmul", "x", "W"), "b"), ("affine", "x", "W", "b"),
@@ -200,6 +214,15 @@ def resolve_rules(rules) -> list[Rule]:
 
 
 # ---------------------------------------------------------------- automatic elementwise fusion
+#
+# A region's formula is its gates' formulas composed by substitution. Gates with kinks compose
+# as opaque SymPy functions (`Gate.composed_expr`), never as Piecewise, so SymPy cannot fold one
+# condition into another, and deriving the fused gate's gradients costs the same per gate
+# whatever the nesting. SymPy may still cancel a value (x - x is 0): the formula then keeps it
+# as `cancelled(x)`, which has x's shape. Constants are folded in where SymPy keeps them finite.
+
+_NOT_FINITE = (sympy.nan, sympy.zoo, sympy.oo, -sympy.oo)
+MAX_LEAVES = len(ARGS) - 2  # the fused gate's gradients also read dout and its output
 
 
 def _fusible(g: nx.DiGraph, n: int) -> bool:
@@ -209,7 +232,25 @@ def _fusible(g: nx.DiGraph, n: int) -> bool:
 
 def _formula(g: nx.DiGraph, n: int) -> sympy.Expr:
     data = g.nodes[n]
-    return data["formula"] if data["op"] == "expr" else GATES[data["op"]].expr()
+    return data["formula"] if data["op"] == "expr" else GATES[data["op"]].composed_expr()
+
+
+def _foldable(g: nx.DiGraph, n: int, fold: bool) -> bool:
+    """Whether node n is a scalar constant to write into the formula as a number."""
+    data = g.nodes[n]
+    return (
+        fold
+        and data["op"] == "const"
+        and np.ndim(data["value"]) == 0
+        and math.isfinite(data["value"])  # SymPy folds NaN and inf the way IEEE does not
+    )
+
+
+def _outside(g: nx.DiGraph, region: set[int], fold: bool = True) -> set[int]:
+    """The values a region reads from outside, but for constants folded into its formula."""
+    return {
+        a for n in region for a in args_of(g, n) if a not in region and not _foldable(g, a, fold)
+    }
 
 
 def _region(g: nx.DiGraph, root: int, taken: set[int], max_gates: int) -> list[int]:
@@ -223,35 +264,48 @@ def _region(g: nx.DiGraph, root: int, taken: set[int], max_gates: int) -> list[i
                 and _fusible(g, a)
                 and a != g.graph["output"]
                 and all(s in region for s in g.successors(a))
+                and len(_outside(g, region | {a})) <= MAX_LEAVES
             ):
                 region.add(a)
                 frontier.append(a)
     return [n for n in topo_order(g.subgraph(region))]
 
 
-def _compose(g: nx.DiGraph, region: list[int]) -> tuple[sympy.Expr, list[int]]:
-    """The region's formula over its outside arguments (a0, a1, ... in order of first use)."""
+def _compose(g: nx.DiGraph, region: list[int], fold: bool = True):
+    """The region's formula over its outside arguments (a0, a1, ... in order of first use) and
+    those arguments; None if they are too many for one gate (constants left unfolded).
+
+    Every outside argument stays in the formula, as `cancelled(a)` if SymPy cancelled it.
+    """
+    if len(_outside(g, set(region), fold)) > MAX_LEAVES:
+        return None
     inside = set(region)
     leaves: list[int] = []
+    symbols: list[sympy.Symbol] = []
     value: dict[int, sympy.Expr] = {}
     for n in region:  # topological: arguments first
+        formula = _formula(g, n)
         swap = {}
         for j, a in enumerate(args_of(g, n)):
-            sym = MASKS[j] if MASKS[j] in _formula(g, n).free_symbols else ARGS[j]
+            sym = MASKS[j] if MASKS[j] in formula.free_symbols else ARGS[j]
             if a in inside:
                 swap[sym] = value[a]
-                continue
-            data = g.nodes[a]
-            if data["op"] == "const" and np.ndim(data["value"]) == 0:
-                swap[sym] = sympy.sympify(data["value"])
-                continue
-            if a not in leaves:
-                leaves.append(a)
-            k = leaves.index(a)
-            is_mask = GATES.get(data["op"]) is not None and GATES[data["op"]].kind == MASK
-            swap[sym] = MASKS[k] if is_mask else ARGS[k]
-        value[n] = _formula(g, n).xreplace(swap)
-    return value[region[-1]], leaves
+            elif _foldable(g, a, fold):
+                swap[sym] = sympy.sympify(g.nodes[a]["value"])
+            else:
+                if a not in leaves:
+                    is_mask = GATES.get(g.nodes[a]["op"]) is not None and (
+                        GATES[g.nodes[a]["op"]].kind == MASK
+                    )
+                    symbols.append((MASKS if is_mask else ARGS)[len(leaves)])
+                    leaves.append(a)
+                swap[sym] = symbols[leaves.index(a)]
+        value[n] = formula.xreplace(swap)
+    out = value[region[-1]]
+    if fold and out.has(*_NOT_FINITE):  # a constant made SymPy give up (x/0): keep them all
+        return _compose(g, region, fold=False)
+    lost = [s for s in symbols if s not in out.free_symbols]
+    return sympy.Add(out, *(cancelled(s) for s in lost)), leaves
 
 
 ELEMENTWISE_FUSION = Rule("elementwise", (), (), "a region of elementwise gates -> one fused gate")
@@ -272,7 +326,10 @@ def fuse_elementwise(g: nx.DiGraph, max_gates: int = 12) -> nx.DiGraph:
         taken.update(region)
         if len(region) < 2:
             continue
-        formula, leaves = _compose(h, region)
+        composed = _compose(h, region)
+        if composed is None:
+            continue
+        formula, leaves = composed
         ops = list(dict.fromkeys(h.nodes[n].get("gate", h.nodes[n]["op"]) for n in region))
         new = add_node(h, "expr", leaves, formula=formula, gate="_".join(ops), fused=len(region))
         replace(h, root, new)

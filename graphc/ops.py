@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from . import special
 from .errors import GateError
-from .special import ARGS, DOUT, MASKS, OUT, log_sigmoid, sigmoid, softplus  # noqa: F401
+from .special import ARGS, DOUT, MASKS, OUT, log_sigmoid, numeric_masks, sigmoid, softplus  # noqa: F401
 from .special import tanh as exact_tanh
 from .tensor import ROWS as TENSOR_ROWS
 from .tensor import broadcast_shape, sum_to_axes  # noqa: F401 - part of the table's interface
@@ -40,6 +41,7 @@ class Gate:
     numpy: str | None = None  # forward spelling when the printed formula would read worse
     nondiff: tuple[int, ...] = ()  # argument positions no gradient flows into (masks)
     helpers: tuple[str, ...] = ()  # functions the generated module defines when the gate is used
+    composed: Callable | None = None  # its formula inside fused formulas, if not `formula`
     shape: Callable | None = None  # tensor gates: (arg shapes, params) -> output shape
     spell: Callable | None = None  # tensor gates: (arg strings, arg shapes, params) -> code
     vjp: Callable | None = None  # tensor gates: (builder, node, args, dout) -> gradient per arg
@@ -55,6 +57,11 @@ class Gate:
         """The gate's formula applied to its argument symbols."""
         return self.formula(*self.symbols())
 
+    def composed_expr(self) -> sympy.Expr:
+        """The formula fusion composes: a gate with a kink is one opaque SymPy function there
+        (see `special.relu`), so SymPy never rewrites a Piecewise inside another."""
+        return (self.composed or self.formula)(*self.symbols())
+
 
 # ---------------------------------------------------------------- derived local gradients
 
@@ -68,15 +75,23 @@ def _singular(expr: sympy.Expr) -> int:
     )
 
 
+SIMPLIFY_OPS = 30  # the largest derivative (in operations) `lecture_form` simplifies
+_UNDEFINED = (sympy.zoo, sympy.nan)  # simplify may write a 0/0 limit this way: never printed
+
+
 def lecture_form(derivative: sympy.Expr, formula: sympy.Expr) -> sympy.Expr:
     """The simplest accurate spelling of a derivative, with `out` for the gate's value if it helps.
 
     Candidates are the derivative as `sympy.diff` gives it, power-simplified and simplified, each
     also with the formula replaced by `out`. A candidate that divides by the arguments loses to one
-    that does not (`b*a**(b-1)` beats `b*out/a`, which is NaN at a=0); then fewer operations win;
-    on a tie the form in terms of `out` wins, as on the lecture slides.
+    that does not (`b*a**(b-1)` beats `b*out/a`, which is NaN at a=0), and one with SymPy's
+    complex infinity in a branch (`simplify` of |x|**(2x)) always loses; then fewer operations win;
+    on a tie the form in terms of `out` wins, as on the lecture slides. `sympy.simplify` takes
+    time steeply growing with size, so a large derivative (of a big fused gate) is not simplified.
     """
-    plain = [derivative, sympy.powsimp(derivative), sympy.simplify(derivative)]
+    plain = [derivative, sympy.powsimp(derivative)]
+    if sympy.count_ops(derivative) <= SIMPLIFY_OPS:
+        plain.append(sympy.simplify(derivative))
     candidates = []
     for c in plain:
         candidates.append((c, 1))
@@ -85,10 +100,10 @@ def lecture_form(derivative: sympy.Expr, formula: sympy.Expr) -> sympy.Expr:
             if with_out.has(OUT):
                 candidates.append((with_out, 0))
     scored = [
-        (_singular(c), sympy.count_ops(c), no_out, len(str(c)), str(c), c)
+        (c.has(*_UNDEFINED), _singular(c), sympy.count_ops(c), no_out, len(str(c)), str(c), c)
         for c, no_out in candidates
     ]
-    return min(scored, key=lambda s: s[:5])[-1]
+    return min(scored, key=lambda s: s[:6])[-1]
 
 
 @functools.cache
@@ -119,7 +134,8 @@ def formula_gradients(formula: sympy.Expr, arity: int) -> tuple[sympy.Expr | Non
     """Local gradients of an "expr" node's formula, like `local_gradients` for a gate row."""
     symbols = [MASKS[i] if MASKS[i] in formula.free_symbols else ARGS[i] for i in range(arity)]
     return tuple(
-        None if s in MASKS else lecture_form(sympy.diff(formula, s), formula) for s in symbols
+        None if s in MASKS else numeric_masks(lecture_form(sympy.diff(formula, s), formula))
+        for s in symbols
     )
 
 
@@ -156,6 +172,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a: sympy.Piecewise((a, a > 0), (0, True)),
         "relu",
         numpy="np.maximum({0}, 0)",
+        composed=special.relu,
     ),
     # leaky_relu(x, a) = max(a*x, x) for 0 < a < 1; its gradient at 0 is a
     _ew(
@@ -164,6 +181,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a, s: sympy.Piecewise((a, a > 0), (s * a, True)),
         "lrelu",
         numpy="np.where({0} > 0, {0}, {1} * {0})",
+        composed=special.leaky_relu,
     ),
     # on a tie the first argument takes the whole gradient
     _ew(
@@ -172,6 +190,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a, b: sympy.Piecewise((a, a >= b), (b, True)),
         "max",
         numpy="np.maximum({0}, {1})",
+        composed=special.maximum,
     ),
     _ew(
         "minimum",
@@ -179,6 +198,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a, b: sympy.Piecewise((a, a <= b), (b, True)),
         "min",
         numpy="np.minimum({0}, {1})",
+        composed=special.minimum,
     ),
     _ew(
         "where",
@@ -187,6 +207,7 @@ TABLE: tuple[Gate, ...] = (
         "where",
         numpy="np.where({0}, {1}, {2})",
         nondiff=(0,),
+        composed=special.where,
     ),
     _mask("lt", lambda a, b: a < b, "<"),
     _mask("le", lambda a, b: a <= b, "<="),

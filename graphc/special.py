@@ -12,7 +12,10 @@ does not underflow, and never overflows.
 
 from __future__ import annotations
 
+import operator
+
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 
 OUT = sympy.Symbol("out", real=True)  # a gate's own output, used by lecture-form gradients
 DOUT = sympy.Symbol("dout", real=True)  # the upstream gradient, in gradient formulas
@@ -29,10 +32,27 @@ def helper(source: str) -> str:
     return name
 
 
-class sigmoid(sympy.Function):  # noqa: N801 - the generated module's `sigmoid`
+class _RealFunction(sympy.Function):
+    """A function that is real for a real argument (so SymPy never differentiates |f(x)| or
+    log(f(x)) through re, im and arg), positive or negative as `sign` says."""
+
+    sign = 0
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return self.args[0].is_real and self.sign > 0 or None
+
+    def _eval_is_negative(self):
+        return self.args[0].is_real and self.sign < 0 or None
+
+
+class sigmoid(_RealFunction):  # noqa: N801 - the generated module's `sigmoid`
     """The logistic function 1/(1+exp(-x))."""
 
     nargs = 1
+    sign = 1
 
     def fdiff(self, argindex=1):
         # sigma'(x) = sigma(x) * sigma(-x): equal to s*(1-s) but exact where 1-s rounds to 0
@@ -42,10 +62,11 @@ class sigmoid(sympy.Function):  # noqa: N801 - the generated module's `sigmoid`
         return 1 / (1 + sympy.exp(-x))
 
 
-class softplus(sympy.Function):  # noqa: N801
+class softplus(_RealFunction):  # noqa: N801
     """log(1 + exp(x)), the smooth relu."""
 
     nargs = 1
+    sign = 1
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0])
@@ -54,10 +75,11 @@ class softplus(sympy.Function):  # noqa: N801
         return sympy.log(1 + sympy.exp(x))
 
 
-class log_sigmoid(sympy.Function):  # noqa: N801
+class log_sigmoid(_RealFunction):  # noqa: N801
     """log(sigmoid(x)) = -softplus(-x)."""
 
     nargs = 1
+    sign = -1
 
     def fdiff(self, argindex=1):
         return sigmoid(-self.args[0])
@@ -66,10 +88,11 @@ class log_sigmoid(sympy.Function):  # noqa: N801
         return -sympy.log(1 + sympy.exp(-x))
 
 
-class sech2(sympy.Function):  # noqa: N801
+class sech2(_RealFunction):  # noqa: N801
     """1/cosh(x)**2, the derivative of tanh: 1 - tanh(x)**2 without its cancellation."""
 
     nargs = 1
+    sign = 1
 
     def fdiff(self, argindex=1):
         return -2 * sech2(self.args[0]) * tanh(self.args[0])
@@ -78,7 +101,7 @@ class sech2(sympy.Function):  # noqa: N801
         return 4 / (sympy.exp(x) + sympy.exp(-x)) ** 2
 
 
-class tanh(sympy.Function):  # noqa: N801 - printed as np.tanh
+class tanh(_RealFunction):  # noqa: N801 - printed as np.tanh
     """tanh(x), whose derivative is the exact sech2(x) rather than 1 - tanh(x)**2."""
 
     nargs = 1
@@ -93,11 +116,264 @@ class tanh(sympy.Function):  # noqa: N801 - printed as np.tanh
 
 SPECIAL = {f.__name__: f for f in (sigmoid, softplus, log_sigmoid, sech2, tanh)}
 
+# ---------------------------------------------------------------- gates with kinks, kept whole
+#
+# The table writes relu, leaky_relu, maximum, minimum and where as Piecewise formulas. Composed
+# into one fused formula, Piecewise is a trap: SymPy folds a Piecewise inside another one's
+# condition (wrongly, for some branches), recurses deeply on nested ones, and differentiating k
+# of them multiplies branches (compile time grows like 4**k). Inside fused formulas these gates
+# are the opaque functions below instead. SymPy cannot look inside them, so it never rewrites a
+# condition; their derivatives are comparisons (steps) printed as the NumPy comparisons the
+# unfused gates' backward code reads, with each kink's subgradient exactly as the table has it.
+
+
+class _Comparison(sympy.Function):
+    """1 where `a <op> b` holds, else 0: the derivative of a gate at one side of its kink.
+
+    Printed as the NumPy comparison `(a > b)`, a boolean: see `numeric_masks` for where a
+    boolean is not a number.
+    """
+
+    nargs = 2
+    op = ""
+
+    @classmethod
+    def eval(cls, a, b):
+        if _numbers(a, b):
+            return sympy.S.One if cls.holds(float(a), float(b)) else sympy.S.Zero
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero  # a step is flat on both sides of its kink
+
+    def _eval_is_real(self):
+        return True
+
+    def _eval_is_nonnegative(self):
+        return True
+
+    def _eval_power(self, exponent):
+        if exponent.is_positive:  # 0**e = 0 and 1**e = 1
+            return self
+
+    def _numpycode(self, printer):
+        a, b = (printer._print(x) for x in self.args)
+        return f"({a} {self.op} {b})"
+
+
+class greater(_Comparison):  # noqa: N801 - named after the NumPy comparison it prints as
+    op, holds = ">", operator.gt
+
+
+class greater_equal(_Comparison):  # noqa: N801
+    op, holds = ">=", operator.ge
+
+
+class less(_Comparison):  # noqa: N801
+    op, holds = "<", operator.lt
+
+
+class less_equal(_Comparison):  # noqa: N801
+    op, holds = "<=", operator.le
+
+
+class logical_not(sympy.Function):  # noqa: N801
+    """1 where a mask is false: where's derivative in its third argument."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, mask):
+        if mask in (0, 1):
+            return 1 - mask
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+    def _eval_is_real(self):
+        return True
+
+    def _eval_is_nonnegative(self):
+        return True
+
+    def _eval_power(self, exponent):
+        if exponent.is_positive:
+            return self
+
+    def _numpycode(self, printer):
+        return f"{printer._module_format('numpy.logical_not')}({printer._print(self.args[0])})"
+
+
+def _real(args):
+    return all(a.is_real for a in args) or None
+
+
+def _numbers(*args) -> bool:
+    """Whether every argument is a finite number, so that a gate of them is folded to one."""
+    return all(a.is_Number and a.is_finite for a in args)
+
+
+class relu(sympy.Function):  # noqa: N801
+    """max(x, 0); relu'(0) = 0, as in the table."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if _numbers(x):
+            return x if x > 0 else sympy.S.Zero
+
+    def fdiff(self, argindex=1):
+        return greater(self.args[0], 0)
+
+    def _eval_is_real(self):
+        return _real(self.args)
+
+    def _eval_is_nonnegative(self):
+        return _real(self.args)
+
+    def _numpycode(self, printer):
+        return f"{printer._module_format('numpy.maximum')}({printer._print(self.args[0])}, 0)"
+
+
+class leaky_relu(sympy.Function):  # noqa: N801 - the generated module's `leaky_relu`
+    """x where x > 0, else slope*x; its derivative at 0 is the slope, as in the table."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, slope):
+        if _numbers(x, slope):
+            return x if x > 0 else slope * x
+
+    def fdiff(self, argindex=1):
+        x, slope = self.args
+        if argindex == 1:
+            return where(greater(x, 0), 1, slope)
+        return where(greater(x, 0), 0, x)
+
+    def _eval_is_real(self):
+        return _real(self.args)
+
+
+class maximum(sympy.Function):  # noqa: N801
+    """The larger of a and b; on a tie the first argument takes the whole gradient."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _numbers(a, b):
+            return a if a >= b else b
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return greater_equal(a, b) if argindex == 1 else less(a, b)
+
+    def _eval_is_real(self):
+        return _real(self.args)
+
+    def _numpycode(self, printer):
+        a, b = (printer._print(x) for x in self.args)
+        return f"{printer._module_format('numpy.maximum')}({a}, {b})"
+
+
+class minimum(sympy.Function):  # noqa: N801
+    """The smaller of a and b; on a tie the first argument takes the whole gradient."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _numbers(a, b):
+            return a if a <= b else b
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return less_equal(a, b) if argindex == 1 else greater(a, b)
+
+    def _eval_is_real(self):
+        return _real(self.args)
+
+    def _numpycode(self, printer):
+        a, b = (printer._print(x) for x in self.args)
+        return f"{printer._module_format('numpy.minimum')}({a}, {b})"
+
+
+class where(sympy.Function):  # noqa: N801
+    """a where the mask holds, else b; no gradient flows into the mask."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, mask, a, b):
+        if mask in (0, 1):  # a comparison of two numbers
+            return a if mask == 1 else b
+
+    def fdiff(self, argindex=1):
+        mask = self.args[0]
+        return {1: sympy.S.Zero, 2: mask, 3: logical_not(mask)}[argindex]
+
+    def _eval_is_real(self):
+        return _real(self.args[1:])
+
+    def _numpycode(self, printer):
+        m, a, b = (printer._print(x) for x in self.args)
+        return f"{printer._module_format('numpy.where')}({m}, {a}, {b})"
+
+
+class cancelled(sympy.Function):  # noqa: N801
+    """0 with the shape (and the NaN or inf) of a value that cancelled out of a fused formula.
+
+    x - x is 0 to SymPy, but the gate still has x's shape, and NaN where x is not finite, as the
+    unfused gates compute it. Printed `0.0 * x`, which has both.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+    def _eval_is_real(self):
+        return _real(self.args)
+
+    def _numpycode(self, printer):
+        return f"0.0 * {printer.parenthesize(self.args[0], PRECEDENCE['Mul'])}"
+
+
+def is_boolean(e: sympy.Expr, booleans=frozenset()) -> bool:
+    """Whether `e` prints as a NumPy boolean: a comparison, a mask, one of `booleans` (symbols
+    standing for booleans), or a product of them."""
+    if isinstance(e, (_Comparison, logical_not)) or e in MASKS or e in booleans:
+        return True
+    return e.is_Mul and all(is_boolean(f, booleans) for f in e.args)
+
+
+def numeric_masks(expr: sympy.Expr, booleans=frozenset()) -> sympy.Expr:
+    """`expr` with every comparison or mask where NumPy computes with it as a number.
+
+    A NumPy boolean is a number only next to one: `dout * (x > 0)` is right, but `(x > 0) +
+    (y > 0)` is a logical or (True, not 2) and `-(x > 0)` raises. So a sum of two or more
+    booleans gets `1.0 *` on each, and a product with a minus sign the coefficient -1.0.
+    `booleans`: symbols that stand for booleans too (shared steps).
+    """
+    if not expr.args or isinstance(expr, (_Comparison, logical_not)):
+        return expr
+    args = [numeric_masks(a, booleans) for a in expr.args]
+    if expr.is_Add and sum(is_boolean(a, booleans) for a in args) > 1:
+        args = [sympy.Float(1.0) * a if is_boolean(a, booleans) else a for a in args]
+    elif expr.is_Mul and args[0] == -1 and any(is_boolean(a, booleans) for a in args[1:]):
+        args[0] = sympy.Float(-1.0)
+    elif expr.is_Pow and is_boolean(args[0], booleans):
+        args[0] = sympy.Float(1.0) * args[0]
+    if args == list(expr.args):
+        return expr
+    return expr.func(*args, evaluate=False) if expr.is_Mul else expr.func(*args)
+
+
 helper('''\
 def sigmoid(x):
-    """1/(1+exp(-x)) for any x: exp is only taken of -|x|, so it never overflows."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+    """1/(1+exp(-x)) for any x: exp is only taken of -|x| and min(x, 0), so it never overflows."""
+    return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
 ''')
 
 helper('''\
@@ -117,6 +393,12 @@ def sech2(x):
     """1/cosh(x)**2 = 1 - tanh(x)**2, exact for any x (no overflow, no cancellation)."""
     e = np.exp(-2.0 * np.abs(x))
     return 4.0 * e / (1.0 + e) ** 2
+''')
+
+helper('''\
+def leaky_relu(x, slope):
+    """x where x > 0, else slope * x."""
+    return np.where(x > 0, x, slope * x)
 ''')
 
 helper('''\

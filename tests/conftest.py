@@ -100,63 +100,8 @@ def pytest_configure(config):
 # written and runs as a strict xfail: the day the bug is fixed, the test passes and the xfail
 # fails the run, so the entry has to go. Property tests whose failures take minutes to shrink
 # are not run until their bugs are fixed (run=False). Each bug is listed in the issue notes.
-KNOWN_BUGS = {
-    "tests/test_accuracy.py::test_log_softmax_gradient_of_one_picked_entry_is_exact[0]": (
-        "log_softmax's backward dout - exp(out)*sum(dout) cancels (1 - softmax_k)"
-    ),
-    "tests/test_bad_input.py::test_non_finite_constants_compile_and_propagate[elementwise]": (
-        "elementwise fusion loses the shape when a NaN constant folds the formula"
-    ),
-    "tests/test_bad_input.py::test_integer_numpy_scalars_give_scalar_results": (
-        "np.int32 inputs give 0-d array gradients"
-    ),
-    **{
-        f"tests/test_bad_input.py::test_fusing_a_spelled_relu_keeps_the_gradient_at_its_kink[{k}]": (  # noqa: E501
-            "maximum(x, 0) and where spellings give gradient 1 at x=0, fused relu gives 0"
-        )
-        for k in ("maximum(x,0)", "where(x>=0)", "where(x<0)")
-    },
-    "tests/test_bad_input.py::test_mean_of_an_empty_array_is_nan_as_in_numpy": (
-        "mean over an empty axis: the backward divides by a zero count in Python"
-    ),
-    "tests/test_bad_input.py::test_a_saved_tensor_gate_with_missing_or_bad_params_is_a_graph_error": (  # noqa: E501
-        "from_graph does not validate tensor gate params"
-    ),
-    "tests/test_bad_input.py::test_a_saved_reduction_over_a_list_of_axes_works": (
-        "from_graph does not turn a JSON list of axes into a tuple"
-    ),
-    "tests/test_bad_input.py::test_a_saved_graph_misusing_masks_is_a_graph_error": (
-        "from_graph does not check where masks may go"
-    ),
-    "tests/test_fusion.py::test_every_rule_row_fires_on_some_spelling_in_the_table": (
-        "the max-shifted logsumexp row never fires (the plain row matches inside it first)"
-    ),
-    "tests/test_fusion.py::test_rule_fires_on_spelling_and_keeps_values_and_gradients[tanh-9]": (
-        "exp(-2*x) is traced as mul(-2, x); the tanh rows expect neg(mul(2, x))"
-    ),
-    "tests/test_fusion.py::test_rule_fires_on_spelling_and_keeps_values_and_gradients[logsumexp-3]": (  # noqa: E501
-        "the max-shifted logsumexp row never fires"
-    ),
-    "tests/test_fusion.py::test_rule_fires_on_spelling_and_keeps_values_and_gradients[logsumexp-4]": (  # noqa: E501
-        "the max-shifted logsumexp row never fires"
-    ),
-    "tests/test_fusion.py::test_elementwise_fusion_keeps_shape_and_dtype_when_the_formula_cancels": (  # noqa: E501
-        "a fused formula that cancels to a constant loses the shape"
-    ),
-    "tests/test_fusion.py::test_elementwise_fusion_of_a_maximum_of_two_differences": (
-        "SymPy recursion when composing nested Piecewise formulas"
-    ),
-}
-NOT_RUN_UNTIL_FIXED = {
-    "tests/test_fusion.py::test_random_elementwise_chains_fuse_without_changing_results": (
-        "elementwise fusion of Piecewise (relu/maximum/where) formulas: SymPy folds a Piecewise "
-        "inside a condition wrongly and compiles exponentially slowly"
-    ),
-    "tests/test_properties.py": (
-        "same elementwise-fusion bugs; a failing run shrinks for many minutes"
-    ),
-    "tests/test_oracles_torch.py": ("same elementwise-fusion bugs",),
-}
+KNOWN_BUGS: dict[str, str] = {}
+NOT_RUN_UNTIL_FIXED: dict[str, str | tuple[str]] = {}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -283,6 +283,14 @@ class Case:
         """The program in NumPy: a function of the inputs by keyword."""
         return self.function(ops or NumpyOps())
 
+    def values(self, ops, inputs: dict) -> dict[str, object]:
+        """Every statement's value, by the name it assigns, running the program on `ops`."""
+        env = {"ops": ops, "np": np, **inputs}
+        for line in self.lines:
+            name, code = line.split(" = ", 1)
+            env[name] = eval(code, env)  # the case's own statement, as in `function`
+        return {line.split(" = ", 1)[0]: env[line.split(" = ", 1)[0]] for line in self.lines}
+
     def sympy(self) -> tuple[sympy.Expr, dict[str, sympy.Symbol]]:
         """The program as one SymPy expression of real symbols named like the inputs."""
         symbols = {k: sympy.Symbol(k, real=True) for k in self.inputs}
@@ -435,7 +443,7 @@ class _Builder:
             return a.name
         if self.draw(st.booleans()):
             return f"ops.exp({self.bounded(a, 3.0)}) + 0.25"
-        return f"{self.bounded(a, 6.0)} ** 2 + 0.5"
+        return f"{self._bounded_code(a, 6.0)} ** 2 + 0.5"  # (v * 0.5) ** 2, not v * 0.25
 
     def shift(self, code: str, value, target, margin: float = MARGIN) -> str | None:
         """`code`, shifted by a constant so that it stays `margin` away from `target`."""
@@ -463,8 +471,8 @@ class _Builder:
             "softplus": lambda: f"ops.softplus({self.bounded(a, 6.0)})",
             "log_sigmoid": lambda: f"ops.log_sigmoid({self.bounded(a, 6.0)})",
             "neg": lambda: f"-{name}",
-            "square": lambda: f"{self.bounded(a, 6.0)} ** 2",
-            "cube": lambda: f"{self.bounded(a, 3.0)} ** 3",
+            "square": lambda: f"{self._bounded_code(a, 6.0)} ** 2",
+            "cube": lambda: f"{self._bounded_code(a, 3.0)} ** 3",
             "inverse": lambda: self._on(self.away(a, 0.3), "{} ** -1"),
             "inverse_square": lambda: self._on(self.away(a, 0.3), "{} ** -2"),
             "abs": lambda: self._on(self.away(a), "ops.abs({})"),

@@ -24,4 +24,4 @@ def backward(dout, cache):
 
 def value_and_grad(x, y, z):
     out, cache = forward(x, y, z)
-    return out, backward(1.0, cache)
+    return out, backward(np.float64(1.0), cache)

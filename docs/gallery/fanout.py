@@ -21,4 +21,4 @@ def backward(dout, cache):
 
 def value_and_grad(x):
     out, cache = forward(x)
-    return out, backward(1.0, cache)
+    return out, backward(np.float64(1.0), cache)

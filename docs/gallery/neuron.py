@@ -35,4 +35,4 @@ def backward(dout, cache):
 
 def value_and_grad(w0, x0, w1, x1, w2):
     out, cache = forward(w0, x0, w1, x1, w2)
-    return out, backward(1.0, cache)
+    return out, backward(np.float64(1.0), cache)
