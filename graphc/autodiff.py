@@ -33,7 +33,7 @@ from .ops import (
     local_gradients,
 )
 from .shapes import node_shape
-from .special import is_boolean, numeric_masks
+from .special import cancelled, is_boolean, numeric_masks
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
 NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
@@ -88,7 +88,9 @@ class Builder:
             data = self.g.nodes[node]
             value = data["value"] if data["op"] == "const" else None
             if fold and value is not None and np.ndim(value) == 0 and np.isfinite(value):
-                pattern.append((sym, "const", value))  # SymPy folds NaN and inf unlike IEEE
+                # a SymPy number: 2 and 2.0 are one key to the cache of `_rewritten`, but
+                # Integer(2) and Float(2.0) are two; only finite: SymPy folds NaN unlike IEEE
+                pattern.append((sym, "const", sympy.sympify(value)))
                 continue
             if node not in args:
                 args.append(node)
@@ -121,14 +123,22 @@ def _free_symbols(formula: sympy.Expr) -> frozenset:
 
 @functools.lru_cache(maxsize=4096)
 def _rewritten(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
-    """`formula` with each symbol replaced by a constant's value or its argument slot's symbol."""
+    """`formula` with each symbol replaced by a constant's value or its argument slot's symbol.
+
+    An argument a constant cancels (dout * 0.0 is 0 to SymPy) stays as `cancelled(a)`, 0.0 * a:
+    the step keeps its shape, and IEEE's NaN where a is not finite.
+    """
     swap = {}
     for sym, slot, extra in pattern:
         if slot == "const":
             swap[sym] = sympy.sympify(extra)
         else:
             swap[sym] = MASKS[slot] if extra else ARGS[slot]
-    return formula.xreplace(swap)
+    out = formula.xreplace(swap)
+    lost = {swap[sym] for sym, slot, _ in pattern if slot != "const"} - out.free_symbols
+    if not lost or not isinstance(out, sympy.Expr):  # a condition (a shared mask) broadcasts
+        return out
+    return sympy.Add(out, *(cancelled(s) for s in sorted(lost, key=str)))
 
 
 def is_mask(g: nx.DiGraph, n: int) -> bool:

@@ -79,13 +79,24 @@ SIMPLIFY_OPS = 30  # the largest derivative (in operations) `lecture_form` simpl
 _UNDEFINED = (sympy.zoo, sympy.nan)  # simplify may write a 0/0 limit this way: never printed
 
 
+def _complex_powers(expr: sympy.Expr) -> int:
+    """How many powers have a fractional exponent of a base that may be negative (NaN in NumPy,
+    complex to SymPy, which may move an Abs out of one: |a|**p -> |a**p|)."""
+    return sum(
+        1
+        for p in sympy.preorder_traversal(expr)
+        if isinstance(p, sympy.Pow) and not p.exp.is_integer and not p.base.is_nonnegative
+    )
+
+
 def lecture_form(derivative: sympy.Expr, formula: sympy.Expr) -> sympy.Expr:
     """The simplest accurate spelling of a derivative, with `out` for the gate's value if it helps.
 
     Candidates are the derivative as `sympy.diff` gives it, power-simplified and simplified, each
     also with the formula replaced by `out`. A candidate that divides by the arguments loses to one
-    that does not (`b*a**(b-1)` beats `b*out/a`, which is NaN at a=0), and one with SymPy's
-    complex infinity in a branch (`simplify` of |x|**(2x)) always loses; then fewer operations win;
+    that does not (`b*a**(b-1)` beats `b*out/a`, which is NaN at a=0); one with SymPy's complex
+    infinity in a branch (`simplify` of |x|**(2x)), or with more fractional powers of possibly
+    negative bases than the derivative (|x|**p -> |x**p|), always loses; then fewer operations win;
     on a tie the form in terms of `out` wins, as on the lecture slides. `sympy.simplify` takes
     time steeply growing with size, so a large derivative (of a big fused gate) is not simplified.
     """
@@ -99,8 +110,17 @@ def lecture_form(derivative: sympy.Expr, formula: sympy.Expr) -> sympy.Expr:
             with_out = c.subs(formula, OUT)
             if with_out.has(OUT):
                 candidates.append((with_out, 0))
+    powers = _complex_powers(derivative)
     scored = [
-        (c.has(*_UNDEFINED), _singular(c), sympy.count_ops(c), no_out, len(str(c)), str(c), c)
+        (
+            c.has(*_UNDEFINED) or _complex_powers(c) > powers,
+            _singular(c),
+            sympy.count_ops(c),
+            no_out,
+            len(str(c)),
+            str(c),
+            c,
+        )
         for c, no_out in candidates
     ]
     return min(scored, key=lambda s: s[:6])[-1]

@@ -81,26 +81,36 @@ class TorchOps:
         return torch.reshape(x, shape)
 
 
-def torch_gradients(case: Case) -> tuple[np.ndarray, dict]:
-    """The output and d sum(output) / d input for every input, by PyTorch autograd."""
+def torch_gradients(case: Case) -> tuple[np.ndarray, dict, float]:
+    """The output, d sum(output) / d input for every input, by PyTorch autograd, and the scale
+    of the gradients summed on the way: the largest gradient of any value of the program."""
     leaves = {
         k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in case.inputs.items()
     }
-    out = _t(case.function(TorchOps)(**leaves))
+    values = {k: _t(v) for k, v in case.values(TorchOps, leaves).items()}
+    for v in values.values():
+        if v.requires_grad:
+            v.retain_grad()
+    out = values[case.output]
     out.sum().backward()
     grads = {
         k: np.zeros(np.shape(v)) if t.grad is None else t.grad.numpy()
         for (k, v), t in zip(case.inputs.items(), leaves.values())
     }
-    return out.detach().numpy(), grads
+    scale = max(
+        [1.0, *(float(torch.max(torch.abs(v.grad))) for v in values.values() if v.grad is not None)]
+    )
+    return out.detach().numpy(), grads, scale
 
 
 @examples(ci=350, slow=3000)
 @given(vector_programs())
 def test_vector_graphs_match_torch_autograd(case):
-    expected_value, expected = torch_gradients(case)
-    # an entry that cancels to ~0 is compared at the scale of the terms it sums, not at 0
-    scale = max([1.0, *(float(np.max(np.abs(g), initial=0.0)) for g in expected.values())])
+    expected_value, expected, values_scale = torch_gradients(case)
+    # an entry that cancels to ~0 is compared at the scale of the terms it sums, not at 0: the
+    # largest gradient of any input or of any value on the way (log_softmax's backward sums
+    # terms of the size of its upstream gradient, to 0 where that is constant)
+    scale = max([values_scale, *(float(np.max(np.abs(g), initial=0.0)) for g in expected.values())])
     for level, g in case.versions(fast=True).items():
         value, grads = g.value_and_grad(**case.inputs)
         np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=1e-13, err_msg=level)
