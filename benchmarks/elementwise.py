@@ -18,7 +18,7 @@ from .harness import (
     Candidate,
     Section,
     Target,
-    check,
+    agreeing,
     have,
     import_jax,
     interleave,
@@ -177,13 +177,8 @@ def run(rounds: int, smoke: bool = False, size: int | None = None) -> Section:
     inputs = [rng.normal(size=size) for _ in NAMES]
     want = hand_fused(*inputs)
     cands, skipped = build(inputs)
-    failures, ok = [], []
-    for c in cands:
-        problem = check(c, want, tol=1e-12)
-        if problem:
-            failures.append(f"elementwise: {c.name}: {problem}")
-        else:
-            ok.append(c)
+    failures = []
+    ok = agreeing(cands, want, 1e-12, "elementwise", failures)
     title = f"Elementwise sigmoid neuron ({size:,} float64 elements)"
     if smoke:
         return Section(title, f"{len(ok)} candidates agree with the reference", [], failures)

@@ -131,6 +131,18 @@ def check(candidate: Candidate, want, tol: float) -> str | None:
     return None if err <= tol else f"disagrees with the reference (max relative error {err:.1e})"
 
 
+def agreeing(cands: list[Candidate], want, tol: float, label: str, failures: list) -> list:
+    """The candidates that agree with `want` (see `check`); a line in `failures` for each other."""
+    ok = []
+    for c in cands:
+        problem = check(c, want, tol)
+        if problem:
+            failures.append(f"{label}: {c.name}: {problem}")
+        else:
+            ok.append(c)
+    return ok
+
+
 # ---------------------------------------------------------------- timing
 
 

@@ -34,7 +34,7 @@ from .harness import (
     Candidate,
     Section,
     Target,
-    check,
+    agreeing,
     have,
     import_jax,
     interleave,
@@ -322,13 +322,7 @@ def run(rounds: int, smoke: bool = False, memory: bool = True) -> Section:
         want = MAKERS[REFERENCE][1](d)()
         cands, skipped = build(d)
         tol = 1e-9 if dtype == "float64" else 5e-4
-        ok = []
-        for c in cands:
-            problem = check(c, want, tol)
-            if problem:
-                failures.append(f"mlp {dtype}: {c.name}: {problem}")
-            else:
-                ok.append(c)
+        ok = agreeing(cands, want, tol, f"mlp {dtype}", failures)
         if smoke:
             texts.append(f"{dtype}: {len(ok)} candidates agree with the reference")
             continue

@@ -16,7 +16,7 @@ from .harness import (
     Candidate,
     Section,
     Target,
-    check,
+    agreeing,
     have,
     import_jax,
     interleave,
@@ -210,13 +210,7 @@ def run(rounds: int, smoke: bool = False) -> Section:
     for title, (fn, reference, names, args) in CIRCUITS.items():
         cands, skipped = candidates(fn, reference, names, args)
         want = reference(*args)
-        ok = []
-        for c in cands:
-            problem = check(c, want, tol=1e-12)
-            if problem:
-                failures.append(f"scalar {title}: {c.name}: {problem}")
-            else:
-                ok.append(c)
+        ok = agreeing(cands, want, 1e-12, f"scalar {title}", failures)
         if smoke:
             texts.append(f"{title}: {len(ok)} candidates agree with the reference")
             continue
