@@ -322,3 +322,19 @@ def machine() -> list[tuple[str, str]]:
         ("graphc", graphc.__version__),
         ("peers installed", ", ".join(f"{k} {v}" for k, v in peers.items()) or "none"),
     ]
+
+
+def ahead_of_every_peer(label: str, timings: dict, ok: list, ref: float) -> list[Target]:
+    """The target "graphc ahead of every peer", if a peer ran; `ref` is the reference median."""
+    peers = {c.name: timings[c.name].median for c in ok if c.kind == "peer"}
+    if not peers:
+        return []
+    fastest = min(peers, key=peers.get)
+    graphc = timings["graphc"].median
+    return [
+        Target(
+            f"{label}: graphc ahead of every peer",
+            f"graphc {graphc / ref:.2f}x, fastest peer {fastest} {peers[fastest] / ref:.2f}x",
+            graphc < peers[fastest],
+        )
+    ]

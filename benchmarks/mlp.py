@@ -35,6 +35,7 @@ from .harness import (
     Section,
     Target,
     agreeing,
+    ahead_of_every_peer,
     have,
     import_jax,
     interleave,
@@ -395,16 +396,7 @@ def _targets(dtype, timings, ok, mem) -> list[Target]:
                 timings["graphc"].median < timings[jax].median,
             )
         )
-    peers = {c.name: timings[c.name].median for c in ok if c.kind == "peer"}
-    if peers:
-        fastest = min(peers, key=peers.get)
-        out.append(
-            Target(
-                f"MLP {dtype}: graphc ahead of every peer",
-                f"fastest peer {fastest} {peers[fastest] / ref:.2f}x",
-                timings["graphc"].median < peers[fastest],
-            )
-        )
+    out += ahead_of_every_peer(f"MLP {dtype}", timings, ok, ref)
     raw = _MEMORY.get(dtype, {})
     if isinstance(raw.get("graphc"), dict) and isinstance(raw.get(REFERENCE), dict):
         m = raw["graphc"]["rss"] / raw[REFERENCE]["rss"]

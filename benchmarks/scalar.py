@@ -17,6 +17,7 @@ from .harness import (
     Section,
     Target,
     agreeing,
+    ahead_of_every_peer,
     have,
     import_jax,
     interleave,
@@ -228,14 +229,5 @@ def run(rounds: int, smoke: bool = False) -> Section:
         targets.append(
             Target(f"scalar {title}: graphc <= 2x hand-written Python", f"{ratio:.2f}x", ratio <= 2)
         )
-        peers = {c.name: timings[c.name].median for c in ok if c.kind == "peer"}
-        if peers:
-            fastest = min(peers, key=peers.get)
-            targets.append(
-                Target(
-                    f"scalar {title}: graphc ahead of every peer",
-                    f"graphc {ratio:.2f}x, fastest peer {fastest} {peers[fastest] / ref_t:.2f}x",
-                    timings["graphc"].median < peers[fastest],
-                )
-            )
+        targets += ahead_of_every_peer(f"scalar {title}", timings, ok, ref_t)
     return Section("Scalar circuits", "\n\n".join(texts), targets, failures)
