@@ -33,10 +33,9 @@ from .ops import (
     local_gradients,
 )
 from .shapes import node_shape
-from .special import cancelled, is_boolean, numeric_masks
+from .special import NOT_FINITE, cancelled, is_boolean, numeric_masks
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
-NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
 
 class Builder:

@@ -23,11 +23,10 @@ import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from .autodiff import NOT_FINITE
 from .graph import args_of, topo_order
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
-from .special import HELPER_NEEDS, HELPERS
+from .special import HELPER_NEEDS, HELPERS, NOT_FINITE
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 

@@ -23,7 +23,7 @@ from .errors import GraphcError
 from .graph import add_node, args_of, topo_order
 from .ops import ARGS, ELEMENTWISE, GATES, MASK, MASKS
 from .rewrite import OneOf, Rule, remove_dead, replace, rewrite
-from .special import cancelled
+from .special import NOT_FINITE, cancelled
 
 LEVELS = ("none", "patterns", "elementwise")
 
@@ -221,7 +221,6 @@ def resolve_rules(rules) -> list[Rule]:
 # whatever the nesting. SymPy may still cancel a value (x - x is 0): the formula then keeps it
 # as `cancelled(x)`, which has x's shape. Constants are folded in where SymPy keeps them finite.
 
-_NOT_FINITE = (sympy.nan, sympy.zoo, sympy.oo, -sympy.oo)
 MAX_LEAVES = len(ARGS) - 2  # the fused gate's gradients also read dout and its output
 
 
@@ -302,7 +301,7 @@ def _compose(g: nx.DiGraph, region: list[int], fold: bool = True):
                 swap[sym] = symbols[leaves.index(a)]
         value[n] = formula.xreplace(swap)
     out = value[region[-1]]
-    if fold and out.has(*_NOT_FINITE):  # a constant made SymPy give up (x/0): keep them all
+    if fold and out.has(*NOT_FINITE):  # a constant made SymPy give up (x/0): keep them all
         return _compose(g, region, fold=False)
     lost = [s for s in symbols if s not in out.free_symbols]
     return sympy.Add(out, *(cancelled(s) for s in lost)), leaves

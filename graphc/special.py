@@ -21,6 +21,9 @@ OUT = sympy.Symbol("out", real=True)  # a gate's own output, used by lecture-for
 DOUT = sympy.Symbol("dout", real=True)  # the upstream gradient, in gradient formulas
 ARGS = sympy.symbols("a0:8", real=True)  # positional arguments of elementwise formulas
 MASKS = sympy.symbols("m0:8")  # boolean (mask) arguments such as the condition of `where`
+# SymPy's infinities and NaN are no IEEE numbers (1/0 is the unsigned zoo): a formula that folds
+# into one of them is written with its constants unfolded, for NumPy to compute
+NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
 HELPERS: dict[str, str] = {}  # helper name -> source, in the order they are defined here
 
