@@ -10,6 +10,7 @@ specialised to how it is called, and converts arguments and results at the bound
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import numbers
 import os
@@ -28,6 +29,7 @@ from .errors import GraphcError, InputError
 from .fusion import fuse
 from .graph import normalize, validate
 from .lower import lower
+from .scalar import Fallbacks, straight_line
 from .schedule import Program, sanitize, schedule
 from .shapes import infer_shapes
 from .trace import Value, build_graph, trace
@@ -114,6 +116,7 @@ class Function:
         self.readable = readable  # False: faster code where it must differ from the lecture's
         self._compiled: dict[tuple, Compiled] = {}
         self._last: tuple | None = None
+        self._value = self._numpy_value  # Python floats get their own (_take_floats_straight)
 
     def __repr__(self) -> str:
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
@@ -205,10 +208,15 @@ class Function:
                 )
             except GraphcError as e:  # report at the call, not from deep inside the compiler
                 raise type(e)(f"{self.__name__}: {e}") from None
+            if values and all(k == ((), "py") for k in key):
+                self._take_floats_straight(self._compiled[key].source)
         self._last = key
         return self._compiled[key].module
 
     def __call__(self, /, *args, **kwargs):
+        return self._value(*args, **kwargs)
+
+    def _numpy_value(self, /, *args, **kwargs):
         values = self._bind(args, kwargs)
         out, _ = self._module_for(values).forward(*values)
         return _result(out, values)
@@ -224,6 +232,24 @@ class Function:
         return _result(out, values), {
             k: _gradient(g, given[k]) for k, g in zip(self.gradient_names, grads)
         }
+
+    def _take_floats_straight(self, source: str) -> None:
+        """Once called with Python floats: from now on such calls run the module's statements
+        on Python floats, straight through (`graphc.scalar`), with no NumPy call per gate;
+        other calls, and inputs where NumPy gives inf or NaN, still run the NumPy module.
+
+        The entries are instance attributes shadowing `value_and_grad` and `value`: a call
+        costs what a hand-written function costs, not a method's argument handling besides."""
+        numpy = Fallbacks(
+            lambda args, kwargs: tuple(self._named(args, kwargs).values()),
+            self._numpy_value,
+            functools.partial(Function.value_and_grad, self),
+        )
+        code = straight_line(source, self.__name__, self.gradient_names, numpy)
+        if code is not None:
+            code.value_and_grad.__doc__ = Function.value_and_grad.__doc__
+            self.value_and_grad = code.value_and_grad
+            self._value = code.value
 
     def grad(self, /, *args, **kwargs) -> dict:
         """The dict of gradients alone (see `value_and_grad`)."""

@@ -32,6 +32,7 @@ STAGES = {
     "lower": "pass",
     "codegen": "backend",
     "render": "backend",
+    "scalar": "backend",  # the Python-float path: the module's statements on floats
     "function": "surface",
     "check": "surface",
     "lint": "surface",

@@ -1,0 +1,260 @@
+"""The Python-float path: a generated module's statements run on Python floats, straight through.
+
+Stage: backend. Imports nothing from graphc.
+
+For a call with Python floats only, NumPy's per-operation overhead (a NumPy scalar per gate,
+about 0.5 us per `np.exp`) is most of the time. `straight_line` takes the generated module's
+source, the readable reference, and joins its `forward` and `backward` statements into one
+function, the way the lecture writes backprop by hand:
+
+    def value_and_grad(x, y, z):
+        q = x + y              # forward, as in the module
+        out = q * z
+        dout = 1.0             # backward, as in the module, seeded with 1
+        dq = dout * z
+        ...
+        return out, {"x": dx, "y": dy, "z": dz}
+
+and runs it with `np` standing for `FLOATS`, Python-float versions of the few NumPy functions
+a scalar module calls (`math.exp` for `np.exp`, ...). The statements are the module's own, so
+the numbers agree with it to rounding (`math` and NumPy may differ in the last ulp).
+
+Where NumPy would give inf or NaN, Python raises (`math.exp(1000)`, `1.0 / 0.0`, `math.log(0)`)
+or goes complex (`(-8.0) ** 0.5`): `ScalarCode.call` reports `None` and the caller runs the NumPy
+module instead, so such inputs get NumPy's values and warnings. A module calling anything
+`FLOATS` lacks (an array constant, a reduction) gets no straight-line version.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass
+
+
+def _maximum(a: float, b: float) -> float:
+    """np.maximum: NaN wins, as in NumPy (Python's max keeps its first argument)."""
+    return a if a >= b or a != a else b
+
+
+def _minimum(a: float, b: float) -> float:
+    return a if a <= b or a != a else b
+
+
+def _where(cond, a, b):
+    return a if cond else b
+
+
+def _sign(x: float) -> float:
+    return x if x != x or x == 0.0 else math.copysign(1.0, x)
+
+
+def _log(x: float) -> float:
+    return math.log(x)  # raises at x <= 0: the NumPy module then gives -inf or NaN
+
+
+def _logaddexp(a: float, b: float) -> float:
+    """np.logaddexp: log(exp(a) + exp(b)) without overflow, as NumPy computes it."""
+    if a == b:
+        return a + math.log(2.0)
+    d = a - b
+    return a + math.log1p(math.exp(-d)) if d > 0 else b + math.log1p(math.exp(d))
+
+
+def _sigmoid(x: float) -> float:
+    e = math.exp(-abs(x))  # the module's exp(min(x, 0)) / (1 + exp(-|x|)), bit for bit
+    return (1.0 if x >= 0.0 else e) / (1.0 + e)
+
+
+def _sech2(x: float) -> float:
+    e = math.exp(-2.0 * abs(x))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+# the module's helpers on floats: the same formulas, with Python's branches for np.where
+FLOAT_HELPERS = {
+    "sigmoid": _sigmoid,
+    "softplus": lambda x: _logaddexp(0.0, x),
+    "log_sigmoid": lambda x: -_logaddexp(0.0, -x),
+    "sech2": _sech2,
+    "leaky_relu": lambda x, slope: x if x > 0 else slope * x,
+}
+
+# np.<name> -> its Python-float version; a module using another name runs on NumPy only
+FLOATS = types.SimpleNamespace(
+    exp=math.exp,
+    log=_log,
+    log1p=math.log1p,
+    expm1=math.expm1,
+    sqrt=math.sqrt,
+    tanh=math.tanh,
+    sin=math.sin,
+    cos=math.cos,
+    abs=abs,
+    maximum=_maximum,
+    minimum=_minimum,
+    where=_where,
+    logical_not=lambda c: not c,
+    logaddexp=_logaddexp,
+    sign=_sign,
+    copy=lambda x: x,  # floats are immutable
+    float64=float,
+    inf=math.inf,
+    nan=math.nan,
+    pi=math.pi,
+)
+_NP_NAME = re.compile(r"\bnp\.(\w+)")
+_NOT_FLOAT = re.compile(r"[<>]|[=!]=|np\.(where|maximum|minimum|logical_not)")
+_POWER = re.compile(r"\*\*\s*\(?(-?)([^\s,()]+)")
+_ENTRIES = ("forward", "backward", "value_and_grad")
+
+
+@dataclass
+class ScalarCode:
+    """The straight-line entries of one module, and their source."""
+
+    source: str
+    value: types.FunctionType  # (*args, **kwargs) -> out
+    value_and_grad: types.FunctionType  # (*args, **kwargs) -> (out, {name: gradient})
+
+
+@dataclass
+class Fallbacks:
+    """What the entries call where Python floats will not do."""
+
+    positional: typing.Callable  # (args, kwargs) -> the inputs in order, or an InputError
+    value: typing.Callable  # the NumPy module's value, (*inputs) -> out
+    value_and_grad: typing.Callable  # the NumPy module's (*inputs) -> (out, gradients)
+
+
+def straight_line(
+    source: str, title: str, gradient_names: tuple[str, ...], numpy: Fallbacks
+) -> ScalarCode | None:
+    """The straight-line entries for a generated module's `source`, or None if it needs NumPy.
+
+    `gradient_names` are the names of the gradients `backward` returns, in order. An entry runs
+    the statements when every input is a Python float, and `numpy`'s functions otherwise (a
+    NumPy float keeps NumPy's semantics) and where Python raises or goes complex.
+    """
+    blocks = source.split("\n\n\n")
+    head, forward, backward = blocks[0], _block(blocks, "forward"), _block(blocks, "backward")
+    helpers = [b for b in blocks[1:] if b.startswith("def ")]
+    helpers = [b for b in helpers if b.split("(", 1)[0][4:] not in (*_ENTRIES, *FLOAT_HELPERS)]
+    constants = head.split("import numpy as np", 1)[1].strip()
+    fwd_lines = [line.split("  # ", 1)[0] for line in forward.splitlines()]  # no comments
+    bwd_lines = [line.split("  # ", 1)[0] for line in backward.splitlines()]
+    params = [p for p in fwd_lines[0][len("def forward(") : -len("):")].split(", ") if p]
+    out, _cache = _returned(fwd_lines[-1])
+    seed = bwd_lines[0][len("def backward(") :].split(",", 1)[0]
+    body = bwd_lines[1:-1]
+    if body and body[0].endswith("= cache"):
+        body = body[1:]
+    grads = _returned(bwd_lines[-1])
+    fwd_lines = fwd_lines[1:-1]
+    statements = "\n".join([*fwd_lines, *body])
+    names = {*params, *(line.split(" = ", 1)[0].strip() for line in [*fwd_lines, *body])}
+    if (
+        not params
+        or len(grads) != len(gradient_names)  # a module of another shape
+        or names & set(_OWN_NAMES)  # an input named like the entries' own variables
+        or not set(_NP_NAME.findall(statements + "".join(helpers))) <= set(vars(FLOATS))
+    ):
+        return None
+    # comparisons, where, maximum(x, 0) give bools and ints; a power may go complex
+    checked = _risky_power(statements) or bool(_NOT_FLOAT.search(statements))
+    result = "{" + ", ".join(f"{k!r}: {g}" for k, g in zip(gradient_names, grads)) + "}"
+    value = _entry("value", params, fwd_lines, out, checked)
+    backprop = [*fwd_lines, f"    {seed} = 1.0", *body]
+    value_and_grad = _entry("value_and_grad", params, backprop, f"{out}, {result}", checked)
+    text = "\n\n\n".join(
+        [
+            f'"""{title} on Python floats: the module\'s statements, straight through."""',
+            *([constants] if constants else []),
+            *helpers,
+            value,
+            value_and_grad,
+        ]
+    )
+    namespace = {
+        "np": FLOATS,
+        "_checked": checked_floats,
+        "_positional": numpy.positional,
+        "_numpy_value": numpy.value,
+        "_numpy_value_and_grad": numpy.value_and_grad,
+        **FLOAT_HELPERS,
+    }
+    filename = f"<graphc:{title}:floats>"  # tracebacks show the lines (see codegen.load_module)
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    exec(compile(text, filename, "exec"), namespace)  # our own generated code
+    return ScalarCode(text, namespace["value"], namespace["value_and_grad"])
+
+
+_OWN_NAMES = ("_args", "_kwargs", "_result", "_checked", "_positional", "_numpy_value",
+              "_numpy_value_and_grad")  # fmt: skip
+
+
+def _entry(name: str, params: list[str], lines: list[str], returned: str, checked: bool) -> str:
+    """`def name(*_args, **_kwargs)`: the statements on Python floats, else NumPy."""
+    floats = " and ".join(f"type({p}) is float" for p in params)
+    inner = " " * 16  # def, if, if, try
+    if checked:  # bools from comparisons become floats; a complex result goes to NumPy
+        done = [
+            f"{inner}_result = _checked({returned})",
+            f"{inner}if _result is not None:",
+            f"{inner}    return _result",
+        ]
+    else:
+        done = [f"{inner}return {returned}"]
+    return "\n".join(
+        [
+            f"def {name}(*_args, **_kwargs):",
+            "    if _kwargs:",
+            "        _args = _positional(_args, _kwargs)",
+            f"    if len(_args) == {len(params)}:",
+            f"        {', '.join(params)}, = _args",
+            f"        if {floats}:",
+            "            try:",
+            *([inner + line[4:] for line in lines] or [f"{inner}pass"]),
+            "            except (ArithmeticError, ValueError):",
+            "                pass  # inf or NaN in NumPy, where Python raises: NumPy says which",
+            "            else:",
+            *done,
+            f"    return _numpy_{name}(*_args)",
+        ]
+    )
+
+
+def checked_floats(out, grads: dict | None = None):
+    """A straight-line result as Python floats (a comparison gives a bool), or None if a power
+    went complex."""
+    if grads is None:
+        return None if type(out) is complex else float(out)
+    if type(out) is complex or any(type(g) is complex for g in grads.values()):
+        return None
+    return float(out), {k: float(g) for k, g in grads.items()}
+
+
+def _block(blocks: list[str], name: str) -> str:
+    return next(b for b in blocks if b.startswith(f"def {name}("))
+
+
+def _returned(line: str) -> list[str]:
+    """The expressions a `return a, b` line returns, as code."""
+    value = ast.parse(line.strip()).body[0].value
+    items = value.elts if isinstance(value, ast.Tuple) else [value]
+    return [ast.unparse(v) for v in items]
+
+
+def _risky_power(code: str) -> bool:
+    """Whether some `a ** b` could be complex on floats: b is not a whole-number constant."""
+    for _sign, b in _POWER.findall(code):
+        try:
+            if not float(b).is_integer():
+                return True
+        except ValueError:  # a name or an expression
+            return True
+    return False

@@ -1,0 +1,163 @@
+"""The Python-float path: calls with Python floats run the module's statements on floats.
+
+The oracles are independent: hand-written Python, central differences, and the NumPy module
+itself where the two paths must agree bit for bit in what they return (inf, NaN, types).
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.errors import InputError
+from graphc.scalar import FLOAT_HELPERS, FLOATS, _logaddexp
+from graphc.special import HELPERS
+
+
+def neuron(w0, x0, w1, x1, w2):
+    return 1 / (1 + gc.exp(-(w0 * x0 + w1 * x1 + w2)))
+
+
+def neuron_by_hand(w0, x0, w1, x1, w2):
+    f = 1.0 / (1.0 + math.exp(-(w0 * x0 + w1 * x1 + w2)))
+    d = f * (1.0 - f)
+    return f, {"w0": x0 * d, "x0": w0 * d, "w1": x1 * d, "x1": w1 * d, "w2": d}
+
+
+def numpy_path(f, *args):
+    """The same call through the NumPy module: NumPy floats do not take the float path."""
+    return f.value_and_grad(*(np.float64(a) for a in args))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_neuron_on_floats_matches_the_hand_written_backprop(fused):
+    f = gc.function(neuron)
+    f = f.fused() if fused else f
+    args = (2.0, -1.0, -3.0, -2.0, -3.0)
+    for _ in range(2):  # the first call compiles, the second takes the float path
+        out, grads = f.value_and_grad(*args)
+        want, want_grads = neuron_by_hand(*args)
+        assert type(out) is float and out == pytest.approx(want, rel=1e-15)
+        for k, g in grads.items():
+            assert type(g) is float and g == pytest.approx(want_grads[k], rel=1e-14)
+    assert f.value_and_grad.__module__ is None  # the straight-line entry took over
+    assert f(*args) == pytest.approx(want, rel=1e-15) and type(f(*args)) is float
+
+
+def test_keywords_and_positions_reach_the_float_path_alike():
+    f = gc.function(lambda x, y, z: (x + y) * z)
+    f(1.0, 2.0, 3.0)
+    assert f.value_and_grad(-2.0, 5.0, -4.0) == (-12.0, {"x": -4.0, "y": -4.0, "z": 3.0})
+    assert f.value_and_grad(z=-4.0, x=-2.0, y=5.0) == (-12.0, {"x": -4.0, "y": -4.0, "z": 3.0})
+    assert f.value_and_grad(-2.0, z=-4.0, y=5.0)[0] == -12.0
+    assert f(-2.0, 5.0, z=-4.0) == -12.0
+
+
+def test_bad_calls_say_what_is_wrong_on_the_float_path_too():
+    f = gc.function(lambda x, y: x * y)
+    f.value_and_grad(1.0, 2.0)
+    with pytest.raises(InputError, match="missing input"):
+        f.value_and_grad(1.0)
+    with pytest.raises(InputError, match="takes 2 input"):
+        f.value_and_grad(1.0, 2.0, 3.0)
+    with pytest.raises(InputError, match="unexpected input 'z'"):
+        f.value_and_grad(1.0, z=2.0)
+    with pytest.raises(InputError, match="twice"):
+        f(1.0, 2.0, x=2.0)
+    with pytest.raises(InputError, match="boolean"):
+        f.value_and_grad(True, 2.0)
+
+
+@pytest.mark.parametrize(
+    "fn, args, want",
+    [
+        (lambda x: gc.exp(x), (1000.0,), math.inf),  # math.exp raises OverflowError
+        (lambda x, y: x / y, (1.0, 0.0), math.inf),  # ZeroDivisionError
+        (lambda x: gc.log(x), (0.0,), -math.inf),  # math.log raises ValueError
+        (lambda x: gc.sqrt(x), (-1.0,), math.nan),
+        (lambda x, y: x**y, (-8.0, 1 / 3), math.nan),  # Python goes complex
+    ],
+)
+def test_where_python_raises_or_goes_complex_numpy_answers(fn, args, want):
+    f = gc.function(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        f.value_and_grad(*(a + 0.5 for a in args))  # compiled on a harmless call
+        expected = numpy_path(f, *args)
+        got = f.value_and_grad(*args)
+    assert type(got[0]) is float and not isinstance(got[0], complex)
+    assert np.array_equal(got[0], want, equal_nan=True)
+    for k, g in got[1].items():
+        assert type(g) is float
+        assert np.array_equal(g, expected[1][k], equal_nan=True)
+    with pytest.warns(RuntimeWarning):  # NumPy's warning, as on the NumPy path
+        f.value_and_grad(*args)
+
+
+def test_numpy_floats_and_integers_keep_the_numpy_path():
+    f = gc.function(lambda x, y: x * gc.exp(y))
+    f.value_and_grad(1.0, 2.0)
+    out, grads = f.value_and_grad(np.float32(1.0), np.float32(2.0))
+    assert type(out) is np.float32 and type(grads["y"]) is np.float32
+    with pytest.warns(RuntimeWarning, match="overflow"):  # NumPy's semantics: inf, warned
+        out, _ = f.value_and_grad(np.float64(1.0), 1000.0)
+    assert out == math.inf
+    out, _ = f.value_and_grad(1, 2)
+    assert out == pytest.approx(math.exp(2.0))
+    x = np.array([1.0, 2.0])
+    out, grads = f.value_and_grad(x, 0.0)
+    assert np.array_equal(out, x) and grads["y"] == pytest.approx(3.0)
+
+
+def test_comparisons_give_floats_not_bools():
+    f = gc.function(lambda x, y: gc.relu(x) + gc.maximum(x, y) + gc.where(x > y, x, y))
+    f(0.5, 0.25)
+    for args in [(2.0, 1.0), (-2.0, 1.0), (-2.0, -3.0)]:
+        out, grads = f.value_and_grad(*args)
+        expected = numpy_path(f, *args)
+        assert type(out) is float and out == expected[0]
+        assert all(type(g) is float for g in grads.values())
+        assert grads == {k: float(v) for k, v in expected[1].items()}
+
+
+def test_gradients_match_central_differences_on_floats():
+    def f(a, b):
+        return gc.tanh(a * b) + gc.sigmoid(a - b) * gc.log(b * b + 1.0) + gc.abs(a) ** 1.5
+
+    fn = gc.function(f).fused()
+    fn(0.1, 0.2)
+    a, b, h = 0.7, -1.3, 1e-6
+    _, grads = fn.value_and_grad(a, b)
+    da = (fn(a + h, b) - fn(a - h, b)) / (2 * h)
+    db = (fn(a, b + h) - fn(a, b - h)) / (2 * h)
+    assert grads["a"] == pytest.approx(da, rel=1e-7)
+    assert grads["b"] == pytest.approx(db, rel=1e-7)
+
+
+def test_an_input_named_like_the_entry_variables_stays_on_numpy():
+    f = gc.function(lambda _args, y: _args * y)
+    assert f.value_and_grad(2.0, 3.0) == (6.0, {"_args": 3.0, "y": 2.0})
+    assert f.value_and_grad.__module__ == "graphc.function"  # still the method: no float path
+
+
+def test_float_helpers_compute_what_the_numpy_helpers_compute():
+    namespace = {"np": np}
+    for name in FLOAT_HELPERS:
+        exec(HELPERS[name], namespace)
+    points = [0.0, -0.0, 1e-300, 0.5, -0.5, 3.0, -3.0, 40.0, -40.0, 710.0, -710.0, 1e308]
+    points += [-1e308, math.inf, -math.inf, math.nan]
+    for name, fn in FLOAT_HELPERS.items():
+        for x in points:
+            args = (x, 0.1) if name == "leaky_relu" else (x,)
+            with np.errstate(all="ignore"):
+                want = float(namespace[name](*map(np.float64, args)))
+            got = fn(*args)
+            assert got == pytest.approx(want, rel=4e-16, nan_ok=True), (name, x)
+    for a, b in [(0.0, 1.0), (1.0, 0.0), (2.0, 2.0), (-1e308, 1e308), (math.inf, math.inf)]:
+        with np.errstate(over="ignore"):
+            assert _logaddexp(a, b) == np.logaddexp(a, b)
+    assert FLOATS.maximum(math.nan, 1.0) != FLOATS.maximum(math.nan, 1.0)  # NaN wins
+    assert FLOATS.maximum(1.0, math.nan) != FLOATS.maximum(1.0, math.nan)
+    assert FLOATS.minimum(1.0, math.nan) != FLOATS.minimum(1.0, math.nan)
