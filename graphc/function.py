@@ -10,7 +10,6 @@ specialised to how it is called, and converts arguments and results at the bound
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import numbers
 import os
@@ -37,12 +36,20 @@ from .trace import Value, build_graph, trace
 
 @dataclass
 class Compiled:
-    """One specialisation: the program, its generated source and the loaded module."""
+    """One specialisation: the program, its generated source and the module (loaded on first
+    use: a call with Python floats may never need it, see `graphc.scalar`)."""
 
     program: Program
     source: str
-    module: types.ModuleType
+    name: str
+    _module: types.ModuleType | None = None
     _values: types.ModuleType | None = None
+
+    @property
+    def module(self) -> types.ModuleType:
+        if self._module is None:
+            self._module = load_module(self.source, self.name)
+        return self._module
 
     def values(self, inputs: list, dout) -> dict[int, object]:
         """Every value forward and backward compute, by node id (compiled on first use)."""
@@ -89,7 +96,7 @@ def _compile(g, shapes, wrt, readable, dtype) -> Compiled:
     program = schedule(with_grads)
     title = f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
     source = emit_module(program, title, __version__, dtype)
-    return Compiled(program, source, load_module(source, sanitize(g.graph["name"])))
+    return Compiled(program, source, sanitize(g.graph["name"]))
 
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
@@ -197,7 +204,7 @@ class Function:
         """The inputs whose gradients `value_and_grad` returns."""
         return self.inputs if self._wrt is None else self._wrt
 
-    def _module_for(self, values: list):
+    def _specialised(self, values: list) -> Compiled:
         key = tuple((np.shape(v), _dtype_key(v)) for v in values)
         if key not in self._compiled:
             shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
@@ -211,7 +218,10 @@ class Function:
             if values and all(k == ((), "py") for k in key):
                 self._take_floats_straight(self._compiled[key].source)
         self._last = key
-        return self._compiled[key].module
+        return self._compiled[key]
+
+    def _module_for(self, values: list):
+        return self._specialised(values).module
 
     def __call__(self, /, *args, **kwargs):
         return self._value(*args, **kwargs)
@@ -226,6 +236,12 @@ class Function:
 
         For a non-scalar output this is the gradient of the sum of its entries.
         """
+        self._specialised(self._bind(args, kwargs))
+        if "value_and_grad" in vars(self):  # the first call with Python floats made an entry
+            return self.value_and_grad(*args, **kwargs)
+        return self._numpy_value_and_grad(*args, **kwargs)
+
+    def _numpy_value_and_grad(self, /, *args, **kwargs):
         values = self._bind(args, kwargs)
         out, grads = self._module_for(values).value_and_grad(*values)
         given = dict(zip(self.inputs, values))
@@ -238,18 +254,25 @@ class Function:
         on Python floats, straight through (`graphc.scalar`), with no NumPy call per gate;
         other calls, and inputs where NumPy gives inf or NaN, still run the NumPy module.
 
-        The entries are instance attributes shadowing `value_and_grad` and `value`: a call
-        costs what a hand-written function costs, not a method's argument handling besides."""
+        The entries are instance attributes shadowing `value_and_grad` (and `_value`, which
+        `__call__` calls): a call costs what a hand-written function costs, not a method's
+        argument handling besides."""
         numpy = Fallbacks(
             lambda args, kwargs: tuple(self._named(args, kwargs).values()),
             self._numpy_value,
-            functools.partial(Function.value_and_grad, self),
+            self._numpy_value_and_grad,
         )
         code = straight_line(source, self.__name__, self.gradient_names, numpy)
-        if code is not None:
-            code.value_and_grad.__doc__ = Function.value_and_grad.__doc__
-            self.value_and_grad = code.value_and_grad
-            self._value = code.value
+        if code is None:
+            return
+        code.value_and_grad.__doc__ = Function.value_and_grad.__doc__
+        self.value_and_grad = code.value_and_grad
+
+        def first_value(*args, **kwargs):
+            self._value = code.value  # compiled now: f(...) with floats may never be called
+            return self._value(*args, **kwargs)
+
+        self._value = first_value
 
     def grad(self, /, *args, **kwargs) -> dict:
         """The dict of gradients alone (see `value_and_grad`)."""

@@ -115,11 +115,21 @@ _ENTRIES = ("forward", "backward", "value_and_grad")
 
 @dataclass
 class ScalarCode:
-    """The straight-line entries of one module, and their source."""
+    """The straight-line entries of one module: `value_and_grad` compiled, `value` on demand."""
 
-    source: str
-    value: types.FunctionType  # (*args, **kwargs) -> out
+    source: str  # both entries
     value_and_grad: types.FunctionType  # (*args, **kwargs) -> (out, {name: gradient})
+    _namespace: dict
+    _value_source: str
+    _title: str
+    _value: types.FunctionType | None = None
+
+    @property
+    def value(self) -> types.FunctionType:
+        """(*args, **kwargs) -> out, compiled on first use (a graph may have 100k statements)."""
+        if self._value is None:
+            self._value = _load(self._value_source, self._title, self._namespace)
+        return self._value
 
 
 @dataclass
@@ -187,10 +197,19 @@ def straight_line(
         "_numpy_value_and_grad": numpy.value_and_grad,
         **FLOAT_HELPERS,
     }
-    filename = f"<graphc:{title}:floats>"  # tracebacks show the lines (see codegen.load_module)
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    exec(compile(text, filename, "exec"), namespace)  # our own generated code
-    return ScalarCode(text, namespace["value"], namespace["value_and_grad"])
+    prelude = "\n\n\n".join([constants, *helpers])
+    exec(compile(prelude, f"<graphc:{title}:floats>", "exec"), namespace)  # generated above
+    entry = _load(value_and_grad, title, namespace)
+    return ScalarCode(text, entry, namespace, value, title)
+
+
+def _load(source: str, title: str, namespace: dict) -> types.FunctionType:
+    """Compile one entry into `namespace`, with tracebacks that show its lines."""
+    name = source.split("(", 1)[0][len("def ") :]
+    filename = f"<graphc:{title}:floats:{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)  # our own generated code
+    return namespace[name]
 
 
 _OWN_NAMES = ("_args", "_kwargs", "_result", "_checked", "_positional", "_numpy_value",
