@@ -29,6 +29,7 @@ import functools
 import importlib.util
 import re
 import textwrap
+from collections import Counter
 
 import networkx as nx
 import numpy as np
@@ -152,12 +153,11 @@ def check_scalar(program: Program) -> None:
     """The program for shape () must be one element's work: every value a scalar."""
     g = program.graph
     for n in [*program.forward, *program.backward, *program.inline, *program.constants]:
-        if g.nodes[n]["shape"] != () or g.nodes[n]["op"] in GATES and (
-            GATES[g.nodes[n]["op"]].kind == TENSOR
-        ):
+        op = g.nodes[n]["op"]
+        if g.nodes[n]["shape"] != () or (op in GATES and GATES[op].kind == TENSOR):
             raise GraphcError(
-                f"backend='numba' runs elementwise programs only; node {n} "
-                f"({g.nodes[n]['op']}) is not elementwise: use backend='numpy'"
+                f"backend='numba' runs elementwise programs only; node {n} ({op}) is not "
+                "elementwise: use backend='numpy'"
             )
 
 
@@ -181,8 +181,11 @@ def emit_kernel_module(program: Program, title: str, version: str) -> str:
     names[seed] = f"{seed_array}[i]"
     stores = []  # values that are not statements of their own, stored at the end
 
+    shared = {k for k, count in Counter(program.names.values()).items() if count > 1}
+
     def array_for(n: int, preferred: str) -> str:
-        if n in statements and n not in stored_in:
+        """The array n is written to: its statement writes there, if n's name is its own."""
+        if n in statements and n not in stored_in and names[n] not in shared:
             stored_in[n] = names[n]
             names[n] = f"{names[n]}[i]"
             return stored_in[n]
@@ -197,7 +200,6 @@ def emit_kernel_module(program: Program, title: str, version: str) -> str:
     e = KernelEmitter(dataclasses.replace(program, names=names))
     store_lines = [f"{a}[i] = {e.name_of(n)}" for a, n in stores]
     fwd_stores = [s for s, (_, n) in zip(store_lines, stores) if n == out]
-    helpers = _helpers(program)
 
     def loop(name: str, params: list[str], body: list[int], extra: list[str], doc: str) -> str:
         lines = ['@numba.njit(error_model="numpy")', f"def {name}({', '.join(params)}):"]
@@ -225,26 +227,25 @@ def emit_kernel_module(program: Program, title: str, version: str) -> str:
         "import numpy as np",
     ]
     blocks = ["\n".join(header)]
-    blocks += [f'@numba.njit(error_model="numpy")\n{h.rstrip()}' for h in helpers]
     fwd_loop, bwd_loop = _unique("forward_loop", taken), _unique("backward_loop", taken)
-    blocks.append(
+    loops = [
         loop(
             fwd_loop,
             [*inputs, out_array],
             fwd_only,
             fwd_stores,
             "out[i] for every i: the forward statements for one element.",
-        )
-    )
-    blocks.append(
+        ),
         loop(
             bwd_loop,
             [*inputs, seed_array, out_array, *grad_arrays],
             [*program.forward, *program.backward],
             store_lines,
             "out[i] and the gradients at [i]: forward and backward for one element.",
-        )
-    )
+        ),
+    ]
+    blocks += [f'@numba.njit(error_model="numpy")\n{h.rstrip()}' for h in _helpers(loops)]
+    blocks += loops
     blocks.append(_RUNTIME)
     blocks += _wrappers(program, (fwd_loop, bwd_loop), out_array, grad_arrays, seed_array, taken)
     return "\n\n\n".join(blocks) + "\n"
@@ -333,12 +334,14 @@ def _summed(grad, shape):
     return np.sum(grad, axis=axes).reshape(shape)'''
 
 
-def _helpers(program: Program) -> list[str]:
-    from .codegen import helpers_used
-
-    sources = helpers_used(program)
-    by_name = {name: src for name, src in HELPERS.items() if src in sources}
-    return [SCALAR_HELPERS.get(name, src) for name, src in by_name.items()]
+def _helpers(code: list[str]) -> list[str]:
+    """Sources of the helpers the loops call (their one-element spelling where it differs)."""
+    text = "\n".join(code)
+    return [
+        SCALAR_HELPERS.get(name, source)
+        for name, source in HELPERS.items()
+        if re.search(rf"\b{name}\(", text)
+    ]
 
 
 @functools.lru_cache(maxsize=64)
