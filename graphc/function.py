@@ -142,7 +142,9 @@ class Function:
 
     def __repr__(self) -> str:
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
-        return f"<graphc.Function {self.__name__}({', '.join(self.inputs)}): {gates} gates>"
+        backend = ", backend='numba'" if self.backend == "numba" else ""
+        inputs = ", ".join(self.inputs)
+        return f"<graphc.Function {self.__name__}({inputs}): {gates} gates{backend}>"
 
     @property
     def graph(self) -> nx.DiGraph:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import numbers
 import re
 import textwrap
 from collections import Counter
@@ -35,7 +36,7 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from .codegen import Emitter, Printer, load_module, normalise
+from .codegen import Emitter, Printer, literal, load_module, normalise
 from .errors import GraphcError
 from .graph import args_of
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
@@ -89,13 +90,18 @@ def check_supported(g: nx.DiGraph, name: str) -> None:
 
 class ScalarPrinter(Printer):
     """The NumPy printer, for statements on one element: a choice is Python's `a if m else b`
-    (np.where would make a 0-d array inside the loop)."""
+    (np.where would make a 0-d array inside the loop), a negative power a float one."""
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, where):  # its `_numpycode` would print np.where
             m, a, b = (self._print(x) for x in expr.args)
             return f"({a} if {m} else {b})"
         return super()._print(expr, **kwargs)
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp.is_Integer and expr.exp < -1:  # numba raises on 0.0 ** -2, NumPy gives inf
+            expr = sympy.Pow(expr.base, sympy.Float(expr.exp), evaluate=False)
+        return super()._print_Pow(expr, rational)
 
     def _print_Piecewise(self, expr):
         text = super()._print_Piecewise(expr)
@@ -125,6 +131,12 @@ _ONE_OR_E = {sympy.exp(sympy.Min(X, 0)): sympy.Piecewise((1.0, X >= 0), (E, True
 
 class KernelEmitter(Emitter):
     """Prints the statements of a scalar program as the body of the loop."""
+
+    def ref(self, n: int) -> str:
+        value = self.g.nodes[n].get("value")
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+            return literal(float(value))  # numba raises on 0.0 ** -2 (an int power): NumPy, inf
+        return super().ref(n)
 
     def expr(self, n: int) -> str:
         data = self.g.nodes[n]

@@ -46,7 +46,7 @@ def assert_close(got, want, rtol=1e-12):
     assert got.shape == want.shape
     assert np.array_equal(np.isnan(got), np.isnan(want))
     finite = np.isfinite(want)
-    assert np.array_equal(got[~finite], want[~finite])
+    assert np.array_equal(got[~finite], want[~finite], equal_nan=True)
     scale = np.max(np.abs(want[finite]), initial=0.0) + 1e-300
     assert np.max(np.abs(got[finite] - want[finite]), initial=0.0) <= rtol * scale
 
@@ -109,6 +109,16 @@ def test_every_elementwise_gate_agrees_with_the_numpy_module(numba, level):
     x[:4], y[:4], z[:4] = [0.0, 0.5, 1.0, -1.0], [0.0, 0.5, 1.0, 2.0], [0.0, 0.0, -0.0, 3.0]
     with np.errstate(all="ignore"):
         assert_same_as_numpy(f.fused(backend="numba"), f, [x, y, z])
+
+
+def test_inf_and_nan_as_numpy_gives_them_never_an_exception(numba):
+    def h(x, y):
+        return 1 / x + x**-2 + gc.log(y) + gc.sqrt(y) + gc.exp(1000.0 * x) + x**3 * y**0.5
+
+    x = np.array([0.0, -0.0, 1.0, 2.0, np.inf, np.nan, -3.0])
+    y = np.array([0.0, -1.0, 1.0, 0.0, 2.0, 1.0, 2.0])
+    with np.errstate(all="ignore"):
+        assert_same_as_numpy(gc.function(h, backend="numba"), gc.function(h), [x, y])
 
 
 def test_inputs_broadcast_and_gradients_sum_back(numba):
