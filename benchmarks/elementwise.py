@@ -167,6 +167,9 @@ def build(inputs) -> tuple[list[Candidate], dict[str, str]]:
     if importlib.util.find_spec("numba") is not None:  # one loop: by hand, and graphc's backend
         loops = {
             COMPILED: f.fused(backend="numba"),
+            "graphc fused (elementwise), backend='numba'": f.fused(
+                level="elementwise", backend="numba"
+            ),
             "graphc unfused, backend='numba'": gc.function(neuron, backend="numba"),
         }
         out.append(Candidate(LOOP, _numba(inputs), "reference"))

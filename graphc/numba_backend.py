@@ -46,8 +46,15 @@ from .special import HELPERS, where
 BACKENDS = ("numpy", "numba")
 X, E = ARGS[0], ARGS[1]
 
-# Helpers whose NumPy source makes an array from scalars (np.where): their one-element spelling.
+# Helpers spelled for one element: np.where would make an array from scalars, and a select
+# replaces sigmoid's exp(min(x, 0)), which is 1 or e = exp(-|x|) bit for bit (NaN too).
 SCALAR_HELPERS = {
+    "sigmoid": '''\
+def sigmoid(x):
+    """1/(1+exp(-x)) for any x, with one exp: of -|x|, so it never overflows."""
+    e = np.exp(-np.abs(x))
+    return (1.0 if x >= 0 else e) / (1.0 + e)
+''',
     "leaky_relu": '''\
 def leaky_relu(x, slope):
     """x where x > 0, else slope * x."""

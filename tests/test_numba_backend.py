@@ -195,3 +195,18 @@ def test_unknown_backend_and_missing_numba_say_what_to_do(monkeypatch):
     with pytest.raises(gc.GraphcError, match=r"needs numba.*pip install 'graphc\[numba\]'"):
         gc.function(neuron).fused(backend="numba")
     assert gc.function(neuron).fused().backend == "numpy"  # the default needs NumPy alone
+
+
+def test_the_one_exp_sigmoid_gives_the_bits_of_the_two_exp_one(numba):
+    from graphc.special import HELPERS
+
+    def compiled(source):
+        namespace = {"np": np}
+        exec(source, namespace)
+        return numba.njit(namespace["sigmoid"])
+
+    one, two = compiled(numba_backend.SCALAR_HELPERS["sigmoid"]), compiled(HELPERS["sigmoid"])
+    xs = [0.0, -0.0, 1e-300, -1e-300, 0.5, -0.5, 36.7, -36.7, 745.2, -745.2, 800.0, -800.0]
+    xs += [np.inf, -np.inf, np.nan, *np.random.default_rng(7).normal(scale=20.0, size=200)]
+    got, want = np.array([one(x) for x in xs]), np.array([two(x) for x in xs])
+    assert np.array_equal(got, want, equal_nan=True)
