@@ -216,14 +216,14 @@ def emit_kernel_module(program: Program, title: str, version: str) -> str:
     out_array = array_for(out, "out")
     grad_arrays = [array_for(n, "d" + g.nodes[i]["name"]) for i, n in grad_of.items()]
 
-    e = KernelEmitter(dataclasses.replace(program, names=names))
-    store_lines = [f"{a}[i] = {e.name_of(n)}" for a, n in stores]
+    emitter = KernelEmitter(dataclasses.replace(program, names=names))
+    store_lines = [f"{a}[i] = {emitter.name_of(n)}" for a, n in stores]
     fwd_stores = [s for s, (_, n) in zip(store_lines, stores) if n == out]
 
     def loop(name: str, params: list[str], body: list[int], extra: list[str], doc: str) -> str:
         lines = ['@numba.njit(error_model="numpy")', f"def {name}({', '.join(params)}):"]
         lines += [f'    """{doc}"""', f"    for i in range({out_array}.size):"]
-        lines += [f"        {e.statement(n)}" for n in body]
+        lines += [f"        {emitter.statement(n)}" for n in body]
         lines += [f"        {s}" for s in extra]
         return "\n".join(lines)
 
@@ -253,14 +253,14 @@ def emit_kernel_module(program: Program, title: str, version: str) -> str:
             [*inputs, out_array],
             fwd_only,
             fwd_stores,
-            "out[i] for every i: the forward statements for one element.",
+            f"{out_array}[i] for every i: the forward statements for one element.",
         ),
         loop(
             bwd_loop,
             [*inputs, seed_array, out_array, *grad_arrays],
             [*program.forward, *program.backward],
             store_lines,
-            "out[i] and the gradients at [i]: forward and backward for one element.",
+            f"{out_array}[i] and the gradients at [i]: forward and backward for one element.",
         ),
     ]
     blocks += [f'@numba.njit(error_model="numpy")\n{h.rstrip()}' for h in _helpers(loops)]
@@ -276,7 +276,7 @@ def _wrappers(program, loops, out_array, grad_arrays, seed_array, taken) -> list
     shape, dtype, ones = (_unique(k, taken) for k in ("shape", "dtype", "ones"))
     params = ", ".join(inputs)
     cache = f"({params},)" if len(inputs) == 1 else f"({params})"
-    arrays = ", ".join([out_array, *grad_arrays])
+    arrays = ", ".join([out_array, *grad_arrays]) + ("" if grad_arrays else ",")
 
     def elements(names):
         return [f"_elements({x}, {shape})" for x in names]
