@@ -231,4 +231,12 @@ def run(rounds: int, smoke: bool = False, size: int | None = None) -> Section:
                 compiled / loop <= 1.2,
             )
         )
+    else:
+        targets.append(
+            Target(
+                "elementwise (stretch): compiled backend <= 1.2x a numba single loop",
+                "numba not installed (pip install -e '.[numba]')",
+                None,
+            )
+        )
     return Section(title, text, targets, failures)
