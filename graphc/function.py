@@ -71,7 +71,8 @@ def compile_graph(
         compiled = _compile(g, shapes, wrt, readable, dtype)
         if backend == "numba":
             kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
-            source = numba_backend.emit_kernel_module(kernel, _title(g), __version__)
+            scalars = frozenset(k for k, shape in shapes.items() if np.prod(shape) == 1)
+            source = numba_backend.emit_kernel_module(kernel, _title(g), __version__, scalars)
             module = numba_backend.load_kernel_module(source, sanitize(g.graph["name"]))
             compiled = dataclasses.replace(compiled, source=source, module=module)
         return compiled

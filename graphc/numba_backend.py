@@ -180,10 +180,20 @@ def check_scalar(program: Program) -> None:
             )
 
 
-def emit_kernel_module(program: Program, title: str, version: str) -> str:
+SUM_NAMES = ("sum", "total", "block")  # d<input>_sum[0] = d<input>_total + d<input>_block
+BLOCK = 256  # in-loop sums add blocks of this many elements: error ~ (BLOCK + n / BLOCK) eps
+
+
+def emit_kernel_module(
+    program: Program, title: str, version: str, summed: frozenset[str] = frozenset()
+) -> str:
     """The numba module for a program scheduled for scalar inputs: `forward_loop` and
     `backward_loop` (njit), and `forward`, `backward` and `value_and_grad` as in the NumPy
-    module, for inputs of any shapes that broadcast together."""
+    module, for inputs of any shapes that broadcast together.
+
+    The gradients of the inputs named in `summed`, which must then have one element (scalar
+    parameters), are summed inside the loop instead of written out and summed after it.
+    """
     check_scalar(program)
     g = program.graph
     names = dict(program.names)
@@ -214,17 +224,35 @@ def emit_kernel_module(program: Program, title: str, version: str) -> str:
 
     stored_in: dict[int, str] = {}
     out_array = array_for(out, "out")
-    grad_arrays = [array_for(n, "d" + g.nodes[i]["name"]) for i, n in grad_of.items()]
+    grad_arrays, sums = [], []  # sums: (array, running sum, block sum, gradient node)
+    for i, n in grad_of.items():
+        name = g.nodes[i]["name"]
+        if name in summed:
+            array, total, block = (_unique(f"d{name}_{k}", taken) for k in SUM_NAMES)
+            sums.append((array, total, block, n))
+        else:
+            array = array_for(n, "d" + name)
+        grad_arrays.append(array)
 
     emitter = KernelEmitter(dataclasses.replace(program, names=names))
     store_lines = [f"{a}[i] = {emitter.name_of(n)}" for a, n in stores]
     fwd_stores = [s for s, (_, n) in zip(store_lines, stores) if n == out]
+    before, after = [], []  # around the loop: in-loop sums start at 0 and are stored at the end
+    if sums:
+        before = [" = ".join([*(x for _, t, b, _ in sums for x in (t, b)), "0.0"])]
+        store_lines += [f"{b} += {emitter.name_of(n)}" for _, _, b, n in sums]
+        store_lines.append(f"if i % {BLOCK} == {BLOCK - 1}:  # sums of blocks: accurate sums")
+        store_lines += [f"    {x}" for _, t, b, _ in sums for x in (f"{t} += {b}", f"{b} = 0.0")]
+        after = [f"{a}[0] = {t} + {b}" for a, t, b, _ in sums]
 
     def loop(name: str, params: list[str], body: list[int], extra: list[str], doc: str) -> str:
         lines = ['@numba.njit(error_model="numpy")', f"def {name}({', '.join(params)}):"]
-        lines += [f'    """{doc}"""', f"    for i in range({out_array}.size):"]
+        lines.append(f'    """{doc}"""')
+        lines += [f"    {s}" for s in (before if extra is store_lines else [])]
+        lines.append(f"    for i in range({out_array}.size):")
         lines += [f"        {emitter.statement(n)}" for n in body]
         lines += [f"        {s}" for s in extra]
+        lines += [f"    {s}" for s in (after if extra is store_lines else [])]
         return "\n".join(lines)
 
     to_out = nx.ancestors(g, out)
@@ -266,17 +294,25 @@ def emit_kernel_module(program: Program, title: str, version: str) -> str:
     blocks += [f'@numba.njit(error_model="numpy")\n{h.rstrip()}' for h in _helpers(loops)]
     blocks += loops
     blocks.append(_RUNTIME)
-    blocks += _wrappers(program, (fwd_loop, bwd_loop), out_array, grad_arrays, seed_array, taken)
+    summed_arrays = [a for a, *_ in sums]
+    blocks += _wrappers(
+        program, (fwd_loop, bwd_loop), out_array, grad_arrays, summed_arrays, seed_array, taken
+    )
     return "\n\n\n".join(blocks) + "\n"
 
 
-def _wrappers(program, loops, out_array, grad_arrays, seed_array, taken) -> list[str]:
+def _wrappers(program, loops, out_array, grad_arrays, summed, seed_array, taken) -> list[str]:
     """forward, backward and value_and_grad: broadcast, allocate, run a loop, sum back."""
     inputs = [program.names[i] for i in program.inputs]
     shape, dtype, ones = (_unique(k, taken) for k in ("shape", "dtype", "ones"))
     params = ", ".join(inputs)
     cache = f"({params},)" if len(inputs) == 1 else f"({params})"
-    arrays = ", ".join([out_array, *grad_arrays]) + ("" if grad_arrays else ",")
+    full = [out_array, *(a for a in grad_arrays if a not in summed)]
+    arrays = ", ".join(full) + ("," if len(full) == 1 else "")
+    allocate = [f"    {arrays} = (np.empty({shape}, {dtype}) for _ in range({len(full)}))"]
+    if summed:  # one element each, summed in the loop
+        one = ", ".join(summed) + ("," if len(summed) == 1 else "")
+        allocate.append(f"    {one} = (np.empty(1, {dtype}) for _ in range({len(summed)}))")
 
     def elements(names):
         return [f"_elements({x}, {shape})" for x in names]
@@ -284,12 +320,21 @@ def _wrappers(program, loops, out_array, grad_arrays, seed_array, taken) -> list
     def run(loop, reads, writes):
         return _call(f"    {loop}(", [*reads, *(f"{a}.reshape(-1)" for a in writes)], ")", True)
 
-    summed = [
-        f"_summed({d}, np.shape({program.names[i]}))"
+    grads = [
+        f"{d}.reshape(np.shape({program.names[i]}))"
+        if d in summed
+        else f"_summed({d}, np.shape({program.names[i]}))"
         for d, i in zip(grad_arrays, program.graph.graph["grads"])
     ]
+    one_element = [
+        program.names[i] for d, i in zip(grad_arrays, program.graph.graph["grads"]) if d in summed
+    ]
+    check = [
+        f"    if np.size({x}) != 1:\n"
+        f"        raise ValueError('{x} must have one element: its gradient is summed in the loop')"
+        for x in one_element
+    ]
     shapes = [f"np.shape({x})" for x in inputs]
-    allocate = f"    {arrays} = (np.empty({shape}, {dtype}) for _ in range({1 + len(grad_arrays)}))"
     forward = [
         f"def forward({params}):",
         _call(f"    {shape} = np.broadcast_shapes(", shapes, ")"),
@@ -303,18 +348,20 @@ def _wrappers(program, loops, out_array, grad_arrays, seed_array, taken) -> list
         f"    {cache} = cache" if inputs else "",
         _call(f"    {shape} = np.broadcast_shapes(", [*shapes, f"np.shape({seed_array})"], ")"),
         _call(f"    {dtype} = np.result_type(", [*inputs, seed_array, "1.0"], ")"),
-        allocate,
+        *check,
+        *allocate,
         run(loops[1], elements([*inputs, seed_array]), [out_array, *grad_arrays]),
-        _call("    return (", summed, ")", len(summed) == 1),
+        _call("    return (", grads, ")", len(grads) == 1),
     ]
     value_and_grad = [
         f"def value_and_grad({params}):",
         _call(f"    {shape} = np.broadcast_shapes(", shapes, ")"),
         _call(f"    {dtype} = np.result_type(", [*inputs, "1.0"], ")"),
-        allocate,
+        *check,
+        *allocate,
         f"    {ones} = np.broadcast_to(np.ones(1, {dtype}), ({out_array}.size,))  # dout = 1",
         run(loops[1], [*elements(inputs), ones], [out_array, *grad_arrays]),
-        _call(f"    return {out_array}, (", summed, ")", len(summed) == 1),
+        _call(f"    return {out_array}, (", grads, ")", len(grads) == 1),
     ]
     return ["\n".join(x for x in lines if x) for lines in (forward, backward, value_and_grad)]
 

@@ -131,6 +131,23 @@ def test_inputs_broadcast_and_gradients_sum_back(numba):
     assert isinstance(grads["w0"], float) and grads["x1"].shape == (3, 1)
 
 
+def test_gradients_of_scalar_parameters_are_summed_in_the_loop(numba):
+    f = gc.function(neuron).fused()
+    g = f.fused(backend="numba")
+    rng = np.random.default_rng(8)
+    x0, x1 = rng.normal(size=100_003), rng.normal(size=100_003)
+    args = [0.75, x0, -1.25, x1, 0.5]
+    assert "dw0_block += dw0" in g.source_for(*args)
+    _, grads = g.value_and_grad(*args)
+    _, exact = exact_neuron(*np.broadcast_arrays(*args))
+    for k, name in enumerate(f.inputs):
+        want = math.fsum(exact[k]) if name.startswith("w") else exact[k]
+        assert_close(grads[name], want)
+    assert_same_as_numpy(g, f, args)
+    with pytest.raises(ValueError, match="w0 must have one element"):
+        g.compiled_for(*args).module.value_and_grad(x0, *args[1:])
+
+
 def test_scalars_give_scalars(numba):
     g = gc.function(neuron, backend="numba").fused()  # fused keeps the backend
     assert g.backend == "numba"
