@@ -198,10 +198,14 @@ def emit_kernel_module(
     check_scalar(program)
     g = program.graph
     names = dict(program.names)
-    inputs = [names[i] for i in program.inputs]
     taken = set(names.values())
     grad_of = g.graph["grads"]  # input node -> gradient node
     out, seed = program.output, program.seed
+    # The loop runs over the output's elements: the broadcast of the inputs the output depends
+    # on. Any other input is no argument of the loops, and its gradient is 0.
+    to_out = nx.ancestors(g, out)
+    live = [i for i in program.inputs if i in to_out or i == out]
+    inputs = [names[i] for i in live]
     statements = set(program.forward) | set(program.backward)
 
     # Arrays: inputs and the seed are read at [i]; the output and gradients written at [i].
@@ -228,7 +232,9 @@ def emit_kernel_module(
     grad_arrays, sums = [], []  # sums: (array, running sum, block sum, gradient node)
     for i, n in grad_of.items():
         name = g.nodes[i]["name"]
-        if name in summed:
+        if i not in live:
+            array = None
+        elif name in summed:
             array, total, block = (_unique(f"d{name}_{k}", taken) for k in SUM_NAMES)
             sums.append((array, total, block, n))
         else:
@@ -256,7 +262,6 @@ def emit_kernel_module(
         lines += [f"    {s}" for s in (after if extra is store_lines else [])]
         return "\n".join(lines)
 
-    to_out = nx.ancestors(g, out)
     fwd_only = [n for n in program.forward if n == out or n in to_out]  # forward_loop's work
     about = (
         f"One loop over the elements per call, compiled by numba: each element goes through "
@@ -289,7 +294,7 @@ def emit_kernel_module(
         ),
         loop(
             bwd_loop,
-            [*inputs, seed_array, out_array, *grad_arrays],
+            [*inputs, seed_array, out_array, *filter(None, grad_arrays)],
             [*program.forward, *program.backward],
             store_lines,
             f"{out_array}[i] and the gradients at [i]: forward and backward for one element.",
@@ -300,18 +305,27 @@ def emit_kernel_module(
     blocks.append(_RUNTIME)
     summed_arrays = [a for a, *_ in sums]
     blocks += _wrappers(
-        program, (fwd_loop, bwd_loop), out_array, grad_arrays, summed_arrays, seed_array, taken
+        program,
+        live,
+        (fwd_loop, bwd_loop),
+        out_array,
+        grad_arrays,
+        summed_arrays,
+        seed_array,
+        taken,
     )
     return "\n\n\n".join(blocks) + "\n"
 
 
-def _wrappers(program, loops, out_array, grad_arrays, summed, seed_array, taken) -> list[str]:
+def _wrappers(program, live, loops, out_array, grad_arrays, summed, seed_array, taken) -> list[str]:
     """forward, backward and value_and_grad: broadcast, allocate, run a loop, sum back."""
-    inputs = [program.names[i] for i in program.inputs]
+    every = [program.names[i] for i in program.inputs]
+    inputs = [program.names[i] for i in live]  # the loops' inputs
     shape, dtype, ones = (_unique(k, taken) for k in ("shape", "dtype", "ones"))
-    params = ", ".join(inputs)
-    cache = f"({params},)" if len(inputs) == 1 else f"({params})"
-    full = [out_array, *(a for a in grad_arrays if a not in summed)]
+    params = ", ".join(every)
+    cache = f"({params},)" if len(every) == 1 else f"({params})"
+    written = [a for a in grad_arrays if a is not None]
+    full = [out_array, *(a for a in written if a not in summed)]
     arrays = ", ".join(full) + ("," if len(full) == 1 else "")
     allocate = [f"    {arrays} = (np.empty({shape}, {dtype}) for _ in range({len(full)}))"]
     if summed:  # one element each, summed in the loop
@@ -324,11 +338,13 @@ def _wrappers(program, loops, out_array, grad_arrays, summed, seed_array, taken)
     def run(loop, reads, writes):
         return _call(f"    {loop}(", [*reads, *(f"{a}.reshape(-1)" for a in writes)], ")", True)
 
+    def returned(d, x):
+        if d is None:  # the output does not depend on x
+            return f"np.zeros(np.shape({x}), {dtype})"
+        return f"{d}.reshape(np.shape({x}))" if d in summed else f"_summed({d}, np.shape({x}))"
+
     grads = [
-        f"{d}.reshape(np.shape({program.names[i]}))"
-        if d in summed
-        else f"_summed({d}, np.shape({program.names[i]}))"
-        for d, i in zip(grad_arrays, program.graph.graph["grads"])
+        returned(d, program.names[i]) for d, i in zip(grad_arrays, program.graph.graph["grads"])
     ]
     one_element = [
         program.names[i] for d, i in zip(grad_arrays, program.graph.graph["grads"]) if d in summed
@@ -349,12 +365,12 @@ def _wrappers(program, loops, out_array, grad_arrays, summed, seed_array, taken)
     ]
     backward = [
         f"def backward({seed_array}, cache):",
-        f"    {cache} = cache" if inputs else "",
+        f"    {cache} = cache" if every else "",
         _call(f"    {shape} = np.broadcast_shapes(", [*shapes, f"np.shape({seed_array})"], ")"),
         _call(f"    {dtype} = np.result_type(", [*inputs, seed_array, "1.0"], ")"),
         *check,
         *allocate,
-        run(loops[1], elements([*inputs, seed_array]), [out_array, *grad_arrays]),
+        run(loops[1], elements([*inputs, seed_array]), [out_array, *written]),
         _call("    return (", grads, ")", len(grads) == 1),
     ]
     value_and_grad = [
@@ -364,7 +380,7 @@ def _wrappers(program, loops, out_array, grad_arrays, summed, seed_array, taken)
         *check,
         *allocate,
         f"    {ones} = np.broadcast_to(np.ones(1, {dtype}), ({out_array}.size,))  # dout = 1",
-        run(loops[1], [*elements(inputs), ones], [out_array, *grad_arrays]),
+        run(loops[1], [*elements(inputs), ones], [out_array, *written]),
         _call(f"    return {out_array}, (", grads, ")", len(grads) == 1),
     ]
     return ["\n".join(x for x in lines if x) for lines in (forward, backward, value_and_grad)]
