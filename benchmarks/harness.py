@@ -30,7 +30,7 @@ PEERS = {
     "autograd": "HIPS autograd",
     "micrograd": "micrograd",
     "pytensor": "PyTensor",
-    "numba": "numba",  # not a peer: the hand-written single-loop reference of the stretch target
+    "numba": "numba",  # no peer: elementwise times its loops whenever it is installed
 }
 
 _selected: set[str] = set(PEERS)

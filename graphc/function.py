@@ -10,6 +10,7 @@ specialised to how it is called, and converts arguments and results at the bound
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import numbers
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from . import __version__, render
+from . import __version__, numba_backend, render
 from .autodiff import backward, gate_local_gradients
 from .codegen import emit_module, emit_values_module, load_module
 from .errors import GraphcError, InputError
@@ -64,6 +65,7 @@ def compile_graph(
     wrt: tuple[str, ...] | None = None,
     readable: bool = True,
     dtype: str = "float64",
+    backend: str = "numpy",
 ) -> Compiled:
     """Trace-independent compiler: graph + input shapes -> generated NumPy module.
 
@@ -71,9 +73,18 @@ def compile_graph(
     `readable=False` trades the lecture's one-statement-per-gate form for speed where they
     differ: sigmoid-like gates then cache exp(-|x|) for backward instead of recomputing it.
     `dtype` is the output's NumPy type, for the `dout = 1` that `value_and_grad` passes.
+    `backend="numba"` (elementwise programs): the module runs one numba loop per call instead
+    (see `numba_backend`); the program, for drawings and values, is still the NumPy one.
     """
     with gc_paused():
-        return _compile(g, shapes, wrt, readable, dtype)
+        compiled = _compile(g, shapes, wrt, readable, dtype)
+        if backend == "numba":
+            kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
+            scalars = frozenset(k for k, shape in shapes.items() if np.prod(shape) == 1)
+            source = numba_backend.emit_kernel_module(kernel, _title(g), __version__, scalars)
+            module = numba_backend.load_kernel_module(source, sanitize(g.graph["name"]))
+            compiled = dataclasses.replace(compiled, source=source, _module=module)
+        return compiled
 
 
 @contextlib.contextmanager
@@ -94,9 +105,12 @@ def _compile(g, shapes, wrt, readable, dtype) -> Compiled:
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
-    title = f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
-    source = emit_module(program, title, __version__, dtype)
+    source = emit_module(program, _title(g), __version__, dtype)
     return Compiled(program, source, sanitize(g.graph["name"]))
+
+
+def _title(g: nx.DiGraph) -> str:
+    return f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
 
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
@@ -114,8 +128,20 @@ class Function:
     """
 
     def __init__(
-        self, graph: nx.DiGraph, wrt: tuple[str, ...] | None = None, readable: bool = True
+        self,
+        graph: nx.DiGraph,
+        wrt: tuple[str, ...] | None = None,
+        readable: bool = True,
+        backend: str = "numpy",
     ):
+        if backend not in numba_backend.BACKENDS:
+            raise InputError(
+                f"unknown backend {backend!r}; choose 'numpy' (the default, readable NumPy "
+                "code) or 'numba' (one compiled loop for elementwise functions)"
+            )
+        if backend == "numba":
+            numba_backend.check_supported(graph, graph.graph["name"])
+        self.backend = backend  # "numba": elementwise programs run as one compiled loop
         self._graph = nx.freeze(graph)
         self.inputs: tuple[str, ...] = tuple(graph.nodes[i]["name"] for i in graph.graph["inputs"])
         self.__name__ = graph.graph["name"]
@@ -127,7 +153,9 @@ class Function:
 
     def __repr__(self) -> str:
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
-        return f"<graphc.Function {self.__name__}({', '.join(self.inputs)}): {gates} gates>"
+        backend = ", backend='numba'" if self.backend == "numba" else ""
+        inputs = ", ".join(self.inputs)
+        return f"<graphc.Function {self.__name__}({inputs}): {gates} gates{backend}>"
 
     @property
     def graph(self) -> nx.DiGraph:
@@ -176,15 +204,23 @@ class Function:
         """The inputs in signature order, converted (see `_convert`)."""
         return [_convert(k, v) for k, v in self._named(args, kwargs).items()]
 
-    def fused(self, rules=None, level: str = "patterns", readable: bool | None = None) -> Function:
+    def fused(
+        self,
+        rules=None,
+        level: str = "patterns",
+        readable: bool | None = None,
+        backend: str | None = None,
+    ) -> Function:
         """A new function with gates fused (see `graphc.fuse`); this one is unchanged.
 
-        `readable` (default: as this function) chooses the generated code's form.
+        `readable` and `backend` (default: as this function) choose the generated code.
 
         >>> neuron.fused().graph   # exp, add and div became one sigmoid gate
+        >>> neuron.fused(backend="numba")   # one compiled loop (needs numba)
         """
         readable = self.readable if readable is None else readable
-        return Function(fuse(self._graph, rules, level), self._wrt, readable)
+        backend = self.backend if backend is None else backend
+        return Function(fuse(self._graph, rules, level), self._wrt, readable, backend)
 
     def wrt(self, *names: str) -> Function:
         """The same function, differentiated only with respect to `names` (less work in backward).
@@ -197,7 +233,7 @@ class Function:
                 f"wrt() takes input names of {self.__name__}, one or more of {list(self.inputs)}; "
                 f"got {list(names)}"
             )
-        return Function(self._graph, tuple(dict.fromkeys(names)), self.readable)
+        return Function(self._graph, tuple(dict.fromkeys(names)), self.readable, self.backend)
 
     @property
     def gradient_names(self) -> tuple[str, ...]:
@@ -211,11 +247,11 @@ class Function:
             dtype = np.result_type(*values).type.__name__ if values else "float64"
             try:
                 self._compiled[key] = compile_graph(
-                    self._graph, shapes, self._wrt, self.readable, dtype
+                    self._graph, shapes, self._wrt, self.readable, dtype, self.backend
                 )
             except GraphcError as e:  # report at the call, not from deep inside the compiler
                 raise type(e)(f"{self.__name__}: {e}") from None
-            if values and all(k == ((), "py") for k in key):
+            if self.backend == "numpy" and values and all(k == ((), "py") for k in key):
                 self._take_floats_straight(self._compiled[key].source)
         self._last = key
         return self._compiled[key]
@@ -500,7 +536,14 @@ def _gradient(g, v):
     return arr if arr.shape == v.shape else np.broadcast_to(arr, v.shape).copy()
 
 
-def function(fn=None, *, inputs=None, name: str | None = None, readable: bool = True):
+def function(
+    fn=None,
+    *,
+    inputs=None,
+    name: str | None = None,
+    readable: bool = True,
+    backend: str = "numpy",
+):
     """Compile a Python function, or a traced expression, into a `Function`.
 
     As a decorator, the function's parameters are the inputs:
@@ -514,6 +557,9 @@ def function(fn=None, *, inputs=None, name: str | None = None, readable: bool = 
     one-statement-per-gate form costs time (see `compile_graph`):
 
     >>> x, y = symbols("x y"); f = function(x * y)
+
+    `backend="numba"` runs a function whose gates are all elementwise as one compiled loop over
+    the elements (forward and backward together); it needs numba (`graphc[numba]`).
     """
     if fn is None:
         raise InputError(
@@ -534,7 +580,7 @@ def function(fn=None, *, inputs=None, name: str | None = None, readable: bool = 
             )
     except RecursionError:
         raise GraphcError("the expression is too deep to trace") from None
-    return Function(graph, readable=readable)
+    return Function(graph, readable=readable, backend=backend)
 
 
 def _expression_graph(expr, inputs, name):

@@ -16,6 +16,11 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The numba backend (the numba extra), so its tests run rather than skip
+if [ "${GRAPHC_WANT_NUMBA:-0}" = 1 ] && ! "$venv/bin/python" -c "import numba" 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet -e "$root[dev,numba]"
+fi
+
 # The tests' third oracle, PyTorch (the test-torch extra), only where a CPU wheel is at hand
 # locally: from a package index, torch would bring gigabytes of CUDA libraries.
 if [ "${GRAPHC_WANT_TORCH:-0}" = 1 ] && ! "$venv/bin/python" -c "import torch" 2>/dev/null; then

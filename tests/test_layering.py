@@ -31,6 +31,7 @@ STAGES = {
     "fusion": "pass",
     "lower": "pass",
     "codegen": "backend",
+    "numba_backend": "backend",  # optional: one compiled loop for elementwise programs
     "render": "backend",
     "scalar": "backend",  # the Python-float path: the module's statements on floats
     "function": "surface",
