@@ -171,11 +171,16 @@ def straight_line(
         not params
         or len(grads) != len(gradient_names)  # a module of another shape
         or names & set(_OWN_NAMES)  # an input named like the entries' own variables
+        or any(name.startswith("_np_") for name in names)
         or not set(_NP_NAME.findall(statements + "".join(helpers))) <= set(vars(FLOATS))
     ):
         return None
     # comparisons, where, maximum(x, 0) give bools and ints; a power may go complex
     checked = _risky_power(statements) or bool(_NOT_FLOAT.search(statements))
+    # np.exp(x) is called as _np_exp(x): one global lookup, no attribute lookup, per call
+    fwd_lines = [_NP_NAME.sub(r"_np_\1", line) for line in fwd_lines]
+    body = [_NP_NAME.sub(r"_np_\1", line) for line in body]
+    out, grads = _NP_NAME.sub(r"_np_\1", out), [_NP_NAME.sub(r"_np_\1", g) for g in grads]
     result = "{" + ", ".join(f"{k!r}: {g}" for k, g in zip(gradient_names, grads)) + "}"
     value = _entry("value", params, fwd_lines, out, checked)
     backprop = [*fwd_lines, f"    {seed} = 1.0", *body]
@@ -196,6 +201,7 @@ def straight_line(
         "_numpy_value": numpy.value,
         "_numpy_value_and_grad": numpy.value_and_grad,
         **FLOAT_HELPERS,
+        **{f"_np_{name}": f for name, f in vars(FLOATS).items()},
     }
     prelude = "\n\n\n".join([constants, *helpers])
     exec(compile(prelude, f"<graphc:{title}:floats>", "exec"), namespace)  # generated above
@@ -234,7 +240,7 @@ def _entry(name: str, params: list[str], lines: list[str], returned: str, checke
             "    if _kwargs:",
             "        _args = _positional(_args, _kwargs)",
             f"    if len(_args) == {len(params)}:",
-            f"        {', '.join(params)}, = _args",
+            f"        {', '.join(params)}{',' if len(params) == 1 else ''} = _args",
             f"        if {floats}:",
             "            try:",
             *([inner + line[4:] for line in lines] or [f"{inner}pass"]),

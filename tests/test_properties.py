@@ -226,16 +226,20 @@ USER_GATES = [g.name for g in ops.TABLE if g.kind != ops.TENSOR] + [
 
 
 def test_the_generator_reaches_every_gate():
-    """Every gate of the table a user can write appears in the first few hundred graphs."""
+    """Every gate of the table a user can write appears in the first graphs generated.
+
+    Hypothesis also draws numbers from the constants in the code under test, so which programs
+    come first shifts whenever graphc's source changes: the budget leaves room for that."""
     seen: set[str] = set()
 
-    @settings(max_examples=400, derandomize=True, database=None, phases=[Phase.generate])
+    @settings(max_examples=1500, derandomize=True, database=None, phases=[Phase.generate])
     @given(vector_programs())
     def collect(case):
-        seen.update(op for _, op in case.graphc().graph.nodes(data="op"))
+        if set(USER_GATES) - seen:  # done once every gate was seen; the rest is cheap
+            seen.update(op for _, op in case.graphc().graph.nodes(data="op"))
 
     collect()
-    assert not set(USER_GATES) - seen
+    assert not set(USER_GATES) - seen, sorted(set(USER_GATES) - seen)
 
 
 @examples(ci=30, slow=300)
