@@ -26,6 +26,7 @@ from sympy.printing.numpy import NumPyPrinter
 from .graph import args_of, topo_order
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
+from .shortcuts import Shortcuts, shortcuts
 from .special import HELPER_NEEDS, HELPERS, NOT_FINITE
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
@@ -121,13 +122,16 @@ def normalise(code: str) -> str:
 class Emitter:
     """Prints the statements of one program."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, plan: Shortcuts | None = None):
         self.p = program
         self.g = program.graph
+        self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
         self.nested = False  # whether the code being built has an inlined sub-expression
 
     def ref(self, n: int) -> str:
         """How statement code refers to node n: its name, or its inlined expression."""
+        if n in self.plan.scalars:  # NumPy broadcasts the scalar itself
+            return self.ref(self.plan.scalars[n])
         if n in self.p.inline:
             data = self.g.nodes[n]
             if data["op"] == "const" and np.ndim(data["value"]) == 0 and data["value"] >= 0:
@@ -139,7 +143,7 @@ class Emitter:
     def expr(self, n: int) -> str:
         data = self.g.nodes[n]
         op = data["op"]
-        refs = [self.ref(a) for a in args_of(self.g, n)]
+        refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in args_of(self.g, n)]
         if op == "expr":
             code = formula_template(data["formula"]).format(*refs)
         else:
@@ -156,13 +160,27 @@ class Emitter:
         return code
 
     def statement(self, n: int) -> str:
+        if n in self.plan.dots:
+            return self.dot_statement(n)
         self.nested = False
         code = self.expr(n)
         if self.nested:  # drop the parentheses an inlined expression did not need
             code = normalise(code)
         code = f"{self.p.names[n]} = {code}"
         comment = self.comment(n)
+        spread = [a for a in args_of(self.g, n) if a in self.plan.scalars]
+        if spread:
+            comment = f"{comment}; {self.comment(spread[0])}: the scalar broadcasts"
+        for (step, _), out in self.plan.rereads.items():
+            if step == n:
+                comment += f", read as {self.p.names[out]} > 0: the same mask"
         return f"{code}  # {comment}" if comment else code
+
+    def dot_statement(self, n: int) -> str:
+        """A full sum of x * y as np.vdot(x, y): one pass, no temporary of the product."""
+        x, y = (self.ref(a) for a in self.plan.dots[n])
+        code = f"{self.p.names[n]} = {NAMESPACE}.vdot({x}, {y})"
+        return f"{code}  # mul and sum: {x} * {y} summed in one pass, no temporary"
 
     def name_of(self, n: int) -> str:
         """A node's name, or the code of a value that has none (a constant, an inlined view)."""
@@ -269,7 +287,9 @@ def helpers_used(program: Program) -> list[str]:
 
 def emit_module(program: Program, title: str, version: str, dtype: str = "float64") -> str:
     """The full source of the generated module for `program`; `dtype` is the output's type."""
-    e = Emitter(program)
+    plan = shortcuts(program)
+    program = dataclasses.replace(program, cache=plan.cache)
+    e = Emitter(program, plan)
     g = program.graph
     names = program.names
     params = ", ".join(names[i] for i in program.inputs)
@@ -296,13 +316,13 @@ def emit_module(program: Program, title: str, version: str, dtype: str = "float6
     cache = ", ".join(names[n] for n in program.cache)
     cache_tuple = f"({cache},)" if len(program.cache) == 1 else f"({cache})"
     lines = [f"def forward({params}):"]
-    lines += [f"    {e.statement(n)}" for n in program.forward]
+    lines += [f"    {e.statement(n)}" for n in program.forward if n not in plan.skipped]
     lines.append(f"    return {e.name_of(out)}, {cache_tuple}")
     blocks.append("\n".join(lines))
     lines = [f"def backward({names[seed]}, cache):"]
     if program.cache:
         lines.append(f"    {cache_tuple if len(program.cache) == 1 else cache} = cache")
-    lines += [f"    {e.statement(n)}" for n in program.backward]
+    lines += [f"    {e.statement(n)}" for n in program.backward if n not in plan.skipped]
     grads = [e.name_of(n) for n in program.grads]
     if len(grads) == 1:
         lines.append(f"    return ({grads[0]},)")

@@ -31,6 +31,7 @@ STAGES = {
     "fusion": "pass",
     "lower": "pass",
     "codegen": "backend",
+    "shortcuts": "backend",  # how the generated module spells steps in fewer passes
     "render": "backend",
     "function": "surface",
     "check": "surface",

@@ -1,0 +1,124 @@
+"""Print-time shortcuts: the generated module computes the same values in fewer passes.
+
+Stage: backend planning (`Program` -> `Shortcuts`), read by `codegen.emit_module` alone. Imports
+`graph`, `ops` and `schedule`. The values module behind drawings and checks still runs every
+step, so each wire keeps its number; the shortcuts only change how the module spells them.
+
+- A full sum of a product, `sum(x * y)` with x and y of one shape, is `np.vdot(x, y)`: one pass,
+  no temporary (the regulariser's `sum(W * W)` made and kept a W-sized array).
+- A scalar spread by `np.broadcast_to` and read only by elementwise steps whose other operands
+  have the full shape is read as the scalar: `dW = 2 * dreg * W` is one pass over W, where
+  `2 * np.broadcast_to(dreg, W.shape) * W` first made a W-sized array of copies of `2 * dreg`.
+- relu's backward reads its mask `x > 0` as `out > 0` (the same booleans, NaN included) when
+  `out` is cached anyway: x then leaves the forward cache, as in hand-written code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from .graph import args_of
+from .ops import ARGS, GATES, TENSOR
+from .schedule import Program, readers_of
+
+
+@dataclass
+class Shortcuts:
+    """What `emit_module` prints differently, by node id."""
+
+    dots: dict[int, tuple[int, int]] = field(default_factory=dict)  # sum -> (x, y) of x * y
+    scalars: dict[int, int] = field(default_factory=dict)  # broadcast -> the scalar it spreads
+    skipped: set[int] = field(default_factory=set)  # statements folded into their readers
+    rereads: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, x) -> read instead
+    cache: list[int] = field(default_factory=list)  # the forward cache backward still reads
+
+
+# Gates whose output is positive exactly where their argument is: a mask `x > 0` of the argument
+# is the mask `out > 0` of the output.
+SAME_POSITIVES = ("relu",)
+
+
+def shortcuts(program: Program) -> Shortcuts:
+    """The shortcuts that keep every value the generated module returns or caches the same."""
+    g = program.graph
+    statements = [*program.forward, *program.backward]
+    readers: dict[int, list[int]] = {}
+    for s in statements:
+        for a in sorted(readers_of(g, s, program.inline)):
+            readers.setdefault(a, []).append(s)
+    kept = {program.output, *program.grads, *program.cache}
+    plan = Shortcuts()
+    for s in statements:
+        product = _product_summed(g, s, program)
+        if product is not None and readers.get(product) == [s] and product not in kept:
+            plan.dots[s] = tuple(args_of(g, product))
+            plan.skipped.add(product)
+    printed = set(statements) | program.inline
+    for s in sorted(printed):
+        if s in kept or not _spreads_a_scalar(g, s):
+            continue
+        users = list(g.successors(s))
+        if users and all(u in printed and _broadcasts_anyway(g, u, s) for u in users):
+            plan.scalars[s] = args_of(g, s)[0]
+            if s not in program.inline:
+                plan.skipped.add(s)
+    for s in program.backward:
+        swap = _mask_from_output(g, s, program.cache)
+        if swap is not None:
+            plan.rereads[(s, swap[0])] = swap[1]
+    read = set()
+    for s in program.backward:
+        if s not in plan.skipped:
+            read |= {plan.rereads.get((s, a), a) for a in readers_of(g, s, program.inline)}
+    plan.cache = [n for n in program.cache if n in read]
+    return plan
+
+
+def _product_summed(g: nx.DiGraph, s: int, program: Program) -> int | None:
+    """The `mul` statement that statement `s` sums over all axes, if its operands match."""
+    data = g.nodes[s]
+    params = data.get("params", {})
+    if data["op"] != "sum" or params.get("axis") is not None or params.get("keepdims"):
+        return None
+    (m,) = args_of(g, s)
+    if g.nodes[m]["op"] != "mul" or m in program.inline or not g.nodes[m]["shape"]:
+        return None
+    shape = g.nodes[m]["shape"]
+    if any(g.nodes[a]["shape"] != shape for a in args_of(g, m)):
+        return None  # a broadcast operand: vdot would not see the same pairs
+    return m
+
+
+def _spreads_a_scalar(g: nx.DiGraph, s: int) -> bool:
+    data = g.nodes[s]
+    return data["op"] == "broadcast_to" and g.nodes[args_of(g, s)[0]]["shape"] == ()
+
+
+def _broadcasts_anyway(g: nx.DiGraph, u: int, scalar: int) -> bool:
+    """Whether elementwise step `u` has its full shape without the broadcast operand."""
+    data = g.nodes[u]
+    if data["op"] != "expr" and (data["op"] not in GATES or GATES[data["op"]].kind == TENSOR):
+        return False
+    if data.get("copy"):
+        return False
+    others = [g.nodes[a]["shape"] for a in args_of(g, u) if a != scalar]
+    return bool(others) and np.broadcast_shapes(*others) == data["shape"]
+
+
+def _mask_from_output(g: nx.DiGraph, s: int, cache: list[int]) -> tuple[int, int] | None:
+    """(x, out) when backward step `s` reads x only as `x > 0`, out = relu(x) being cached."""
+    data = g.nodes[s]
+    gate = data.get("grad_gate")
+    if data["op"] != "expr" or gate is None or g.nodes[gate]["op"] not in SAME_POSITIVES:
+        return None
+    (x,) = args_of(g, gate)
+    args = args_of(g, s)
+    if gate not in cache or x not in args or gate in args:
+        return None
+    slot = ARGS[args.index(x)]
+    masked = data["formula"].xreplace({sympy.StrictGreaterThan(slot, 0): sympy.Dummy()})
+    return (x, gate) if slot not in masked.free_symbols else None
