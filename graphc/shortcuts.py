@@ -62,7 +62,8 @@ def shortcuts(program: Program) -> Shortcuts:
         if s in kept or not _spreads_a_scalar(g, s):
             continue
         users = list(g.successors(s))
-        if users and all(u in printed and _broadcasts_anyway(g, u, s) for u in users):
+        spread = {s, *plan.scalars}  # a step may read two of them: one must keep its shape
+        if users and all(u in printed and _broadcasts_anyway(g, u, spread) for u in users):
             plan.scalars[s] = args_of(g, s)[0]
             if s not in program.inline:
                 plan.skipped.add(s)
@@ -98,14 +99,14 @@ def _spreads_a_scalar(g: nx.DiGraph, s: int) -> bool:
     return data["op"] == "broadcast_to" and g.nodes[args_of(g, s)[0]]["shape"] == ()
 
 
-def _broadcasts_anyway(g: nx.DiGraph, u: int, scalar: int) -> bool:
-    """Whether elementwise step `u` has its full shape without the broadcast operand."""
+def _broadcasts_anyway(g: nx.DiGraph, u: int, spread: set[int]) -> bool:
+    """Whether elementwise step `u` has its full shape without its broadcast operands."""
     data = g.nodes[u]
     if data["op"] != "expr" and (data["op"] not in GATES or GATES[data["op"]].kind == TENSOR):
         return False
     if data.get("copy"):
         return False
-    others = [g.nodes[a]["shape"] for a in args_of(g, u) if a != scalar]
+    others = [g.nodes[a]["shape"] for a in args_of(g, u) if a not in spread]
     return bool(others) and np.broadcast_shapes(*others) == data["shape"]
 
 

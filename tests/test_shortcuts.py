@@ -168,3 +168,12 @@ def test_mlp_gradients_match_the_hand_written_reference(variant):
     for k in mlp.GRADS:
         np.testing.assert_allclose(grads[k], want[k], rtol=1e-10, atol=1e-13)
     assert mlp.unread_cache(f.source) == []
+
+
+def test_two_broadcast_scalars_meeting_in_one_step_keep_its_shape(rng):
+    # d(sum(s) + mean(s))/ds: both gradients are a scalar spread to s's shape; their sum must
+    # keep that shape, so one of the two stays broadcast (found by the fusion fan-out tests)
+    f = gc.function(lambda x: gc.sum(gc.sum(x, axis=1)) + gc.mean(gc.sum(x, axis=1)), inputs=["x"])
+    d = {"x": rng.standard_normal((3, 4))}
+    _, grads = f.value_and_grad(**d)
+    np.testing.assert_allclose(grads["x"], np.full((3, 4), 1 + 1 / 3))
