@@ -322,7 +322,7 @@ def emit_module(program: Program, title: str, version: str, dtype: str = "float6
     lines = [f"def backward({names[seed]}, cache):"]
     if program.cache:
         lines.append(f"    {cache_tuple if len(program.cache) == 1 else cache} = cache")
-    lines += [f"    {e.statement(n)}" for n in program.backward if n not in plan.skipped]
+    lines += [f"    {e.statement(n)}" for n in plan.backward]
     grads = [e.name_of(n) for n in program.grads]
     if len(grads) == 1:
         lines.append(f"    return ({grads[0]},)")

@@ -9,6 +9,8 @@ step, so each wire keeps its number; the shortcuts only change how the module sp
 - A scalar spread by `np.broadcast_to` and read only by elementwise steps whose other operands
   have the full shape is read as the scalar: `dW = 2 * dreg * W` is one pass over W, where
   `2 * np.broadcast_to(dreg, W.shape) * W` first made a W-sized array of copies of `2 * dreg`.
+- A gradient that is only summed into later (`dW = 2 * dreg * W` ... `dW = dW + X.T @ dh`) is
+  computed just before that sum, not held through the rest of backward: a smaller peak.
 - relu's backward reads its mask `x > 0` as `out > 0` (the same booleans, NaN included) when
   `out` is cached anyway: x then leaves the forward cache, as in hand-written code.
 """
@@ -35,6 +37,7 @@ class Shortcuts:
     skipped: set[int] = field(default_factory=set)  # statements folded into their readers
     rereads: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, x) -> read instead
     cache: list[int] = field(default_factory=list)  # the forward cache backward still reads
+    backward: list[int] = field(default_factory=list)  # backward's statements, in print order
 
 
 # Gates whose output is positive exactly where their argument is: a mask `x > 0` of the argument
@@ -76,7 +79,46 @@ def shortcuts(program: Program) -> Shortcuts:
         if s not in plan.skipped:
             read |= {plan.rereads.get((s, a), a) for a in readers_of(g, s, program.inline)}
     plan.cache = [n for n in program.cache if n in read]
+    plan.backward = _late_contributions(program, plan)
     return plan
+
+
+def _late_contributions(program: Program, plan: Shortcuts) -> list[int]:
+    """Backward's statements, each first contribution to a summed gradient moved down to just
+    before the sum that reads it, where no statement in between reuses a name it involves."""
+    g, names = program.graph, program.names
+    order = [s for s in program.backward if s not in plan.skipped]
+    reads = {s: _values_read(program, plan, s) for s in order}
+    for s in list(order):
+        users = [r for r in order if s in reads[r]]
+        if len(users) != 1 or names[users[0]] != names[s]:
+            continue
+        r = users[0]
+        if not g.nodes[r].get("comment", "").startswith("fork"):
+            continue
+        between = order[order.index(s) + 1 : order.index(r)]
+        involved = {names[s], *(names[a] for a in reads[s])}
+        if any(names[t] in involved for t in between):
+            continue
+        order.remove(s)
+        order.insert(order.index(r), s)
+    return order
+
+
+def _values_read(program: Program, plan: Shortcuts, s: int) -> set[int]:
+    """The named values statement `s` reads as printed (through inlining and the shortcuts)."""
+    g = program.graph
+    out: set[int] = set()
+    stack = [plan.rereads.get((s, a), a) for a in args_of(g, s)]
+    while stack:
+        a = stack.pop()
+        if a in plan.scalars:
+            stack.append(plan.scalars[a])
+        elif a in program.inline:
+            stack.extend(args_of(g, a))
+        elif a in program.names:
+            out.add(a)
+    return out
 
 
 def _product_summed(g: nx.DiGraph, s: int, program: Program) -> int | None:
