@@ -174,7 +174,26 @@ class Emitter:
         for (step, _), out in self.plan.rereads.items():
             if step == n:
                 comment += f", read as {self.p.names[out]} > 0: the same mask"
+        if n in self.plan.masked:
+            return self.masked_statement(n, comment)
         return f"{code}  # {comment}" if comment else code
+
+    def masked_statement(self, n: int, comment: str) -> str:
+        """g * mask in g's own array (nothing reads g again): two lines, as the lecture does."""
+        target, mask = self.plan.masked[n]
+        name, source = self.p.names[n], self.p.names[target]
+        args = args_of(self.g, n)
+        swap = {}
+        for i, a in enumerate(args):
+            swap[ARGS[i]] = swap[MASKS[i]] = sympy.Symbol(
+                self.ref(self.plan.rereads.get((n, a), a))
+            )
+        code = normalise(_PRINTER.doprint(mask.xreplace(swap)))
+        gate = self.g.nodes[self.g.nodes[n]["grad_gate"]] if "grad_gate" in self.g.nodes[n] else {}
+        about = f"{gate.get('gate', gate.get('op', 'mask'))} backward in {source}'s array"
+        lines = [f"{name} = {source}  # {about}: nothing reads {source} again"]
+        lines = [] if name == source else lines
+        return "\n    ".join([*lines, f"{name} *= {code}  # {comment}"])
 
     def dot_statement(self, n: int) -> str:
         """A full sum of x * y as np.vdot(x, y): one pass, no temporary of the product."""

@@ -11,6 +11,10 @@ step, so each wire keeps its number; the shortcuts only change how the module sp
   `2 * np.broadcast_to(dreg, W.shape) * W` first made a W-sized array of copies of `2 * dreg`.
 - A gradient that is only summed into later (`dW = 2 * dreg * W` ... `dW = dW + X.T @ dh`) is
   computed just before that sum, not held through the rest of backward: a smaller peak.
+- A mask applied to a gradient nothing reads again works in that gradient's own array
+  (`dx = dh` then `dx *= h > 0`, as the lecture's `dhidden[hidden <= 0] = 0`), where the array
+  is a fresh result of backward itself: never an input, a cached value, a view or a returned one.
+  Multiplying by booleans keeps the array's dtype, so the in-place product is the same.
 - relu's backward reads its mask `x > 0` as `out > 0` (the same booleans, NaN included) when
   `out` is cached anyway: x then leaves the forward cache, as in hand-written code.
 """
@@ -38,6 +42,7 @@ class Shortcuts:
     rereads: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, x) -> read instead
     cache: list[int] = field(default_factory=list)  # the forward cache backward still reads
     backward: list[int] = field(default_factory=list)  # backward's statements, in print order
+    masked: dict[int, tuple[int, sympy.Expr]] = field(default_factory=dict)  # step -> (g, mask)
 
 
 # Gates whose output is positive exactly where their argument is: a mask `x > 0` of the argument
@@ -80,7 +85,51 @@ def shortcuts(program: Program) -> Shortcuts:
             read |= {plan.rereads.get((s, a), a) for a in readers_of(g, s, program.inline)}
     plan.cache = [n for n in program.cache if n in read]
     plan.backward = _late_contributions(program, plan)
+    reads = {s: _values_read(program, plan, s) for s in plan.backward}
+    for s in plan.backward:
+        found = _mask_of(g, s)
+        if found is None or found[0] in kept:
+            continue
+        target, mask = found
+        if _fresh(g, target, program) and [r for r in plan.backward if target in reads[r]] == [s]:
+            plan.masked[s] = found
     return plan
+
+
+# Backward steps whose result is a new array of their own (a view or an alias is not)
+FRESH_OPS = ("matmul", "route_to_max", "softmax_cross_entropy_grad")
+
+
+def _fresh(g: nx.DiGraph, n: int, program: Program) -> bool:
+    """Whether backward statement `n` makes a new array nothing else holds."""
+    data = g.nodes[n]
+    if n not in program.backward or n == program.seed or data.get("copy") is not None:
+        return False
+    if data["op"] == "expr":
+        return not data["formula"].is_Symbol and data["shape"] != ()
+    return data["op"] in FRESH_OPS and data["shape"] != ()
+
+
+def _mask_of(g: nx.DiGraph, s: int) -> tuple[int, sympy.Expr] | None:
+    """(g, mask) when step `s` computes g * mask, mask a 0/1 indicator of g's shape or smaller."""
+    data = g.nodes[s]
+    formula = data["formula"] if data["op"] == "expr" else None
+    if formula is None or not formula.is_Mul or len(formula.args) != 2:
+        return None
+    args = args_of(g, s)
+    for k, factor in enumerate(formula.args):
+        mask = formula.args[1 - k]
+        if factor not in ARGS[: len(args)] or factor in mask.free_symbols:
+            continue
+        target = args[ARGS.index(factor)]
+        indicator = isinstance(mask, sympy.Piecewise) and len(mask.args) == 2
+        if (
+            indicator
+            and (mask.args[0].expr, mask.args[1].expr, mask.args[1].cond) == (1, 0, sympy.true)
+            and g.nodes[target]["shape"] == data["shape"]
+        ):
+            return target, mask
+    return None
 
 
 def _late_contributions(program: Program, plan: Shortcuts) -> list[int]:
