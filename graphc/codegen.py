@@ -144,7 +144,10 @@ class Emitter:
         data = self.g.nodes[n]
         op = data["op"]
         refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in args_of(self.g, n)]
-        if op == "expr":
+        if n in self.plan.transposed:
+            x, dh = (self.ref(a) for a in self.plan.transposed[n])
+            code = f"({dh}.T @ {x}).T"
+        elif op == "expr":
             code = formula_template(data["formula"]).format(*refs)
         else:
             gate = GATES[op]
@@ -164,6 +167,10 @@ class Emitter:
             return self.dot_statement(n)
         self.nested = False
         code = self.expr(n)
+        if n in self.plan.summed_transposed:  # added into the product's array, then turned back
+            prev, m = self.plan.summed_transposed[n]
+            x, dh = (self.ref(a) for a in self.plan.transposed[m])
+            code = f"({dh}.T @ {x} + {self.ref(prev)}.T).T"
         if self.nested:  # drop the parentheses an inlined expression did not need
             code = normalise(code)
         code = f"{self.p.names[n]} = {code}"
@@ -174,6 +181,11 @@ class Emitter:
         for (step, _), out in self.plan.rereads.items():
             if step == n:
                 comment += f", read as {self.p.names[out]} > 0: the same mask"
+        inlined = [a for a in args_of(self.g, n) if a in self.p.inline]
+        tall = [m for m in (n, *inlined) if m in self.plan.transposed]
+        if tall:
+            x, dh = (self.ref(a) for a in self.plan.transposed[tall[0]])
+            comment += f", transposed: BLAS is faster at the wide {dh}.T @ {x}"
         if n in self.plan.masked:
             return self.masked_statement(n, comment)
         return f"{code}  # {comment}" if comment else code
@@ -306,7 +318,7 @@ def helpers_used(program: Program) -> list[str]:
 
 def emit_module(program: Program, title: str, version: str, dtype: str = "float64") -> str:
     """The full source of the generated module for `program`; `dtype` is the output's type."""
-    plan = shortcuts(program)
+    plan = shortcuts(program, dtype)
     program = dataclasses.replace(program, cache=plan.cache)
     e = Emitter(program, plan)
     g = program.graph

@@ -207,3 +207,34 @@ def test_a_gradient_read_again_or_returned_is_not_masked_in_place(rng):
     g = gc.function(lambda x: gc.sum(gc.relu(x) * x), inputs=["x"])
     x = rng.standard_normal(5)
     assert_grads_close(g.grad(x), central_diff_all(g, {"x": x}))
+
+
+def tall_layer(X, W, reg):
+    return gc.sum(gc.relu(X @ W)) + reg * gc.sum(W * W)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_tall_weight_gradient_is_computed_transposed_in_float64_only(dtype, rng):
+    X = rng.standard_normal((16, 2048)).astype(dtype)
+    W = (0.05 * rng.standard_normal((2048, 32))).astype(dtype)
+    reg = np.dtype(dtype).type(0.5)
+    f = gc.function(tall_layer)
+    _, grads = f.value_and_grad(X, W, reg)
+    transposed = "(dmatmul.T @ X + dW.T).T" in f.source
+    assert transposed == (dtype == "float64"), f.source
+    mask = (X @ W > 0).astype(dtype)
+    want = X.T @ mask + 2 * reg * W
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(grads["W"], want, rtol=tol, atol=tol)
+    assert grads["W"].dtype == dtype
+    compiled = f.compiled_for(X, W, reg)  # the drawings' values: the plain product
+    values = compiled.values([X, W, reg], 1.0)
+    np.testing.assert_allclose(grads["W"], values[compiled.program.grads[1]], rtol=tol, atol=tol)
+
+
+def test_a_small_or_square_weight_gradient_keeps_the_plain_product(rng):
+    f = gc.function(tall_layer)
+    f(rng.standard_normal((16, 64)), rng.standard_normal((64, 32)), 0.5)  # 64 < 8 * 32
+    assert "X.T @ dmatmul" in f.source and ".T).T" not in f.source
+    f(rng.standard_normal((16, 1024)), rng.standard_normal((1024, 8)), 0.5)  # small
+    assert "X.T @ dmatmul" in f.source and ".T).T" not in f.source
