@@ -174,7 +174,13 @@ class Emitter:
         if self.nested:  # drop the parentheses an inlined expression did not need
             code = normalise(code)
         code = f"{self.p.names[n]} = {code}"
-        comment = self.comment(n)
+        comment = self.shortcut_notes(n, self.comment(n))
+        if n in self.plan.masked:
+            return self.masked_statement(n, comment)
+        return f"{code}  # {comment}" if comment else code
+
+    def shortcut_notes(self, n: int, comment: str) -> str:
+        """The statement's comment, with what the shortcuts changed in it (see shortcuts.py)."""
         spread = [a for a in args_of(self.g, n) if a in self.plan.scalars]
         if spread:
             comment = f"{comment}; {self.comment(spread[0])}: the scalar broadcasts"
@@ -186,9 +192,7 @@ class Emitter:
         if tall:
             x, dh = (self.ref(a) for a in self.plan.transposed[tall[0]])
             comment += f", transposed: BLAS is faster at the wide {dh}.T @ {x}"
-        if n in self.plan.masked:
-            return self.masked_statement(n, comment)
-        return f"{code}  # {comment}" if comment else code
+        return comment
 
     def masked_statement(self, n: int, comment: str) -> str:
         """g * mask in g's own array (nothing reads g again): two lines, as the lecture does."""
