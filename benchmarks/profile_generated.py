@@ -67,7 +67,8 @@ def graphc_statements(d, variant: str):
     # The seed, as the generated value_and_grad computes it from forward's output.
     out_name = fns["value_and_grad"].body[0].targets[0].elts[0].id
     out_expr = ast.unparse(fns["forward"].body[-1].value.elts[0])
-    call = [n for n in ast.walk(fns["value_and_grad"]) if isinstance(n, ast.Call)][-1]
+    calls = [n for n in ast.walk(fns["value_and_grad"]) if isinstance(n, ast.Call)]
+    call = next(c for c in calls if isinstance(c.func, ast.Name) and c.func.id == "backward")
     seed = f"{fns['backward'].args.args[0].arg} = {ast.unparse(call.args[0])}"
     body = [
         *fns["forward"].body[:-1],  # no return

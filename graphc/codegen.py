@@ -26,6 +26,7 @@ from sympy.printing.numpy import NumPyPrinter
 from .graph import args_of, topo_order
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
+from .shortcuts import Shortcuts, shortcuts
 from .special import HELPER_NEEDS, HELPERS, NOT_FINITE
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
@@ -121,13 +122,16 @@ def normalise(code: str) -> str:
 class Emitter:
     """Prints the statements of one program."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, plan: Shortcuts | None = None):
         self.p = program
         self.g = program.graph
+        self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
         self.nested = False  # whether the code being built has an inlined sub-expression
 
     def ref(self, n: int) -> str:
         """How statement code refers to node n: its name, or its inlined expression."""
+        if n in self.plan.scalars:  # NumPy broadcasts the scalar itself
+            return self.ref(self.plan.scalars[n])
         if n in self.p.inline:
             data = self.g.nodes[n]
             if data["op"] == "const" and np.ndim(data["value"]) == 0 and data["value"] >= 0:
@@ -139,8 +143,11 @@ class Emitter:
     def expr(self, n: int) -> str:
         data = self.g.nodes[n]
         op = data["op"]
-        refs = [self.ref(a) for a in args_of(self.g, n)]
-        if op == "expr":
+        refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in args_of(self.g, n)]
+        if n in self.plan.transposed:
+            x, dh = (self.ref(a) for a in self.plan.transposed[n])
+            code = f"({dh}.T @ {x}).T"
+        elif op == "expr":
             code = formula_template(data["formula"]).format(*refs)
         else:
             gate = GATES[op]
@@ -156,13 +163,59 @@ class Emitter:
         return code
 
     def statement(self, n: int) -> str:
+        if n in self.plan.dots:
+            return self.dot_statement(n)
         self.nested = False
         code = self.expr(n)
+        if n in self.plan.summed_transposed:  # added into the product's array, then turned back
+            prev, m = self.plan.summed_transposed[n]
+            x, dh = (self.ref(a) for a in self.plan.transposed[m])
+            code = f"({dh}.T @ {x} + {self.ref(prev)}.T).T"
         if self.nested:  # drop the parentheses an inlined expression did not need
             code = normalise(code)
         code = f"{self.p.names[n]} = {code}"
-        comment = self.comment(n)
+        comment = self.shortcut_notes(n, self.comment(n))
+        if n in self.plan.masked:
+            return self.masked_statement(n, comment)
         return f"{code}  # {comment}" if comment else code
+
+    def shortcut_notes(self, n: int, comment: str) -> str:
+        """The statement's comment, with what the shortcuts changed in it (see shortcuts.py)."""
+        spread = [a for a in args_of(self.g, n) if a in self.plan.scalars]
+        if spread:
+            comment = f"{comment}; {self.comment(spread[0])}: the scalar broadcasts"
+        for (step, _), out in self.plan.rereads.items():
+            if step == n:
+                comment += f", read as {self.p.names[out]} > 0: the same mask"
+        inlined = [a for a in args_of(self.g, n) if a in self.p.inline]
+        tall = [m for m in (n, *inlined) if m in self.plan.transposed]
+        if tall:
+            x, dh = (self.ref(a) for a in self.plan.transposed[tall[0]])
+            comment += f", transposed: BLAS is faster at the wide {dh}.T @ {x}"
+        return comment
+
+    def masked_statement(self, n: int, comment: str) -> str:
+        """g * mask in g's own array (nothing reads g again): two lines, as the lecture does."""
+        target, mask = self.plan.masked[n]
+        name, source = self.p.names[n], self.p.names[target]
+        args = args_of(self.g, n)
+        swap = {}
+        for i, a in enumerate(args):
+            swap[ARGS[i]] = swap[MASKS[i]] = sympy.Symbol(
+                self.ref(self.plan.rereads.get((n, a), a))
+            )
+        code = normalise(_PRINTER.doprint(mask.xreplace(swap)))
+        gate = self.g.nodes[self.g.nodes[n]["grad_gate"]] if "grad_gate" in self.g.nodes[n] else {}
+        about = f"{gate.get('gate', gate.get('op', 'mask'))} backward in {source}'s array"
+        lines = [f"{name} = {source}  # {about}: nothing reads {source} again"]
+        lines = [] if name == source else lines
+        return "\n    ".join([*lines, f"{name} *= {code}  # {comment}"])
+
+    def dot_statement(self, n: int) -> str:
+        """A full sum of x * y as np.vdot(x, y): one pass, no temporary of the product."""
+        x, y = (self.ref(a) for a in self.plan.dots[n])
+        code = f"{self.p.names[n]} = {NAMESPACE}.vdot({x}, {y})"
+        return f"{code}  # mul and sum: {x} * {y} summed in one pass, no temporary"
 
     def name_of(self, n: int) -> str:
         """A node's name, or the code of a value that has none (a constant, an inlined view)."""
@@ -269,7 +322,9 @@ def helpers_used(program: Program) -> list[str]:
 
 def emit_module(program: Program, title: str, version: str, dtype: str = "float64") -> str:
     """The full source of the generated module for `program`; `dtype` is the output's type."""
-    e = Emitter(program)
+    plan = shortcuts(program, dtype)
+    program = dataclasses.replace(program, cache=plan.cache)
+    e = Emitter(program, plan)
     g = program.graph
     names = program.names
     params = ", ".join(names[i] for i in program.inputs)
@@ -296,13 +351,13 @@ def emit_module(program: Program, title: str, version: str, dtype: str = "float6
     cache = ", ".join(names[n] for n in program.cache)
     cache_tuple = f"({cache},)" if len(program.cache) == 1 else f"({cache})"
     lines = [f"def forward({params}):"]
-    lines += [f"    {e.statement(n)}" for n in program.forward]
+    lines += [f"    {e.statement(n)}" for n in program.forward if n not in plan.skipped]
     lines.append(f"    return {e.name_of(out)}, {cache_tuple}")
     blocks.append("\n".join(lines))
     lines = [f"def backward({names[seed]}, cache):"]
     if program.cache:
         lines.append(f"    {cache_tuple if len(program.cache) == 1 else cache} = cache")
-    lines += [f"    {e.statement(n)}" for n in program.backward]
+    lines += [f"    {e.statement(n)}" for n in plan.backward]
     grads = [e.name_of(n) for n in program.grads]
     if len(grads) == 1:
         lines.append(f"    return ({grads[0]},)")

@@ -369,6 +369,12 @@ def _vjp_affine(b, node, args, dout):
     return (*_vjp_matmul(b, node, [x, w], upstream), dout)
 
 
+def _spell_sum_squares(a, shapes, p):
+    if p.get("axis") is None and not p.get("keepdims") and shapes[0]:
+        return f"np.vdot({a[0]}, {a[0]})"  # one pass over x, no temporary x**2
+    return f"np.sum(np.square({a[0]}){_kw(p, 'axis', 'keepdims')})"
+
+
 def _vjp_sum_squares(b, node, args, dout):
     # d/dx sum(x**2) = 2 * x * dout, dout broadcast back over the summed axes
     (spread,) = _vjp_sum(b, node, args, dout)
@@ -396,8 +402,7 @@ FUSED_ROWS = (
     ),
     dict(
         name="sum_squares", arity=1, symbol="Σx²", shape=_reduce_shape("sum_squares"),
-        spell=lambda a, s, p: f"np.sum(np.square({a[0]}){_kw(p, 'axis', 'keepdims')})",
-        vjp=_vjp_sum_squares, params=("axis", "keepdims"),
+        spell=_spell_sum_squares, vjp=_vjp_sum_squares, params=("axis", "keepdims"),
     ),
     # backward-only
     dict(

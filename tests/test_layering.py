@@ -32,6 +32,7 @@ STAGES = {
     "lower": "pass",
     "codegen": "backend",
     "numba_backend": "backend",  # optional: one compiled loop for elementwise programs
+    "shortcuts": "backend",  # how the generated module spells steps in fewer passes
     "render": "backend",
     "scalar": "backend",  # the Python-float path: the module's statements on floats
     "function": "surface",

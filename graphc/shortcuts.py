@@ -1,0 +1,267 @@
+"""Print-time shortcuts: the generated module computes the same values in fewer passes.
+
+Stage: backend planning (`Program` -> `Shortcuts`), read by `codegen.emit_module` alone. Imports
+`graph`, `ops` and `schedule`. The values module behind drawings and checks still runs every
+step, so each wire keeps its number; the shortcuts only change how the module spells them.
+
+- A full sum of a product, `sum(x * y)` with x and y of one shape, is `np.vdot(x, y)`: one pass,
+  no temporary (the regulariser's `sum(W * W)` made and kept a W-sized array).
+- A scalar spread by `np.broadcast_to` and read only by elementwise steps whose other operands
+  have the full shape is read as the scalar: `dW = 2 * dreg * W` is one pass over W, where
+  `2 * np.broadcast_to(dreg, W.shape) * W` first made a W-sized array of copies of `2 * dreg`.
+- A gradient that is only summed into later (`dW = 2 * dreg * W` ... `dW = dW + X.T @ dh`) is
+  computed just before that sum, not held through the rest of backward: a smaller peak.
+- A mask applied to a gradient nothing reads again works in that gradient's own array
+  (`dx = dh` then `dx *= h > 0`, as the lecture's `dhidden[hidden <= 0] = 0`), where the array
+  is a fresh result of backward itself: never an input, a cached value, a view or a returned one.
+  Multiplying by booleans keeps the array's dtype, so the in-place product is the same.
+- In float64, a tall weight gradient `X.T @ dh` is computed as `(dh.T @ X).T`: OpenBLAS's dgemm
+  is much slower at a tall C-ordered product than at the wide one (measured here, one thread:
+  (3072, 100) from K=256 took 6.0 ms, its transpose 4.0 ms; float32 shows no difference, so it
+  keeps the plain product). A gradient summed into it is added before transposing back,
+  `dW = (dh.T @ X + dW.T).T`, so NumPy adds in place into the product's own array.
+- relu's backward reads its mask `x > 0` as `out > 0` (the same booleans, NaN included) when
+  `out` is cached anyway: x then leaves the forward cache, as in hand-written code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import sympy
+
+from .graph import args_of
+from .ops import ARGS, GATES, TENSOR
+from .schedule import Program, readers_of
+
+
+@dataclass
+class Shortcuts:
+    """What `emit_module` prints differently, by node id."""
+
+    dots: dict[int, tuple[int, int]] = field(default_factory=dict)  # sum -> (x, y) of x * y
+    scalars: dict[int, int] = field(default_factory=dict)  # broadcast -> the scalar it spreads
+    skipped: set[int] = field(default_factory=set)  # statements folded into their readers
+    rereads: dict[tuple[int, int], int] = field(default_factory=dict)  # (step, x) -> read instead
+    cache: list[int] = field(default_factory=list)  # the forward cache backward still reads
+    backward: list[int] = field(default_factory=list)  # backward's statements, in print order
+    masked: dict[int, tuple[int, sympy.Expr]] = field(default_factory=dict)  # step -> (g, mask)
+    transposed: dict[int, tuple[int, int]] = field(default_factory=dict)  # X.T @ dh -> (X, dh)
+    summed_transposed: dict[int, tuple[int, int]] = field(default_factory=dict)  # add -> (dW, mm)
+
+
+# dgemm's slow shape: a product at least this many times taller than wide (see the docstring),
+# with at least this many entries (a small product is not worth a less plain spelling)
+TALL = 8
+TALL_SIZE = 2**16
+
+
+# Gates whose output is positive exactly where their argument is: a mask `x > 0` of the argument
+# is the mask `out > 0` of the output.
+SAME_POSITIVES = ("relu",)
+
+
+def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
+    """The shortcuts that keep every value the generated module returns or caches the same.
+
+    `dtype` is the generated module's output type (the widest of its inputs').
+    """
+    g = program.graph
+    statements = [*program.forward, *program.backward]
+    readers: dict[int, list[int]] = {}
+    for s in statements:
+        for a in sorted(readers_of(g, s, program.inline)):
+            readers.setdefault(a, []).append(s)
+    kept = {program.output, *program.grads, *program.cache}
+    plan = Shortcuts()
+    for s in statements:
+        product = _product_summed(g, s, program)
+        if product is not None and readers.get(product) == [s] and product not in kept:
+            plan.dots[s] = tuple(args_of(g, product))
+            plan.skipped.add(product)
+    printed = set(statements) | program.inline
+    for s in sorted(printed):
+        if s in kept or not _spreads_a_scalar(g, s):
+            continue
+        users = list(g.successors(s))
+        spread = {s, *plan.scalars}  # a step may read two of them: one must keep its shape
+        if users and all(u in printed and _broadcasts_anyway(g, u, spread) for u in users):
+            plan.scalars[s] = args_of(g, s)[0]
+            if s not in program.inline:
+                plan.skipped.add(s)
+    for s in program.backward:
+        swap = _mask_from_output(g, s, program.cache)
+        if swap is not None:
+            plan.rereads[(s, swap[0])] = swap[1]
+    read = set()
+    for s in program.backward:
+        if s not in plan.skipped:
+            read |= {plan.rereads.get((s, a), a) for a in readers_of(g, s, program.inline)}
+    plan.cache = [n for n in program.cache if n in read]
+    plan.backward = _late_contributions(program, plan)
+    if dtype == "float64":
+        _transpose_tall_products(program, plan)
+    reads = {s: _values_read(program, plan, s) for s in plan.backward}
+    for s in plan.backward:
+        found = _mask_of(g, s)
+        if found is None or found[0] in kept:
+            continue
+        target, mask = found
+        if _fresh(g, target, program) and [r for r in plan.backward if target in reads[r]] == [s]:
+            plan.masked[s] = found
+    return plan
+
+
+# Backward steps whose result is a new array of their own (a view or an alias is not)
+FRESH_OPS = ("matmul", "route_to_max", "softmax_cross_entropy_grad")
+
+
+def _fresh(g: nx.DiGraph, n: int, program: Program) -> bool:
+    """Whether backward statement `n` makes a new array nothing else holds."""
+    data = g.nodes[n]
+    if n not in program.backward or n == program.seed or data.get("copy") is not None:
+        return False
+    if data["op"] == "expr":
+        return not data["formula"].is_Symbol and data["shape"] != ()
+    return data["op"] in FRESH_OPS and data["shape"] != ()
+
+
+def _mask_of(g: nx.DiGraph, s: int) -> tuple[int, sympy.Expr] | None:
+    """(g, mask) when step `s` computes g * mask, mask a 0/1 indicator of g's shape or smaller."""
+    data = g.nodes[s]
+    formula = data["formula"] if data["op"] == "expr" else None
+    if formula is None or not formula.is_Mul or len(formula.args) != 2:
+        return None
+    args = args_of(g, s)
+    for k, factor in enumerate(formula.args):
+        mask = formula.args[1 - k]
+        if factor not in ARGS[: len(args)] or factor in mask.free_symbols:
+            continue
+        target = args[ARGS.index(factor)]
+        indicator = isinstance(mask, sympy.Piecewise) and len(mask.args) == 2
+        if (
+            indicator
+            and (mask.args[0].expr, mask.args[1].expr, mask.args[1].cond) == (1, 0, sympy.true)
+            and g.nodes[target]["shape"] == data["shape"]
+        ):
+            return target, mask
+    return None
+
+
+def _late_contributions(program: Program, plan: Shortcuts) -> list[int]:
+    """Backward's statements, each first contribution to a summed gradient moved down to just
+    before the sum that reads it, where no statement in between reuses a name it involves."""
+    g, names = program.graph, program.names
+    order = [s for s in program.backward if s not in plan.skipped]
+    reads = {s: _values_read(program, plan, s) for s in order}
+    for s in list(order):
+        users = [r for r in order if s in reads[r]]
+        if len(users) != 1 or names[users[0]] != names[s]:
+            continue
+        r = users[0]
+        if not g.nodes[r].get("comment", "").startswith("fork"):
+            continue
+        between = order[order.index(s) + 1 : order.index(r)]
+        involved = {names[s], *(names[a] for a in reads[s])}
+        if any(names[t] in involved for t in between):
+            continue
+        order.remove(s)
+        order.insert(order.index(r), s)
+    return order
+
+
+def _values_read(program: Program, plan: Shortcuts, s: int) -> set[int]:
+    """The named values statement `s` reads as printed (through inlining and the shortcuts)."""
+    g = program.graph
+    out: set[int] = set()
+    stack = [plan.rereads.get((s, a), a) for a in args_of(g, s)]
+    while stack:
+        a = stack.pop()
+        if a in plan.scalars:
+            stack.append(plan.scalars[a])
+        elif a in program.inline:
+            stack.extend(args_of(g, a))
+        elif a in program.names:
+            out.add(a)
+    return out
+
+
+def _product_summed(g: nx.DiGraph, s: int, program: Program) -> int | None:
+    """The `mul` statement that statement `s` sums over all axes, if its operands match."""
+    data = g.nodes[s]
+    params = data.get("params", {})
+    if data["op"] != "sum" or params.get("axis") is not None or params.get("keepdims"):
+        return None
+    (m,) = args_of(g, s)
+    if g.nodes[m]["op"] != "mul" or m in program.inline or not g.nodes[m]["shape"]:
+        return None
+    shape = g.nodes[m]["shape"]
+    if any(g.nodes[a]["shape"] != shape for a in args_of(g, m)):
+        return None  # a broadcast operand: vdot would not see the same pairs
+    return m
+
+
+def _spreads_a_scalar(g: nx.DiGraph, s: int) -> bool:
+    data = g.nodes[s]
+    return data["op"] == "broadcast_to" and g.nodes[args_of(g, s)[0]]["shape"] == ()
+
+
+def _broadcasts_anyway(g: nx.DiGraph, u: int, spread: set[int]) -> bool:
+    """Whether elementwise step `u` has its full shape without its broadcast operands."""
+    data = g.nodes[u]
+    if data["op"] != "expr" and (data["op"] not in GATES or GATES[data["op"]].kind == TENSOR):
+        return False
+    if data.get("copy"):
+        return False
+    others = [g.nodes[a]["shape"] for a in args_of(g, u) if a not in spread]
+    return bool(others) and np.broadcast_shapes(*others) == data["shape"]
+
+
+def _mask_from_output(g: nx.DiGraph, s: int, cache: list[int]) -> tuple[int, int] | None:
+    """(x, out) when backward step `s` reads x only as `x > 0`, out = relu(x) being cached."""
+    data = g.nodes[s]
+    gate = data.get("grad_gate")
+    if data["op"] != "expr" or gate is None or g.nodes[gate]["op"] not in SAME_POSITIVES:
+        return None
+    (x,) = args_of(g, gate)
+    args = args_of(g, s)
+    if gate not in cache or x not in args or gate in args:
+        return None
+    slot = ARGS[args.index(x)]
+    masked = data["formula"].xreplace({sympy.StrictGreaterThan(slot, 0): sympy.Dummy()})
+    return (x, gate) if slot not in masked.free_symbols else None
+
+
+def _transpose_tall_products(program: Program, plan: Shortcuts) -> None:
+    """Mark each backward `X.T @ dh` of a tall result, and a fork that sums one into a gradient."""
+    g = program.graph
+    for m in sorted(set(program.backward) | program.inline):
+        found = _tall_transposed_product(g, m, program)
+        if found is None:
+            continue
+        plan.transposed[m] = found
+    for n in program.backward:
+        data = g.nodes[n]
+        args = args_of(g, n)
+        if data["op"] != "add" or not data.get("comment", "").startswith("fork"):
+            continue
+        prev, m = args
+        if m in plan.transposed and m in program.inline and g.nodes[prev]["shape"] == data["shape"]:
+            plan.summed_transposed[n] = (prev, m)
+
+
+def _tall_transposed_product(g: nx.DiGraph, m: int, program: Program) -> tuple[int, int] | None:
+    """(X, dh) when node m is X.T @ dh of 2-d matrices, at least TALL times taller than wide."""
+    data = g.nodes[m]
+    if data["op"] != "matmul" or len(data["shape"]) != 2 or data.get("role") != "grad":
+        return None
+    rows, cols = data["shape"]
+    a, b = args_of(g, m)
+    view = g.nodes[a]
+    if view["op"] != "transpose" or a not in program.inline or len(view["shape"]) != 2:
+        return None
+    if view.get("params", {}).get("axes") not in (None, (1, 0)) or len(g.nodes[b]["shape"]) != 2:
+        return None
+    return (args_of(g, a)[0], b) if rows >= TALL * cols and rows * cols >= TALL_SIZE else None
