@@ -241,7 +241,7 @@ class Function:
         return self.inputs if self._wrt is None else self._wrt
 
     def _specialised(self, values: list) -> Compiled:
-        key = tuple((np.shape(v), _dtype_key(v)) for v in values)
+        key = tuple(map(_signature, values))
         if key not in self._compiled:
             shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
             dtype = np.result_type(*values).type.__name__ if values else "float64"
@@ -272,14 +272,18 @@ class Function:
 
         For a non-scalar output this is the gradient of the sum of its entries.
         """
-        self._specialised(self._bind(args, kwargs))
+        values = self._bind(args, kwargs)
+        compiled = self._specialised(values)
         if "value_and_grad" in vars(self):  # the first call with Python floats made an entry
             return self.value_and_grad(*args, **kwargs)
-        return self._numpy_value_and_grad(*args, **kwargs)
+        return self._gradients(compiled.module, values)
 
     def _numpy_value_and_grad(self, /, *args, **kwargs):
         values = self._bind(args, kwargs)
-        out, grads = self._module_for(values).value_and_grad(*values)
+        return self._gradients(self._module_for(values), values)
+
+    def _gradients(self, module, values: list):
+        out, grads = module.value_and_grad(*values)
         given = dict(zip(self.inputs, values))
         return _result(out, values), {
             k: _gradient(g, given[k]) for k, g in zip(self.gradient_names, grads)
@@ -477,14 +481,19 @@ def write_picture(picture, path) -> str:
     return path
 
 
-def _dtype_key(v) -> str:
-    return "py" if isinstance(v, float) else np.asarray(v).dtype.str
+def _signature(v) -> tuple:
+    """What a specialisation depends on: the shape and dtype of a converted input."""
+    if type(v) is np.ndarray:
+        return v.shape, v.dtype.str
+    return np.shape(v), "py" if isinstance(v, float) else np.asarray(v).dtype.str
 
 
 def _convert(name: str, v):
     """Python reals and NumPy integer scalars become float64 scalars (so division by zero and
     overflow follow NumPy); integer arrays become float64 arrays; NumPy floats keep their dtype;
     the rest is refused."""
+    if type(v) is np.ndarray and v.dtype.kind == "f":  # the common case, first
+        return v
     if isinstance(v, (bool, np.bool_)):
         raise InputError(
             f"input {name!r} is a boolean; graphc differentiates real numbers, pass float({v})"
