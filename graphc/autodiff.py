@@ -20,7 +20,7 @@ import numpy as np
 import sympy
 
 from .errors import GraphcError
-from .graph import add_node, args_of, topo_order
+from .graph import add_node, args_of, copy_graph, topo_order
 from .ops import (
     ARGS,
     DOUT,
@@ -176,7 +176,7 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
     maps each wire (gate, argument) to the gradient flowing back along it and, where that
     argument was broadcast, the gradient before the summation that undoes it.
     """
-    h = g.copy()
+    h = copy_graph(g)
     b = Builder(h)
     output = h.graph["output"]
     wrt = list(h.graph["inputs"] if wrt is None else wrt)

@@ -100,6 +100,12 @@ def formula_template(formula: sympy.Expr) -> str:
     return _PLACEHOLDER.sub(lambda m: "{" + (m.group(1) or "out") + "}", text)
 
 
+@functools.cache
+def gate_template(gate) -> str:
+    """`formula_template` of a gate row's own formula (built and printed once per gate)."""
+    return formula_template(gate.expr())
+
+
 def literal(value) -> str:
     """A Python/NumPy literal for a constant."""
     arr = np.asarray(value)
@@ -125,6 +131,14 @@ class Emitter:
         self.p = program
         self.g = program.graph
         self.nested = False  # whether the code being built has an inlined sub-expression
+        self._args: dict[int, list[int]] = {}
+
+    def args(self, n: int) -> list[int]:
+        """The argument nodes of n (read from the graph once per node)."""
+        found = self._args.get(n)
+        if found is None:
+            found = self._args[n] = args_of(self.g, n)
+        return found
 
     def ref(self, n: int) -> str:
         """How statement code refers to node n: its name, or its inlined expression."""
@@ -139,18 +153,18 @@ class Emitter:
     def expr(self, n: int) -> str:
         data = self.g.nodes[n]
         op = data["op"]
-        refs = [self.ref(a) for a in args_of(self.g, n)]
+        refs = [self.ref(a) for a in self.args(n)]
         if op == "expr":
             code = formula_template(data["formula"]).format(*refs)
         else:
             gate = GATES[op]
             if gate.kind == TENSOR:
-                shapes = [self.g.nodes[a]["shape"] for a in args_of(self.g, n)]
+                shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
                 code = gate.spell(refs, shapes, data.get("params", {}))
             elif gate.numpy:
                 code = gate.numpy.format(*refs)
             else:
-                code = formula_template(gate.expr()).format(*refs)
+                code = gate_template(gate).format(*refs)
         if data.get("copy"):
             code = f"{NAMESPACE}.copy({code})"
         return code
@@ -181,7 +195,7 @@ class Emitter:
                 return f"{data['gate'].split(':')[0]}: e = exp(-|x|) <= 1, shared with backward"
             if op == "expr":
                 return f"{data.get('gate', 'fused')}: " + self.local_text(
-                    data["formula"], n, args_of(self.g, n)
+                    data["formula"], n, self.args(n)
                 )
             return op
         if "shared_by" in data:
@@ -189,29 +203,29 @@ class Emitter:
             return f"{by.get('gate', by['op'])}: shared by the gradients below"
         if "unbroadcast" in data:
             a = data["unbroadcast"]
-            shape = self.g.nodes[args_of(self.g, n)[0]]["shape"]
+            shape = self.g.nodes[self.args(n)[0]]["shape"]
             return f"unbroadcast: {self.name_of(a)} was broadcast to {shape}"
         if "grad_gate" in data:
             fwd = data["grad_gate"]
             fwd_op = self.g.nodes[fwd].get("gate", self.g.nodes[fwd]["op"])
-            fwd_args = args_of(self.g, fwd)
+            fwd_args = self.args(fwd)
             i = data["grad_arg"]
-            grads = _locals(self.g, fwd)
-            local = sympy.Add(*(grads[j] for j, a in enumerate(fwd_args) if a == fwd_args[i]))
-            note = self.local_text(local, fwd, args_of(self.g, fwd))
+            same = tuple(j for j, a in enumerate(fwd_args) if a == fwd_args[i])
+            local = _summed(_locals(self.g, fwd), same)
+            note = self.local_text(local, fwd, fwd_args)
             if len(note) > 40:  # a long formula is already the statement itself
                 arg = self.name_of(fwd_args[i])
                 return f"{fwd_op}: upstream gradient times d{self.name_of(fwd)}/d{arg}"
             return f"{fwd_op}: local gradient {note}"
         if data.get("copy") is not None and op == "expr":
-            source = args_of(self.g, n)[0]
+            source = self.args(n)[0]
             via = self.g.nodes[source].get("grad_of")
             if source == self.p.seed or via is None:
                 return "the output's gradient, passed through (local gradient 1)"
             return f"{self.g.nodes[via]['op']}: local gradient 1, the gradient passes through"
         comment = data.get("comment", "")
         if op == "add" and comment.startswith("fork"):
-            parts = [self.comment(a) for a in args_of(self.g, n)[1:] if a in self.p.inline]
+            parts = [self.comment(a) for a in self.args(n)[1:] if a in self.p.inline]
             return "; ".join([comment, *filter(None, parts)])
         return comment
 
@@ -243,8 +257,21 @@ def _locals(g, fwd: int):
 
 
 @functools.cache
+def _summed(grads: tuple, positions: tuple[int, ...]) -> sympy.Expr:
+    """The local gradient of an argument filling `positions` (x*x: d/da0 + d/da1 = 2*x)."""
+    return sympy.Add(*(grads[j] for j in positions))
+
+
+@functools.cache
 def _functions_in(formula: sympy.Expr) -> frozenset[str]:
     return frozenset(type(a).__name__ for a in formula.atoms(sympy.Function))
+
+
+@functools.cache
+def _gate_functions(gate) -> frozenset[str]:
+    """The helpers a gate row's statements call: its own, and the functions of its formula."""
+    found = frozenset(gate.helpers)
+    return found | _functions_in(gate.expr()) if gate.formula is not None else found
 
 
 def helpers_used(program: Program) -> list[str]:
@@ -253,16 +280,13 @@ def helpers_used(program: Program) -> list[str]:
     names: set[str] = set()
     for n in [*program.forward, *program.backward, *program.inline]:
         data = g.nodes[n]
-        formulas = [data["formula"]] if data["op"] == "expr" else []
+        if data["op"] == "expr":
+            names |= _functions_in(data["formula"])
         gate = GATES.get(data["op"])
         if gate is not None:
-            names.update(gate.helpers)
-            if gate.formula is not None:
-                formulas.append(gate.expr())
+            names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
-            formulas.append(_locals(g, data["grad_gate"])[data["grad_arg"]])
-        for f in formulas:
-            names |= _functions_in(f)
+            names |= _functions_in(_locals(g, data["grad_gate"])[data["grad_arg"]])
     names.update(need for name in list(names) for need in HELPER_NEEDS.get(name, ()))
     return [source for name, source in HELPERS.items() if name in names]
 

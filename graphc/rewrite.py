@@ -40,7 +40,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphcError
-from .graph import add_node, args_of, topo_order
+from .graph import add_node, args_of, copy_graph, topo_order
 
 COMMUTATIVE = frozenset({"add", "mul"})  # not maximum/minimum: a tie goes to the first argument
 MAX_SWEEPS = 100
@@ -268,7 +268,7 @@ def rewrite(g: nx.DiGraph, rules: list[Rule]) -> nx.DiGraph:
 
     The copy's `graph["rewrites"]` lists (rule, new node, replaced nodes) in order.
     """
-    h = g.copy()
+    h = copy_graph(g)
     h.graph["rewrites"] = list(g.graph.get("rewrites", []))
     by_op: dict[str, list[Rule]] = {}
     for r in rules:

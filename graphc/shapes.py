@@ -12,7 +12,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from .graph import args_of, topo_order
+from .graph import args_of, copy_graph, topo_order
 from .ops import GATES, TENSOR, broadcast_shape
 
 
@@ -33,7 +33,7 @@ def node_shape(g: nx.DiGraph, n: int) -> tuple[int, ...]:
 
 def infer_shapes(g: nx.DiGraph, input_shapes: dict[str, tuple[int, ...]]) -> nx.DiGraph:
     """A copy of `g` whose nodes carry `shape`; ShapeError at the first gate that cannot work."""
-    h = g.copy()
+    h = copy_graph(g)
     for n in topo_order(h):
         data = h.nodes[n]
         data["shape"] = (
