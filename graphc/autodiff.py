@@ -103,7 +103,7 @@ class Builder:
         argument. The formula is rewritten over a0, a1, ... (m0, m1, ... for masks).
         """
         args, pattern = self.arguments(formula, operands)
-        folded = _rewritten(formula, pattern)  # SymPy work once per distinct pattern
+        folded = _folded(formula, pattern)
         if folded.has(*NOT_FINITE):  # e.g. d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
             args, pattern = self.arguments(formula, operands, fold=False)
             folded = _rewritten(formula, pattern)  # NumPy computes it, with its inf and NaN
@@ -118,6 +118,38 @@ class Builder:
 @functools.lru_cache(maxsize=4096)
 def _free_symbols(formula: sympy.Expr) -> frozenset:
     return frozenset(formula.free_symbols)
+
+
+CONSTANT = sympy.Symbol("_constant", real=True)  # a folded constant's place in a `_folded` template
+
+
+def _folded(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
+    """`_rewritten(formula, pattern)`, with SymPy's work once per pattern, not per constant.
+
+    Where one constant is folded in and the rewritten formula is a sum or product with the
+    constant one of its terms or factors (`dout * 0.37` of u*x_t in a recurrence), the formula
+    is rewritten once with `CONSTANT` in its place and each value set into that term: the same
+    expression, as SymPy's evaluation of a sum or product only combines the value with the one
+    number the template may hold. Other patterns, and values SymPy may treat specially (whole
+    and half numbers, 0), are rewritten as they are.
+    """
+    folded = [i for i, (_, slot, _) in enumerate(pattern) if slot == "const"]
+    if len(folded) != 1:
+        return _rewritten(formula, pattern)
+    sym, _, value = pattern[folded[0]]
+    if not isinstance(value, sympy.Float) or float(2 * value).is_integer():
+        return _rewritten(formula, pattern)
+    at = folded[0]
+    template = _rewritten(formula, pattern[:at] + ((sym, "const", CONSTANT),) + pattern[at + 1 :])
+    terms = template.args
+    if not (template.is_Add or template.is_Mul) or CONSTANT not in terms:
+        return _rewritten(formula, pattern)
+    if sum(a.has(CONSTANT) for a in terms) != 1:  # the value stays in that one term
+        return _rewritten(formula, pattern)
+    out = template.func(*(value if a == CONSTANT else a for a in terms))
+    if out.free_symbols != template.free_symbols - {CONSTANT}:  # the value cancelled a slot
+        return _rewritten(formula, pattern)
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -240,20 +272,12 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
     locals_ = gate_local_gradients(b.g, n)
     operands = {DOUT: dn, OUT: n}
     operands.update({(MASKS[j] if is_mask(b.g, x) else ARGS[j]): x for j, x in enumerate(args)})
-    wanted = [
+    wanted = tuple(
         i for i, a in enumerate(args) if locals_[i] is not None and a in need and a not in args[:i]
-    ]
-    formulas = [
-        numeric_masks(
-            DOUT
-            * sympy.Add(
-                *(locals_[j] for j, x in enumerate(args) if x == args[i] and locals_[j] is not None)
-            )
-        )
-        for i in wanted
-    ]
+    )
+    first = tuple(args.index(a) for a in args)  # which arguments are one node (x*x)
+    shared, formulas = _vjp_formulas(locals_, first, wanted)
     if len(formulas) > 1:
-        shared, formulas = _common_subexpressions(formulas)
         definitions: dict[sympy.Symbol, sympy.Expr] = {}
         for sym, formula in shared:
             definitions[sym] = formula = _within_slots(b, n, formula, definitions, operands)
@@ -269,6 +293,26 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
             b.g.nodes[c].update(grad_gate=n, grad_arg=i)
         out[i] = c
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _vjp_formulas(locals_: tuple, first: tuple[int, ...], wanted: tuple[int, ...]):
+    """The shared steps and the `dout * local` formula of each wanted argument of a gate whose
+    local gradients are `locals_` and whose argument i is the node of argument `first[i]`
+    (SymPy work once per gate kind and argument pattern, not per node)."""
+    formulas = [
+        numeric_masks(
+            DOUT
+            * sympy.Add(
+                *(locals_[j] for j in range(len(first)) if first[j] == i and locals_[j] is not None)
+            )
+        )
+        for i in wanted
+    ]
+    if len(formulas) > 1:
+        shared, formulas = _common_subexpressions(formulas)
+        return tuple(shared), tuple(formulas)
+    return (), tuple(formulas)
 
 
 def _within_slots(b: Builder, n: int, formula, definitions: dict, operands: dict):
