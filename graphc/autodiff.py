@@ -33,7 +33,7 @@ from .ops import (
     local_gradients,
 )
 from .shapes import node_shape
-from .special import NOT_FINITE, cancelled, is_boolean, numeric_masks
+from .special import NOT_FINITE, cancelled, is_boolean, is_plain_float, numeric_masks
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
 
@@ -126,30 +126,33 @@ CONSTANT = sympy.Symbol("_constant", real=True)  # a folded constant's place in 
 def _folded(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
     """`_rewritten(formula, pattern)`, with SymPy's work once per pattern, not per constant.
 
-    Where one constant is folded in and the rewritten formula is a sum or product with the
-    constant one of its terms or factors (`dout * 0.37` of u*x_t in a recurrence), the formula
-    is rewritten once with `CONSTANT` in its place and each value set into that term: the same
-    expression, as SymPy's evaluation of a sum or product only combines the value with the one
-    number the template may hold. Other patterns, and values SymPy may treat specially (whole
-    and half numbers, 0), are rewritten as they are.
+    Where one constant is folded in, the formula is rewritten once with `CONSTANT` in its place
+    (cached), and each value is set into that template by `_set_constant`; values SymPy may
+    treat specially (whole and half numbers, 0) and other templates are rewritten as they are.
     """
     folded = [i for i, (_, slot, _) in enumerate(pattern) if slot == "const"]
-    if len(folded) != 1:
-        return _rewritten(formula, pattern)
-    sym, _, value = pattern[folded[0]]
-    if not isinstance(value, sympy.Float) or float(2 * value).is_integer():
+    if len(folded) != 1 or not is_plain_float(pattern[folded[0]][2]):
         return _rewritten(formula, pattern)
     at = folded[0]
+    sym, _, value = pattern[at]
     template = _rewritten(formula, pattern[:at] + ((sym, "const", CONSTANT),) + pattern[at + 1 :])
-    terms = template.args
-    if not (template.is_Add or template.is_Mul) or CONSTANT not in terms:
-        return _rewritten(formula, pattern)
-    if sum(a.has(CONSTANT) for a in terms) != 1:  # the value stays in that one term
-        return _rewritten(formula, pattern)
-    out = template.func(*(value if a == CONSTANT else a for a in terms))
-    if out.free_symbols != template.free_symbols - {CONSTANT}:  # the value cancelled a slot
-        return _rewritten(formula, pattern)
-    return out
+    out = _set_constant(template, value)
+    return _rewritten(formula, pattern) if out is None else out
+
+
+def _set_constant(template: sympy.Expr, value: sympy.Float) -> sympy.Expr | None:
+    """`template.xreplace({CONSTANT: value})` where that is a number put first in a sum or
+    product (`dout * 0.37` of u*x_t in a recurrence), built without SymPy's evaluation; None
+    where evaluation could do more: combine the value with another number, distribute it over
+    a sum (0.3*(x + y)), or reach inside a function or power."""
+    if not (template.is_Add or template.is_Mul) or CONSTANT not in template.args:
+        return None
+    rest = [a for a in template.args if a != CONSTANT]
+    if any(a.is_Number or a.has(CONSTANT) for a in rest):
+        return None
+    if template.is_Mul and len(rest) == 1 and rest[0].is_Add:
+        return None
+    return template.func._from_args((value, *rest))  # a number leads the canonical order
 
 
 @functools.lru_cache(maxsize=4096)

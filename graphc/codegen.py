@@ -26,7 +26,7 @@ from sympy.printing.numpy import NumPyPrinter
 from .graph import args_of, topo_order
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
-from .special import HELPER_NEEDS, HELPERS, NOT_FINITE
+from .special import HELPER_NEEDS, HELPERS, NOT_FINITE, is_plain_float
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -91,8 +91,50 @@ _PLACEHOLDER = re.compile(r"__([0-9]+)__|__out__")
 def formula_template(formula: sympy.Expr) -> str:
     """`formula` over a0.., m0.., out printed once, with `{0}`, `{1}`, `{out}` slots for names.
 
-    Printed and normalised once per formula (cached), so printing a node is a string format.
+    Printed and normalised once per formula (cached), so printing a node is a string format;
+    formulas that differ in one number alone (`0.37*a0`, `-0.81*a0`) share one printing.
     """
+    number = _lone_number(formula)
+    return _printed(formula) if number is None else _with_number(formula, number)
+
+
+def _lone_number(formula: sympy.Expr) -> sympy.Float | None:
+    """The one float among the terms of a sum or the factors of a product, if it is plain."""
+    if not (formula.is_Add or formula.is_Mul):
+        return None
+    numbers = [a for a in formula.args if a.is_Float]
+    return numbers[0] if len(numbers) == 1 and is_plain_float(numbers[0]) else None
+
+
+# (sum or product, sign of the number, other terms) -> (text before and after the number's
+# digits, whether SymPy printed a second number so too), or None: SymPy must print each one
+_NUMBER_TEMPLATES: dict[tuple, tuple[str, str, bool] | None] = {}
+
+
+def _with_number(formula: sympy.Expr, number: sympy.Float) -> str:
+    """`_printed(formula)` for a sum or product with one plain float among its terms: SymPy
+    writes such a number by its sign and digits alone, so the text printed for one value is
+    split around its digits, checked against SymPy's text for a second value, and then filled
+    in with the digits of every further value (a split that does not check out is not used)."""
+    value = float(number)
+    key = (formula.func, value < 0, tuple(None if a is number else a for a in formula.args))
+    digits = repr(abs(value))
+    known = _NUMBER_TEMPLATES.get(key, ())
+    if known and known[2]:
+        return known[0] + digits + known[1]
+    text = _printed(formula)
+    if known == ():  # the first value: split the text around its digits
+        found = text.split(digits)
+        _NUMBER_TEMPLATES[key] = (found[0], found[1], False) if len(found) == 2 else None
+    elif known is not None:  # the second value: the split must give SymPy's text
+        _NUMBER_TEMPLATES[key] = (
+            (*known[:2], True) if text == known[0] + digits + known[1] else None
+        )
+    return text
+
+
+def _printed(formula: sympy.Expr) -> str:
+    """`formula_template` by SymPy's printer and Python's `ast`."""
     swap = {s: sympy.Symbol(f"__{i}__") for i, s in enumerate(ARGS)}
     swap.update({s: sympy.Symbol(f"__{i}__") for i, s in enumerate(MASKS)})
     swap[OUT] = sympy.Symbol("__out__")
@@ -232,6 +274,10 @@ class Emitter:
     def local_text(self, formula: sympy.Expr, node: int, args: list[int]) -> str:
         """A formula over the gate's arguments, printed with the names of the values involved."""
         plain = len(set(args)) == len(args) and all(self.g.nodes[a]["op"] != "const" for a in args)
+        if not plain and formula in ARGS:  # one argument alone (mul's d/da0 is a1): no SymPy
+            data = self.g.nodes[args[ARGS.index(formula)]]
+            if data["op"] == "const" and is_plain_float(data["value"]):
+                return repr(float(data["value"]))  # as SymPy prints it, sign and digits
         if plain:  # the cached template, filled in with names
             names = [self.name_of(a) for a in args]
             return formula_template(formula).replace("{out}", self.name_of(node)).format(*names)

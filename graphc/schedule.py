@@ -209,4 +209,3 @@ def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int], args: dict) -> 
     return all(
         actual.get(n, g.nodes[n]["shape"]) == g.nodes[n]["shape"] for n in g.graph["grads"].values()
     )
-
