@@ -93,7 +93,8 @@ class Builder:
                 continue
             if node not in args:
                 args.append(node)
-            pattern.append((sym, args.index(node), is_mask(self.g, node)))
+            gate = GATES.get(data["op"])
+            pattern.append((sym, args.index(node), gate is not None and gate.kind == MASK))
         return args, tuple(pattern)
 
     def expr(self, formula: sympy.Expr, operands: dict[sympy.Symbol, int], **attrs) -> int:
@@ -321,6 +322,8 @@ def _vjp_formulas(locals_: tuple, first: tuple[int, ...], wanted: tuple[int, ...
 def _within_slots(b: Builder, n: int, formula, definitions: dict, operands: dict):
     """`formula` with shared steps written back in until it reads no more values than an "expr"
     node has argument slots (a0 ... a7)."""
+    if len(set(operands.values())) <= len(ARGS):  # too few values to fill more slots
+        return formula
     while len(b.arguments(formula, operands)[0]) > len(ARGS):
         inlined = [s for s in definitions if s in formula.free_symbols]
         if not inlined:

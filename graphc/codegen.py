@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import keyword
 import linecache
 import math
 import re
@@ -161,8 +162,44 @@ def literal(value) -> str:
     return f"{NAMESPACE}.array({arr.tolist()!r})"
 
 
+_ATOM = re.compile(r"[^\W\d]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # a name or a number
+_HOLE = re.compile(r"_α([0-9]+)_")
+
+
 def normalise(code: str) -> str:
-    """Python's own spacing and minimal parentheses for an expression."""
+    """Python's own spacing and minimal parentheses for an expression.
+
+    Names and numbers are atoms to `ast`, so the round trip is made once per shape of code:
+    `x + (dy * 2.5)` and `u + (dv * -0.5)` are both `_α0_ + (_α1_ * _α2_)` with the atoms
+    written back. Code with text `ast` would write otherwise (strings, a number it would
+    respell, an integer before an attribute) goes through `ast` as it is.
+    """
+    atoms: list[str] = []
+
+    def hole(m: re.Match) -> str:
+        if keyword.iskeyword(m[0]):
+            return m[0]
+        atoms.append(m[0])
+        return f"_α{len(atoms) - 1}_"
+
+    shape = _ATOM.sub(hole, code)
+    if "'" in code or '"' in code or "_α" in code or not all(map(_written_as_is, atoms)):
+        return _unparsed(code)
+    out = _unparsed(shape)
+    if any(f"_α{i}_." in out for i, a in enumerate(atoms) if a.isdigit()):
+        return _unparsed(code)  # `ast` writes `1 .real`
+    return _HOLE.sub(lambda m: atoms[int(m[1])], out)
+
+
+def _written_as_is(atom: str) -> bool:
+    """Whether `ast` writes this name or number back as it is."""
+    if not atom[0].isdigit() and atom[0] != ".":
+        return True
+    return repr(float(atom)) == atom if not atom.isdigit() else str(int(atom)) == atom
+
+
+@functools.lru_cache(maxsize=4096)
+def _unparsed(code: str) -> str:
     return ast.unparse(ast.parse(code, mode="eval"))
 
 
