@@ -55,8 +55,9 @@ class Builder:
 
     def op(self, name: str, args, **params) -> int:
         attrs = {"params": params} if params else {}
+        args = list(args)
         n = add_node(self.g, name, args, role="grad", **attrs)
-        self.g.nodes[n]["shape"] = node_shape(self.g, n)
+        self.g.nodes[n]["shape"] = node_shape(self.g, n, args)
         return n
 
     def const(self, value) -> int:
@@ -112,7 +113,7 @@ class Builder:
         if formula.is_Symbol and formula in ARGS:  # the identity: no node needed
             return args[ARGS.index(formula)]
         n = add_node(self.g, "expr", args, formula=formula, role="grad", **attrs)
-        self.g.nodes[n]["shape"] = node_shape(self.g, n)
+        self.g.nodes[n]["shape"] = node_shape(self.g, n, args)
         return n
 
 

@@ -211,6 +211,7 @@ class Emitter:
         self.g = program.graph
         self.nested = False  # whether the code being built has an inlined sub-expression
         self._args: dict[int, list[int]] = {}
+        self._locals: dict[int, tuple] = {}
 
     def args(self, n: int) -> list[int]:
         """The argument nodes of n (read from the graph once per node)."""
@@ -290,7 +291,9 @@ class Emitter:
             fwd_args = self.args(fwd)
             i = data["grad_arg"]
             same = tuple(j for j, a in enumerate(fwd_args) if a == fwd_args[i])
-            local = _summed(_locals(self.g, fwd), same)
+            if fwd not in self._locals:
+                self._locals[fwd] = _locals(self.g, fwd)
+            local = _summed(self._locals[fwd], same)
             note = self.local_text(local, fwd, fwd_args)
             if len(note) > 40:  # a long formula is already the statement itself
                 arg = self.name_of(fwd_args[i])

@@ -16,14 +16,15 @@ from .graph import args_of, copy_graph, topo_order
 from .ops import GATES, TENSOR, broadcast_shape
 
 
-def node_shape(g: nx.DiGraph, n: int) -> tuple[int, ...]:
-    """The shape of node `n` from its arguments' shapes (which must already be known)."""
+def node_shape(g: nx.DiGraph, n: int, args: list[int] | None = None) -> tuple[int, ...]:
+    """The shape of node `n` from its arguments' shapes (which must already be known); `args`
+    are n's arguments, where the caller has them at hand."""
     data = g.nodes[n]
     op = data["op"]
     if op == "const":
         return tuple(np.shape(data["value"]))
     gate = GATES[op]
-    shapes = [g.nodes[a]["shape"] for a in args_of(g, n)]
+    shapes = [g.nodes[a]["shape"] for a in (args_of(g, n) if args is None else args)]
     if gate.kind == TENSOR:
         return tuple(gate.shape(shapes, data.get("params", {})))
     if all(s == shapes[0] for s in shapes):  # no broadcasting: the common case, kept cheap
