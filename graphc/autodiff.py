@@ -94,8 +94,7 @@ class Builder:
                 continue
             if node not in args:
                 args.append(node)
-            gate = GATES.get(data["op"])
-            pattern.append((sym, args.index(node), gate is not None and gate.kind == MASK))
+            pattern.append((sym, args.index(node), is_mask(self.g, node)))
         return args, tuple(pattern)
 
     def expr(self, formula: sympy.Expr, operands: dict[sympy.Symbol, int], **attrs) -> int:
@@ -104,6 +103,10 @@ class Builder:
         Scalar constants are folded into the formula; the same node used twice becomes one
         argument. The formula is rewritten over a0, a1, ... (m0, m1, ... for masks).
         """
+        if formula.is_Symbol and formula in operands:  # one value as it is (add's dout)
+            node = operands[formula]
+            if self.g.nodes[node]["op"] != "const" and not is_mask(self.g, node):
+                return node  # what the rewriting below would find: the identity, no node
         args, pattern = self.arguments(formula, operands)
         folded = _folded(formula, pattern)
         if folded.has(*NOT_FINITE):  # e.g. d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
