@@ -96,13 +96,13 @@ def schedule(g: nx.DiGraph) -> Program:
     live = _live(g)
     order = [n for n in topo_order(g) if n in live]
     args = {n: args_of(g, n) for n in order}  # read once: every step below looks at arguments
-    consumers = {n: [c for c in g.successors(n) if c in live] for n in order}
+    out = g.graph["output"]
     inline = {
         n
         for n in order
         if g.nodes[n]["op"] != "input"
-        and n != g.graph["output"]
-        and _inlined(g, n, len(consumers[n]))
+        and n != out
+        and _inlined(g, n, sum(c in live for c in g.successors(n)))
     }
     is_grad = {n: g.nodes[n].get("role") in ("grad", "seed") for n in order}
     constants = [n for n in order if g.nodes[n]["op"] == "const" and n not in inline]
@@ -150,7 +150,6 @@ def schedule(g: nx.DiGraph) -> Program:
         give(i, g.nodes[i]["name"])
     for k, n in enumerate(constants, start=1):
         give(n, f"C{k}")
-    out = g.graph["output"]
     for n in forward:
         data = g.nodes[n]
         give(n, data.get("hint") or ("out" if n == out else data["op"]))
@@ -190,7 +189,7 @@ def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int], args: dict) -> 
         if n == seed:
             continue
         data = g.nodes[n]
-        shapes = [actual.get(a, g.nodes[a]["shape"]) for a in args[n]]
+        shapes = [actual[a] if a in actual else g.nodes[a]["shape"] for a in args[n]]
         if data["op"] == "const":
             actual[n] = data["shape"]
         elif data["op"] == "expr" or GATES[data["op"]].kind != TENSOR:
