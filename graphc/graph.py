@@ -34,11 +34,11 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
     n = g.graph["next_id"]
     g.graph["next_id"] = n + 1
     g.add_node(n, op=op, **attrs)
+    positions: dict[int, tuple[int, ...]] = {}
     for pos, a in enumerate(args):
-        if g.has_edge(a, n):
-            g.edges[a, n]["pos"] += (pos,)
-        else:
-            g.add_edge(a, n, pos=(pos,))
+        positions[a] = positions.get(a, ()) + (pos,)
+    for a, pos in positions.items():  # one edge per argument node, in order of first use
+        g.add_edge(a, n, pos=pos)
     return n
 
 
