@@ -153,7 +153,7 @@ def _set_constant(template: sympy.Expr, value: sympy.Float) -> sympy.Expr | None
     if not (template.is_Add or template.is_Mul) or CONSTANT not in template.args:
         return None
     rest = [a for a in template.args if a != CONSTANT]
-    if any(a.is_Number or a.has(CONSTANT) for a in rest):
+    if any(a.is_number or a.has(CONSTANT) for a in rest):  # numbers, sqrt(2), pi, ...
         return None
     if template.is_Mul and len(rest) == 1 and rest[0].is_Add:
         return None
