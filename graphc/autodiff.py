@@ -204,7 +204,14 @@ def _reachable(g: nx.DiGraph, sources, output) -> set[int]:
         if n not in forward:
             forward.add(n)
             stack.extend(g.successors(n))
-    return forward & (nx.ancestors(g, output) | {output})
+    behind: set[int] = set()  # the output and its ancestors
+    stack = [output]
+    while stack:
+        n = stack.pop()
+        if n not in behind:
+            behind.add(n)
+            stack.extend(g.predecessors(n))
+    return forward & behind
 
 
 def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
