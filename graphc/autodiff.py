@@ -20,7 +20,7 @@ import numpy as np
 import sympy
 
 from .errors import GraphcError
-from .graph import add_node, args_of, topo_order
+from .graph import add_node, args_of, copy_graph, topo_order
 from .ops import (
     ARGS,
     DOUT,
@@ -33,7 +33,7 @@ from .ops import (
     local_gradients,
 )
 from .shapes import node_shape
-from .special import NOT_FINITE, cancelled, is_boolean, numeric_masks
+from .special import NOT_FINITE, cancelled, is_boolean, is_plain_float, numeric_masks
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
 
@@ -55,8 +55,9 @@ class Builder:
 
     def op(self, name: str, args, **params) -> int:
         attrs = {"params": params} if params else {}
+        args = list(args)
         n = add_node(self.g, name, args, role="grad", **attrs)
-        self.g.nodes[n]["shape"] = node_shape(self.g, n)
+        self.g.nodes[n]["shape"] = node_shape(self.g, n, args)
         return n
 
     def const(self, value) -> int:
@@ -102,8 +103,12 @@ class Builder:
         Scalar constants are folded into the formula; the same node used twice becomes one
         argument. The formula is rewritten over a0, a1, ... (m0, m1, ... for masks).
         """
+        if formula.is_Symbol and formula in operands:  # one value as it is (add's dout)
+            node = operands[formula]
+            if self.g.nodes[node]["op"] != "const" and not is_mask(self.g, node):
+                return node  # what the rewriting below would find: the identity, no node
         args, pattern = self.arguments(formula, operands)
-        folded = _rewritten(formula, pattern)  # SymPy work once per distinct pattern
+        folded = _folded(formula, pattern)
         if folded.has(*NOT_FINITE):  # e.g. d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
             args, pattern = self.arguments(formula, operands, fold=False)
             folded = _rewritten(formula, pattern)  # NumPy computes it, with its inf and NaN
@@ -111,13 +116,48 @@ class Builder:
         if formula.is_Symbol and formula in ARGS:  # the identity: no node needed
             return args[ARGS.index(formula)]
         n = add_node(self.g, "expr", args, formula=formula, role="grad", **attrs)
-        self.g.nodes[n]["shape"] = node_shape(self.g, n)
+        self.g.nodes[n]["shape"] = node_shape(self.g, n, args)
         return n
 
 
 @functools.lru_cache(maxsize=4096)
 def _free_symbols(formula: sympy.Expr) -> frozenset:
     return frozenset(formula.free_symbols)
+
+
+CONSTANT = sympy.Symbol("_constant", real=True)  # a folded constant's place in a `_folded` template
+
+
+def _folded(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
+    """`_rewritten(formula, pattern)`, with SymPy's work once per pattern, not per constant.
+
+    Where one constant is folded in, the formula is rewritten once with `CONSTANT` in its place
+    (cached), and each value is set into that template by `_set_constant`; values SymPy may
+    treat specially (whole and half numbers, 0) and other templates are rewritten as they are.
+    """
+    folded = [i for i, (_, slot, _) in enumerate(pattern) if slot == "const"]
+    if len(folded) != 1 or not is_plain_float(pattern[folded[0]][2]):
+        return _rewritten(formula, pattern)
+    at = folded[0]
+    sym, _, value = pattern[at]
+    template = _rewritten(formula, pattern[:at] + ((sym, "const", CONSTANT),) + pattern[at + 1 :])
+    out = _set_constant(template, value)
+    return _rewritten(formula, pattern) if out is None else out
+
+
+def _set_constant(template: sympy.Expr, value: sympy.Float) -> sympy.Expr | None:
+    """`template.xreplace({CONSTANT: value})` where that is a number put first in a sum or
+    product (`dout * 0.37` of u*x_t in a recurrence), built without SymPy's evaluation; None
+    where evaluation could do more: combine the value with another number, distribute it over
+    a sum (0.3*(x + y)), or reach inside a function or power."""
+    if not (template.is_Add or template.is_Mul) or CONSTANT not in template.args:
+        return None
+    rest = [a for a in template.args if a != CONSTANT]
+    if any(a.is_number or a.has(CONSTANT) for a in rest):  # numbers, sqrt(2), pi, ...
+        return None
+    if template.is_Mul and len(rest) == 1 and rest[0].is_Add:
+        return None
+    return template.func._from_args((value, *rest))  # a number leads the canonical order
 
 
 @functools.lru_cache(maxsize=4096)
@@ -164,7 +204,14 @@ def _reachable(g: nx.DiGraph, sources, output) -> set[int]:
         if n not in forward:
             forward.add(n)
             stack.extend(g.successors(n))
-    return forward & (nx.ancestors(g, output) | {output})
+    behind: set[int] = set()  # the output and its ancestors
+    stack = [output]
+    while stack:
+        n = stack.pop()
+        if n not in behind:
+            behind.add(n)
+            stack.extend(g.predecessors(n))
+    return forward & behind
 
 
 def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
@@ -176,7 +223,7 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
     maps each wire (gate, argument) to the gradient flowing back along it and, where that
     argument was broadcast, the gradient before the summation that undoes it.
     """
-    h = g.copy()
+    h = copy_graph(g)
     b = Builder(h)
     output = h.graph["output"]
     wrt = list(h.graph["inputs"] if wrt is None else wrt)
@@ -240,20 +287,12 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
     locals_ = gate_local_gradients(b.g, n)
     operands = {DOUT: dn, OUT: n}
     operands.update({(MASKS[j] if is_mask(b.g, x) else ARGS[j]): x for j, x in enumerate(args)})
-    wanted = [
+    wanted = tuple(
         i for i, a in enumerate(args) if locals_[i] is not None and a in need and a not in args[:i]
-    ]
-    formulas = [
-        numeric_masks(
-            DOUT
-            * sympy.Add(
-                *(locals_[j] for j, x in enumerate(args) if x == args[i] and locals_[j] is not None)
-            )
-        )
-        for i in wanted
-    ]
+    )
+    first = tuple(args.index(a) for a in args)  # which arguments are one node (x*x)
+    shared, formulas = _vjp_formulas(locals_, first, wanted)
     if len(formulas) > 1:
-        shared, formulas = _common_subexpressions(formulas)
         definitions: dict[sympy.Symbol, sympy.Expr] = {}
         for sym, formula in shared:
             definitions[sym] = formula = _within_slots(b, n, formula, definitions, operands)
@@ -271,9 +310,31 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _vjp_formulas(locals_: tuple, first: tuple[int, ...], wanted: tuple[int, ...]):
+    """The shared steps and the `dout * local` formula of each wanted argument of a gate whose
+    local gradients are `locals_` and whose argument i is the node of argument `first[i]`
+    (SymPy work once per gate kind and argument pattern, not per node)."""
+    formulas = [
+        numeric_masks(
+            DOUT
+            * sympy.Add(
+                *(locals_[j] for j in range(len(first)) if first[j] == i and locals_[j] is not None)
+            )
+        )
+        for i in wanted
+    ]
+    if len(formulas) > 1:
+        shared, formulas = _common_subexpressions(formulas)
+        return tuple(shared), tuple(formulas)
+    return (), tuple(formulas)
+
+
 def _within_slots(b: Builder, n: int, formula, definitions: dict, operands: dict):
     """`formula` with shared steps written back in until it reads no more values than an "expr"
     node has argument slots (a0 ... a7)."""
+    if len(set(operands.values())) <= len(ARGS):  # too few values to fill more slots
+        return formula
     while len(b.arguments(formula, operands)[0]) > len(ARGS):
         inlined = [s for s in definitions if s in formula.free_symbols]
         if not inlined:

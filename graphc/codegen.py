@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import keyword
 import linecache
 import math
 import re
@@ -27,7 +28,7 @@ from .graph import args_of, topo_order
 from .ops import ARGS, GATES, MASKS, OUT, TENSOR
 from .schedule import Program
 from .shortcuts import Shortcuts, shortcuts
-from .special import HELPER_NEEDS, HELPERS, NOT_FINITE
+from .special import HELPER_NEEDS, HELPERS, NOT_FINITE, is_plain_float
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -92,13 +93,61 @@ _PLACEHOLDER = re.compile(r"__([0-9]+)__|__out__")
 def formula_template(formula: sympy.Expr) -> str:
     """`formula` over a0.., m0.., out printed once, with `{0}`, `{1}`, `{out}` slots for names.
 
-    Printed and normalised once per formula (cached), so printing a node is a string format.
+    Printed and normalised once per formula (cached), so printing a node is a string format;
+    formulas that differ in one number alone (`0.37*a0`, `-0.81*a0`) share one printing.
     """
+    number = _lone_number(formula)
+    return _printed(formula) if number is None else _with_number(formula, number)
+
+
+def _lone_number(formula: sympy.Expr) -> sympy.Float | None:
+    """The one float among the terms of a sum or the factors of a product, if it is plain."""
+    if not (formula.is_Add or formula.is_Mul):
+        return None
+    numbers = [a for a in formula.args if a.is_Float]
+    return numbers[0] if len(numbers) == 1 and is_plain_float(numbers[0]) else None
+
+
+# (sum or product, sign of the number, other terms) -> (text before and after the number's
+# digits, whether SymPy printed a second number so too), or None: SymPy must print each one
+_NUMBER_TEMPLATES: dict[tuple, tuple[str, str, bool] | None] = {}
+
+
+def _with_number(formula: sympy.Expr, number: sympy.Float) -> str:
+    """`_printed(formula)` for a sum or product with one plain float among its terms: SymPy
+    writes such a number by its sign and digits alone, so the text printed for one value is
+    split around its digits, checked against SymPy's text for a second value, and then filled
+    in with the digits of every further value (a split that does not check out is not used)."""
+    value = float(number)
+    key = (formula.func, value < 0, tuple(None if a is number else a for a in formula.args))
+    digits = repr(abs(value))
+    known = _NUMBER_TEMPLATES.get(key, ())
+    if known and known[2]:
+        return known[0] + digits + known[1]
+    text = _printed(formula)
+    if known == ():  # the first value: split the text around its digits
+        found = text.split(digits)
+        _NUMBER_TEMPLATES[key] = (found[0], found[1], False) if len(found) == 2 else None
+    elif known is not None:  # the second value: the split must give SymPy's text
+        _NUMBER_TEMPLATES[key] = (
+            (*known[:2], True) if text == known[0] + digits + known[1] else None
+        )
+    return text
+
+
+def _printed(formula: sympy.Expr) -> str:
+    """`formula_template` by SymPy's printer and Python's `ast`."""
     swap = {s: sympy.Symbol(f"__{i}__") for i, s in enumerate(ARGS)}
     swap.update({s: sympy.Symbol(f"__{i}__") for i, s in enumerate(MASKS)})
     swap[OUT] = sympy.Symbol("__out__")
     text = normalise(_PRINTER.doprint(formula.xreplace(swap)))
     return _PLACEHOLDER.sub(lambda m: "{" + (m.group(1) or "out") + "}", text)
+
+
+@functools.cache
+def gate_template(gate) -> str:
+    """`formula_template` of a gate row's own formula (built and printed once per gate)."""
+    return formula_template(gate.expr())
 
 
 def literal(value) -> str:
@@ -114,8 +163,44 @@ def literal(value) -> str:
     return f"{NAMESPACE}.array({arr.tolist()!r})"
 
 
+_ATOM = re.compile(r"[^\W\d]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # a name or a number
+_HOLE = re.compile(r"_α([0-9]+)_")
+
+
 def normalise(code: str) -> str:
-    """Python's own spacing and minimal parentheses for an expression."""
+    """Python's own spacing and minimal parentheses for an expression.
+
+    Names and numbers are atoms to `ast`, so the round trip is made once per shape of code:
+    `x + (dy * 2.5)` and `u + (dv * -0.5)` are both `_α0_ + (_α1_ * _α2_)` with the atoms
+    written back. Code with text `ast` would write otherwise (strings, a number it would
+    respell, an integer before an attribute) goes through `ast` as it is.
+    """
+    atoms: list[str] = []
+
+    def hole(m: re.Match) -> str:
+        if keyword.iskeyword(m[0]):
+            return m[0]
+        atoms.append(m[0])
+        return f"_α{len(atoms) - 1}_"
+
+    shape = _ATOM.sub(hole, code)
+    if "'" in code or '"' in code or "_α" in code or not all(map(_written_as_is, atoms)):
+        return _unparsed(code)
+    out = _unparsed(shape)
+    if any(f"_α{i}_." in out for i, a in enumerate(atoms) if a.isdigit()):
+        return _unparsed(code)  # `ast` writes `1 .real`
+    return _HOLE.sub(lambda m: atoms[int(m[1])], out)
+
+
+def _written_as_is(atom: str) -> bool:
+    """Whether `ast` writes this name or number back as it is."""
+    if not atom[0].isdigit() and atom[0] != ".":
+        return True
+    return repr(float(atom)) == atom if not atom.isdigit() else str(int(atom)) == atom
+
+
+@functools.lru_cache(maxsize=4096)
+def _unparsed(code: str) -> str:
     return ast.unparse(ast.parse(code, mode="eval"))
 
 
@@ -127,6 +212,15 @@ class Emitter:
         self.g = program.graph
         self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
         self.nested = False  # whether the code being built has an inlined sub-expression
+        self._args: dict[int, list[int]] = {}
+        self._locals: dict[int, tuple] = {}
+
+    def args(self, n: int) -> list[int]:
+        """The argument nodes of n (read from the graph once per node)."""
+        found = self._args.get(n)
+        if found is None:
+            found = self._args[n] = args_of(self.g, n)
+        return found
 
     def ref(self, n: int) -> str:
         """How statement code refers to node n: its name, or its inlined expression."""
@@ -143,7 +237,7 @@ class Emitter:
     def expr(self, n: int) -> str:
         data = self.g.nodes[n]
         op = data["op"]
-        refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in args_of(self.g, n)]
+        refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
         if n in self.plan.transposed:
             x, dh = (self.ref(a) for a in self.plan.transposed[n])
             code = f"({dh}.T @ {x}).T"
@@ -152,12 +246,12 @@ class Emitter:
         else:
             gate = GATES[op]
             if gate.kind == TENSOR:
-                shapes = [self.g.nodes[a]["shape"] for a in args_of(self.g, n)]
+                shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
                 code = gate.spell(refs, shapes, data.get("params", {}))
             elif gate.numpy:
                 code = gate.numpy.format(*refs)
             else:
-                code = formula_template(gate.expr()).format(*refs)
+                code = gate_template(gate).format(*refs)
         if data.get("copy"):
             code = f"{NAMESPACE}.copy({code})"
         return code
@@ -234,7 +328,7 @@ class Emitter:
                 return f"{data['gate'].split(':')[0]}: e = exp(-|x|) <= 1, shared with backward"
             if op == "expr":
                 return f"{data.get('gate', 'fused')}: " + self.local_text(
-                    data["formula"], n, args_of(self.g, n)
+                    data["formula"], n, self.args(n)
                 )
             return op
         if "shared_by" in data:
@@ -242,35 +336,41 @@ class Emitter:
             return f"{by.get('gate', by['op'])}: shared by the gradients below"
         if "unbroadcast" in data:
             a = data["unbroadcast"]
-            shape = self.g.nodes[args_of(self.g, n)[0]]["shape"]
+            shape = self.g.nodes[self.args(n)[0]]["shape"]
             return f"unbroadcast: {self.name_of(a)} was broadcast to {shape}"
         if "grad_gate" in data:
             fwd = data["grad_gate"]
             fwd_op = self.g.nodes[fwd].get("gate", self.g.nodes[fwd]["op"])
-            fwd_args = args_of(self.g, fwd)
+            fwd_args = self.args(fwd)
             i = data["grad_arg"]
-            grads = _locals(self.g, fwd)
-            local = sympy.Add(*(grads[j] for j, a in enumerate(fwd_args) if a == fwd_args[i]))
-            note = self.local_text(local, fwd, args_of(self.g, fwd))
+            same = tuple(j for j, a in enumerate(fwd_args) if a == fwd_args[i])
+            if fwd not in self._locals:
+                self._locals[fwd] = _locals(self.g, fwd)
+            local = _summed(self._locals[fwd], same)
+            note = self.local_text(local, fwd, fwd_args)
             if len(note) > 40:  # a long formula is already the statement itself
                 arg = self.name_of(fwd_args[i])
                 return f"{fwd_op}: upstream gradient times d{self.name_of(fwd)}/d{arg}"
             return f"{fwd_op}: local gradient {note}"
         if data.get("copy") is not None and op == "expr":
-            source = args_of(self.g, n)[0]
+            source = self.args(n)[0]
             via = self.g.nodes[source].get("grad_of")
             if source == self.p.seed or via is None:
                 return "the output's gradient, passed through (local gradient 1)"
             return f"{self.g.nodes[via]['op']}: local gradient 1, the gradient passes through"
         comment = data.get("comment", "")
         if op == "add" and comment.startswith("fork"):
-            parts = [self.comment(a) for a in args_of(self.g, n)[1:] if a in self.p.inline]
+            parts = [self.comment(a) for a in self.args(n)[1:] if a in self.p.inline]
             return "; ".join([comment, *filter(None, parts)])
         return comment
 
     def local_text(self, formula: sympy.Expr, node: int, args: list[int]) -> str:
         """A formula over the gate's arguments, printed with the names of the values involved."""
         plain = len(set(args)) == len(args) and all(self.g.nodes[a]["op"] != "const" for a in args)
+        if not plain and formula in ARGS:  # one argument alone (mul's d/da0 is a1): no SymPy
+            data = self.g.nodes[args[ARGS.index(formula)]]
+            if data["op"] == "const" and is_plain_float(data["value"]):
+                return repr(float(data["value"]))  # as SymPy prints it, sign and digits
         if plain:  # the cached template, filled in with names
             names = [self.name_of(a) for a in args]
             return formula_template(formula).replace("{out}", self.name_of(node)).format(*names)
@@ -296,8 +396,21 @@ def _locals(g, fwd: int):
 
 
 @functools.cache
+def _summed(grads: tuple, positions: tuple[int, ...]) -> sympy.Expr:
+    """The local gradient of an argument filling `positions` (x*x: d/da0 + d/da1 = 2*x)."""
+    return sympy.Add(*(grads[j] for j in positions))
+
+
+@functools.cache
 def _functions_in(formula: sympy.Expr) -> frozenset[str]:
     return frozenset(type(a).__name__ for a in formula.atoms(sympy.Function))
+
+
+@functools.cache
+def _gate_functions(gate) -> frozenset[str]:
+    """The helpers a gate row's statements call: its own, and the functions of its formula."""
+    found = frozenset(gate.helpers)
+    return found | _functions_in(gate.expr()) if gate.formula is not None else found
 
 
 def helpers_used(program: Program) -> list[str]:
@@ -306,16 +419,13 @@ def helpers_used(program: Program) -> list[str]:
     names: set[str] = set()
     for n in [*program.forward, *program.backward, *program.inline]:
         data = g.nodes[n]
-        formulas = [data["formula"]] if data["op"] == "expr" else []
+        if data["op"] == "expr":
+            names |= _functions_in(data["formula"])
         gate = GATES.get(data["op"])
         if gate is not None:
-            names.update(gate.helpers)
-            if gate.formula is not None:
-                formulas.append(gate.expr())
+            names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
-            formulas.append(_locals(g, data["grad_gate"])[data["grad_arg"]])
-        for f in formulas:
-            names |= _functions_in(f)
+            names |= _functions_in(_locals(g, data["grad_gate"])[data["grad_arg"]])
     names.update(need for name in list(names) for need in HELPER_NEEDS.get(name, ()))
     return [source for name, source in HELPERS.items() if name in names]
 

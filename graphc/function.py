@@ -220,7 +220,9 @@ class Function:
         """
         readable = self.readable if readable is None else readable
         backend = self.backend if backend is None else backend
-        return Function(fuse(self._graph, rules, level), self._wrt, readable, backend)
+        with gc_paused():  # fusing a large graph allocates many long-lived objects
+            fused = fuse(self._graph, rules, level)
+        return Function(fused, self._wrt, readable, backend)
 
     def wrt(self, *names: str) -> Function:
         """The same function, differentiated only with respect to `names` (less work in backward).

@@ -20,7 +20,7 @@ import numpy as np
 import sympy
 
 from .errors import GraphcError
-from .graph import add_node, args_of, topo_order
+from .graph import add_node, args_of, copy_graph, topo_order
 from .ops import ARGS, ELEMENTWISE, GATES, MASK, MASKS
 from .rewrite import OneOf, Rule, remove_dead, replace, rewrite
 from .special import NOT_FINITE, cancelled
@@ -316,7 +316,7 @@ def fuse_elementwise(g: nx.DiGraph, max_gates: int = 12) -> nx.DiGraph:
     The new gate's formula is the composition; its local gradients come from SymPy on that
     formula (see `ops.formula_gradients`). Its name lists the gates it replaced, in order.
     """
-    h = g.copy()
+    h = copy_graph(g)
     taken: set[int] = set()
     for root in reversed(topo_order(g)):
         if root not in h or root in taken or not _fusible(h, root):
@@ -347,8 +347,7 @@ def fuse(g: nx.DiGraph, rules=None, level: str = "patterns") -> nx.DiGraph:
     """
     if level not in LEVELS:
         raise GraphcError(f"unknown fusion level {level!r}; use one of {', '.join(LEVELS)}")
-    h = nx.DiGraph(g)  # an unfrozen copy
     if level == "none":
-        return h
-    h = rewrite(h, resolve_rules(rules))
+        return copy_graph(g)  # an unfrozen copy
+    h = rewrite(g, resolve_rules(rules))  # a copy: `g` may be frozen
     return fuse_elementwise(h) if level == "elementwise" else h

@@ -11,6 +11,7 @@ constant a `value`; a tensor gate its static `params` (axis, shape, ...). The ed
 
 from __future__ import annotations
 
+import heapq
 import keyword
 import numbers
 
@@ -33,11 +34,11 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
     n = g.graph["next_id"]
     g.graph["next_id"] = n + 1
     g.add_node(n, op=op, **attrs)
+    positions: dict[int, tuple[int, ...]] = {}
     for pos, a in enumerate(args):
-        if g.has_edge(a, n):
-            g.edges[a, n]["pos"] += (pos,)
-        else:
-            g.add_edge(a, n, pos=(pos,))
+        positions[a] = positions.get(a, ()) + (pos,)
+    for a, pos in positions.items():  # one edge per argument node, in order of first use
+        g.add_edge(a, n, pos=pos)
     return n
 
 
@@ -55,8 +56,45 @@ def args_of(g: nx.DiGraph, n: int) -> list[int]:
 
 
 def topo_order(g: nx.DiGraph) -> list[int]:
-    """Topological order, ties broken by node id: the same graph always gives the same order."""
-    return list(nx.lexicographical_topological_sort(g, key=int))
+    """Topological order, ties broken by node id: the same graph always gives the same order.
+
+    The order of `nx.lexicographical_topological_sort(g, key=int)` (Kahn's algorithm, the
+    smallest ready node first), on graphc's integer node ids and networkx's own adjacency dicts:
+    every pass sorts a graph of every gate, so this is kept to a heap of plain integers.
+    """
+    waiting = {n: len(preds) for n, preds in g._pred.items()}
+    ready = [n for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    succ = g._succ
+    while ready:
+        n = heapq.heappop(ready)
+        order.append(n)
+        for s in succ[n]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                heapq.heappush(ready, s)
+    if len(order) != len(waiting):
+        raise GraphError("the graph has a cycle; a computation graph must be acyclic")
+    return order
+
+
+def copy_graph(g: nx.DiGraph) -> nx.DiGraph:
+    """An unfrozen copy of `g`, as `g.copy()` makes it (graph, node and edge attribute dicts copied
+    one level deep, nodes and edges in the same order), built on networkx's adjacency dicts
+    directly: the passes copy graphs of every gate."""
+    h = nx.DiGraph()
+    h.graph.update(g.graph)
+    succ: dict = {n: {} for n in g._node}
+    pred: dict = {n: {} for n in g._node}
+    for u, nbrs in g._succ.items():
+        out = succ[u]
+        for v, data in nbrs.items():
+            out[v] = pred[v][u] = data.copy()
+    h._node = {n: data.copy() for n, data in g._node.items()}
+    h._adj = succ  # networkx sets _succ with it
+    h._pred = pred
+    return h
 
 
 def arity(g: nx.DiGraph, n: int) -> int:

@@ -20,7 +20,7 @@ import networkx as nx
 import sympy
 from sympy.codegen.cfunctions import log1p
 
-from .graph import add_node, args_of, topo_order
+from .graph import add_node, args_of, copy_graph, topo_order
 from .ops import ARGS, GATES, OUT, local_gradients
 from .special import sigmoid
 
@@ -67,7 +67,7 @@ def lowered_gradient(name: str) -> sympy.Expr:
 
 def lower(g: nx.DiGraph) -> nx.DiGraph:
     """A copy of `g` with each lowerable gate computed over a shared e = exp(-|x|) node."""
-    h = g.copy()
+    h = copy_graph(g)
     for n in topo_order(g):
         name = h.nodes[n]["op"]
         if name not in LOWERINGS:

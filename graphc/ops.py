@@ -49,6 +49,9 @@ class Gate:
     builtin: bool = True
     doc: str = field(default="", compare=False)
 
+    def __hash__(self) -> int:  # the caches of derived gradients and templates key on gates
+        return hash((self.name, self.arity, self.kind))
+
     def symbols(self) -> tuple[sympy.Symbol, ...]:
         """The SymPy symbols standing for this gate's arguments (masks are not real numbers)."""
         return tuple(MASKS[i] if i in self.nondiff else ARGS[i] for i in range(self.arity))

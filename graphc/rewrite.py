@@ -40,7 +40,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphcError
-from .graph import add_node, args_of, topo_order
+from .graph import add_node, args_of, copy_graph, topo_order
 
 COMMUTATIVE = frozenset({"add", "mul"})  # not maximum/minimum: a tie goes to the first argument
 MAX_SWEEPS = 100
@@ -224,21 +224,50 @@ def _root_ops(pattern) -> list[str]:
     return [pattern[0]]
 
 
-def _by_size(rules: list[Rule]) -> list[tuple[int, int, Rule]]:
-    """(most gates, row index, rule), largest patterns first, then in row order."""
-    return sorted(((most_gates(r.pattern), i, r) for i, r in enumerate(rules)),
+def _argument_ops(pattern) -> list[str]:
+    """The ops a match's arguments must have, one per argument pattern that names one ("const"
+    for a constant): ("add", ("add", "x", "#a"), "#b") needs an add and a const."""
+    if isinstance(pattern, OneOf):
+        return []
+    needed = []
+    for p in pattern[1:]:
+        if isinstance(p, tuple):
+            needed.append(p[0])
+        elif isinstance(p, (int, float)) or (isinstance(p, str) and p.startswith("#")):
+            needed.append("const")
+    return needed
+
+
+def _by_size(rules: list[Rule]) -> list[tuple[int, int, Rule, list[str]]]:
+    """(most gates, row index, rule, argument ops), largest patterns first, then in row order."""
+    return sorted(((most_gates(r.pattern), i, r, _argument_ops(r.pattern))
+                   for i, r in enumerate(rules)),
                   key=lambda t: (-t[0], t[1]))  # fmt: skip
+
+
+def _has_all(present: list[str], needed: list[str]) -> bool:
+    """Whether `present` holds every op of `needed`, as many times as it is there."""
+    left = list(present)
+    for op in needed:
+        if op not in left:
+            return False
+        left.remove(op)
+    return True
 
 
 def _best_rule(g: nx.DiGraph, rules, node: int) -> tuple[Rule, dict] | None:
     """The rule to apply at `node`: the applicable one covering the most gates (first on a tie).
 
-    `rules` comes from `_by_size`, so the search stops once no later row could cover more.
+    `rules` comes from `_by_size`, so the search stops once no later row could cover more, and
+    a rule whose arguments need ops the node's arguments lack is not tried.
     """
+    present = [g.nodes[a]["op"] for a in args_of(g, node)]
     best = None  # (gates covered, -row index, rule, binding)
-    for most, i, rule in rules:
+    for most, i, rule, needed in rules:
         if best is not None and most < best[0]:
             break
+        if not _has_all(present, needed):
+            continue
         binding = applicable(g, rule, node)
         if binding is not None:
             key = (len(set(binding["_matched"])), -i)
@@ -268,7 +297,7 @@ def rewrite(g: nx.DiGraph, rules: list[Rule]) -> nx.DiGraph:
 
     The copy's `graph["rewrites"]` lists (rule, new node, replaced nodes) in order.
     """
-    h = g.copy()
+    h = copy_graph(g)
     h.graph["rewrites"] = list(g.graph.get("rewrites", []))
     by_op: dict[str, list[Rule]] = {}
     for r in rules:

@@ -95,13 +95,14 @@ def schedule(g: nx.DiGraph) -> Program:
     """Order, inline and name the statements of a graph that went through `backward`."""
     live = _live(g)
     order = [n for n in topo_order(g) if n in live]
-    consumers = {n: [c for c in g.successors(n) if c in live] for n in order}
+    args = {n: args_of(g, n) for n in order}  # read once: every step below looks at arguments
+    out = g.graph["output"]
     inline = {
         n
         for n in order
         if g.nodes[n]["op"] != "input"
-        and n != g.graph["output"]
-        and _inlined(g, n, len(consumers[n]))
+        and n != out
+        and _inlined(g, n, sum(c in live for c in g.successors(n)))
     }
     is_grad = {n: g.nodes[n].get("role") in ("grad", "seed") for n in order}
     constants = [n for n in order if g.nodes[n]["op"] == "const" and n not in inline]
@@ -114,12 +115,12 @@ def schedule(g: nx.DiGraph) -> Program:
     # which statement reads each value, looking through inlined expressions
     readers: dict[int, set[int]] = {n: set() for n in order}
     for s in statements:
-        stack = list(args_of(g, s))
+        stack = list(args[s])
         while stack:
             a = stack.pop()
             readers[a].add(s)
             if a in inline:
-                stack.extend(args_of(g, a))
+                stack.extend(args[a])
 
     names: dict[int, str] = {}
     holder: dict[str, int] = {}
@@ -149,7 +150,6 @@ def schedule(g: nx.DiGraph) -> Program:
         give(i, g.nodes[i]["name"])
     for k, n in enumerate(constants, start=1):
         give(n, f"C{k}")
-    out = g.graph["output"]
     for n in forward:
         data = g.nodes[n]
         give(n, data.get("hint") or ("out" if n == out else data["op"]))
@@ -165,18 +165,23 @@ def schedule(g: nx.DiGraph) -> Program:
         else:
             give(n, "d" + names.get(target, g.nodes[target]["op"]), may_take_over=True)
 
-    reads = set().union(*(readers_of(g, s, inline) for s in backward)) if backward else set()
-    cache = [n for n in [*g.graph["inputs"], *forward] if n in reads]
-    scalar_seed = _scalar_seed_is_enough(g, [n for n in order if is_grad[n]])
+    in_backward = set(backward)
+    cache = [
+        n
+        for n in [*g.graph["inputs"], *forward]
+        if n not in inline and not readers.get(n, set()).isdisjoint(in_backward)
+    ]  # the named values backward statements read, looking through inlined expressions
+    scalar_seed = _scalar_seed_is_enough(g, [n for n in order if is_grad[n]], args)
     return Program(g, forward, backward, names, inline, cache, constants, scalar_seed)
 
 
-def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int]) -> bool:
+def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int], args: dict) -> bool:
     """Whether backward seeded with a 0-d one computes the same as with ones(out.shape).
 
     Multiplying by an array of ones is an allocation and a pass over memory for nothing. A
     scalar seed broadcasts through elementwise steps; it is enough where every tensor step and
-    every returned gradient still sees its full shape (follows the gradient nodes in order).
+    every returned gradient still sees its full shape (follows the gradient nodes in order;
+    `args` holds each node's arguments).
     """
     seed = g.graph["seed"]
     actual = {seed: ()}
@@ -184,29 +189,22 @@ def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int]) -> bool:
         if n == seed:
             continue
         data = g.nodes[n]
-        shapes = [actual.get(a, g.nodes[a]["shape"]) for a in args_of(g, n)]
+        shapes = [actual[a] if a in actual else g.nodes[a]["shape"] for a in args[n]]
         if data["op"] == "const":
             actual[n] = data["shape"]
         elif data["op"] == "expr" or GATES[data["op"]].kind != TENSOR:
             if data.get("copy"):
                 return False  # np.copy of a scalar stays a scalar
-            actual[n] = np.broadcast_shapes(*shapes) if shapes else data["shape"]
-        elif shapes != [g.nodes[a]["shape"] for a in args_of(g, n)]:
+            if not shapes:
+                actual[n] = data["shape"]
+            elif all(s == shapes[0] for s in shapes):  # nothing broadcasts: the common case
+                actual[n] = shapes[0]
+            else:
+                actual[n] = np.broadcast_shapes(*shapes)
+        elif shapes != [g.nodes[a]["shape"] for a in args[n]]:
             return False
         else:
             actual[n] = data["shape"]
     return all(
         actual.get(n, g.nodes[n]["shape"]) == g.nodes[n]["shape"] for n in g.graph["grads"].values()
     )
-
-
-def readers_of(g: nx.DiGraph, s: int, inline: set[int]) -> set[int]:
-    """The named values statement `s` reads, looking through inlined expressions."""
-    out, stack = set(), list(args_of(g, s))
-    while stack:
-        a = stack.pop()
-        if a in inline:
-            stack.extend(args_of(g, a))
-        else:
-            out.add(a)
-    return out

@@ -12,18 +12,19 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from .graph import args_of, topo_order
+from .graph import args_of, copy_graph, topo_order
 from .ops import GATES, TENSOR, broadcast_shape
 
 
-def node_shape(g: nx.DiGraph, n: int) -> tuple[int, ...]:
-    """The shape of node `n` from its arguments' shapes (which must already be known)."""
+def node_shape(g: nx.DiGraph, n: int, args: list[int] | None = None) -> tuple[int, ...]:
+    """The shape of node `n` from its arguments' shapes (which must already be known); `args`
+    are n's arguments, where the caller has them at hand."""
     data = g.nodes[n]
     op = data["op"]
     if op == "const":
         return tuple(np.shape(data["value"]))
     gate = GATES[op]
-    shapes = [g.nodes[a]["shape"] for a in args_of(g, n)]
+    shapes = [g.nodes[a]["shape"] for a in (args_of(g, n) if args is None else args)]
     if gate.kind == TENSOR:
         return tuple(gate.shape(shapes, data.get("params", {})))
     if all(s == shapes[0] for s in shapes):  # no broadcasting: the common case, kept cheap
@@ -33,7 +34,7 @@ def node_shape(g: nx.DiGraph, n: int) -> tuple[int, ...]:
 
 def infer_shapes(g: nx.DiGraph, input_shapes: dict[str, tuple[int, ...]]) -> nx.DiGraph:
     """A copy of `g` whose nodes carry `shape`; ShapeError at the first gate that cannot work."""
-    h = g.copy()
+    h = copy_graph(g)
     for n in topo_order(h):
         data = h.nodes[n]
         data["shape"] = (

@@ -34,7 +34,7 @@ import sympy
 
 from .graph import args_of
 from .ops import ARGS, GATES, TENSOR
-from .schedule import Program, readers_of
+from .schedule import Program
 
 
 @dataclass
@@ -265,3 +265,15 @@ def _tall_transposed_product(g: nx.DiGraph, m: int, program: Program) -> tuple[i
     if view.get("params", {}).get("axes") not in (None, (1, 0)) or len(g.nodes[b]["shape"]) != 2:
         return None
     return (args_of(g, a)[0], b) if rows >= TALL * cols and rows * cols >= TALL_SIZE else None
+
+
+def readers_of(g: nx.DiGraph, s: int, inline: set[int]) -> set[int]:
+    """The named values statement `s` reads, looking through inlined expressions."""
+    out, stack = set(), list(args_of(g, s))
+    while stack:
+        a = stack.pop()
+        if a in inline:
+            stack.extend(args_of(g, a))
+        else:
+            out.add(a)
+    return out

@@ -12,6 +12,7 @@ does not underflow, and never overflows.
 
 from __future__ import annotations
 
+import math
 import operator
 
 import sympy
@@ -24,6 +25,17 @@ MASKS = sympy.symbols("m0:8")  # boolean (mask) arguments such as the condition 
 # SymPy's infinities and NaN are no IEEE numbers (1/0 is the unsigned zoo): a formula that folds
 # into one of them is written with its constants unfolded, for NumPy to compute
 NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
+
+
+def is_plain_float(value) -> bool:
+    """Whether `value` is a finite float SymPy treats like any other: not a whole or half number
+    (0, 1.0, 2.0 and 0.5 can fold away, or print as sqrt), so a formula's shape and printed text
+    do not depend on it beyond its sign."""
+    if not isinstance(value, (float, sympy.Float)):
+        return False
+    v = float(value)
+    return math.isfinite(v) and not (2 * v).is_integer()
+
 
 HELPERS: dict[str, str] = {}  # helper name -> source, in the order they are defined here
 
