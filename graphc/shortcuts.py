@@ -103,13 +103,13 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
     plan.backward = _late_contributions(program, plan)
     if dtype == "float64":
         _transpose_tall_products(program, plan)
-    reads = {s: _values_read(program, plan, s) for s in plan.backward}
+    users = _users(plan.backward, {s: _values_read(program, plan, s) for s in plan.backward})
     for s in plan.backward:
         found = _mask_of(g, s)
         if found is None or found[0] in kept:
             continue
         target, mask = found
-        if _fresh(g, target, program) and [r for r in plan.backward if target in reads[r]] == [s]:
+        if _fresh(g, target, program) and users.get(target) == [s]:
             plan.masked[s] = found
     return plan
 
@@ -152,24 +152,50 @@ def _mask_of(g: nx.DiGraph, s: int) -> tuple[int, sympy.Expr] | None:
 
 def _late_contributions(program: Program, plan: Shortcuts) -> list[int]:
     """Backward's statements, each first contribution to a summed gradient moved down to just
-    before the sum that reads it, where no statement in between reuses a name it involves."""
+    before the sum that reads it, where no statement in between reuses a name it involves.
+
+    The order is a linked list, so a move costs the walk over the statements it passes."""
     g, names = program.graph, program.names
     order = [s for s in program.backward if s not in plan.skipped]
     reads = {s: _values_read(program, plan, s) for s in order}
-    for s in list(order):
-        users = [r for r in order if s in reads[r]]
-        if len(users) != 1 or names[users[0]] != names[s]:
+    users = _users(order, reads)
+    after = dict(zip(order, [*order[1:], None]))
+    before = dict(zip(order, [None, *order[:-1]]))
+    first = order[0] if order else None
+    for s in order:
+        if len(users.get(s, ())) != 1 or names[users[s][0]] != names[s]:
             continue
-        r = users[0]
+        r = users[s][0]
         if not g.nodes[r].get("comment", "").startswith("fork"):
             continue
-        between = order[order.index(s) + 1 : order.index(r)]
         involved = {names[s], *(names[a] for a in reads[s])}
-        if any(names[t] in involved for t in between):
-            continue
-        order.remove(s)
-        order.insert(order.index(r), s)
-    return order
+        t = after[s]
+        while t != r and names[t] not in involved:
+            t = after[t]
+        if t != r or after[s] == r:
+            continue  # a statement in between reuses a name, or s is in place already
+        p, n = before[s], after[s]  # unlink s ...
+        before[n] = p
+        if p is None:
+            first = n
+        else:
+            after[p] = n
+        p = before[r]  # ... and put it just before r
+        after[p], before[s], after[s], before[r] = s, p, r, s
+    moved, s = [], first
+    while s is not None:
+        moved.append(s)
+        s = after[s]
+    return moved
+
+
+def _users(order: list[int], reads: dict[int, set[int]]) -> dict[int, list[int]]:
+    """The statements that read each value, in order."""
+    users: dict[int, list[int]] = {}
+    for r in order:
+        for a in reads[r]:
+            users.setdefault(a, []).append(r)
+    return users
 
 
 def _values_read(program: Program, plan: Shortcuts, s: int) -> set[int]:
