@@ -304,7 +304,8 @@ class Function:
             self._numpy_value,
             self._numpy_value_and_grad,
         )
-        code = straight_line(source, self.__name__, self.gradient_names, numpy)
+        with gc_paused():  # compiling 100k statements makes many long-lived objects
+            code = straight_line(source, self.__name__, self.gradient_names, numpy)
         if code is None:
             return
         code.value_and_grad.__doc__ = Function.value_and_grad.__doc__

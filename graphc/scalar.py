@@ -158,7 +158,7 @@ def straight_line(
     fwd_lines = [line.split("  # ", 1)[0] for line in forward.splitlines()]  # no comments
     bwd_lines = [line.split("  # ", 1)[0] for line in backward.splitlines()]
     params = [p for p in fwd_lines[0][len("def forward(") : -len("):")].split(", ") if p]
-    out, _cache = _returned(fwd_lines[-1])
+    out = _returned(fwd_lines[-1], first=True)[0]
     seed = bwd_lines[0][len("def backward(") :].split(",", 1)[0]
     body = bwd_lines[1:-1]
     if body and body[0].endswith("= cache"):
@@ -178,8 +178,8 @@ def straight_line(
     # comparisons, where, maximum(x, 0) give bools and ints; a power may go complex
     checked = _risky_power(statements) or bool(_NOT_FLOAT.search(statements))
     # np.exp(x) is called as _np_exp(x): one global lookup, no attribute lookup, per call
-    fwd_lines = [_NP_NAME.sub(r"_np_\1", line) for line in fwd_lines]
-    body = [_NP_NAME.sub(r"_np_\1", line) for line in body]
+    fwd_lines = _NP_NAME.sub(r"_np_\1", "\n".join(fwd_lines)).split("\n") if fwd_lines else []
+    body = _NP_NAME.sub(r"_np_\1", "\n".join(body)).split("\n") if body else []
     out, grads = _NP_NAME.sub(r"_np_\1", out), [_NP_NAME.sub(r"_np_\1", g) for g in grads]
     result = "{" + ", ".join(f"{k!r}: {g}" for k, g in zip(gradient_names, grads)) + "}"
     value = _entry("value", params, fwd_lines, out, checked)
@@ -267,11 +267,11 @@ def _block(blocks: list[str], name: str) -> str:
     return next(b for b in blocks if b.startswith(f"def {name}("))
 
 
-def _returned(line: str) -> list[str]:
-    """The expressions a `return a, b` line returns, as code."""
+def _returned(line: str, first: bool = False) -> list[str]:
+    """The expressions a `return a, b` line returns, as code (only the first if `first`)."""
     value = ast.parse(line.strip()).body[0].value
     items = value.elts if isinstance(value, ast.Tuple) else [value]
-    return [ast.unparse(v) for v in items]
+    return [ast.unparse(v) for v in items[: 1 if first else None]]
 
 
 def _risky_power(code: str) -> bool:

@@ -70,13 +70,15 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
     """
     g = program.graph
     statements = [*program.forward, *program.backward]
-    readers: dict[int, list[int]] = {}
-    for s in statements:
-        for a in sorted(readers_of(g, s, program.inline)):
-            readers.setdefault(a, []).append(s)
     kept = {program.output, *program.grads, *program.cache}
     plan = Shortcuts()
-    for s in statements:
+    sums = [s for s in statements if g.nodes[s]["op"] == "sum"]
+    named_reads = {s: readers_of(g, s, program.inline) for s in statements} if sums else {}
+    readers: dict[int, list[int]] = {}
+    for s in named_reads:
+        for a in sorted(named_reads[s]):
+            readers.setdefault(a, []).append(s)
+    for s in sums:
         product = _product_summed(g, s, program)
         if product is not None and readers.get(product) == [s] and product not in kept:
             plan.dots[s] = tuple(args_of(g, product))
@@ -95,20 +97,25 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
         swap = _mask_from_output(g, s, program.cache)
         if swap is not None:
             plan.rereads[(s, swap[0])] = swap[1]
-    read = set()
-    for s in program.backward:
-        if s not in plan.skipped:
-            read |= {plan.rereads.get((s, a), a) for a in readers_of(g, s, program.inline)}
-    plan.cache = [n for n in program.cache if n in read]
-    plan.backward = _late_contributions(program, plan)
+    plan.cache = list(program.cache)  # backward reads all of it, unless a shortcut skips some
+    if plan.skipped or plan.rereads:
+        read = set()
+        for s in program.backward:
+            if s not in plan.skipped:
+                reading = named_reads.get(s) or readers_of(g, s, program.inline)
+                read |= {plan.rereads.get((s, a), a) for a in reading}
+        plan.cache = [n for n in program.cache if n in read]
+    reads = {s: _values_read(program, plan, s) for s in program.backward if s not in plan.skipped}
+    plan.backward = _late_contributions(program, plan, reads)
     if dtype == "float64":
         _transpose_tall_products(program, plan)
-    users = _users(plan.backward, {s: _values_read(program, plan, s) for s in plan.backward})
+    users = None
     for s in plan.backward:
         found = _mask_of(g, s)
         if found is None or found[0] in kept:
             continue
         target, mask = found
+        users = _users(plan.backward, reads) if users is None else users
         if _fresh(g, target, program) and users.get(target) == [s]:
             plan.masked[s] = found
     return plan
@@ -150,14 +157,13 @@ def _mask_of(g: nx.DiGraph, s: int) -> tuple[int, sympy.Expr] | None:
     return None
 
 
-def _late_contributions(program: Program, plan: Shortcuts) -> list[int]:
+def _late_contributions(program: Program, plan: Shortcuts, reads: dict) -> list[int]:
     """Backward's statements, each first contribution to a summed gradient moved down to just
     before the sum that reads it, where no statement in between reuses a name it involves.
 
     The order is a linked list, so a move costs the walk over the statements it passes."""
     g, names = program.graph, program.names
-    order = [s for s in program.backward if s not in plan.skipped]
-    reads = {s: _values_read(program, plan, s) for s in order}
+    order = [s for s in program.backward if s not in plan.skipped]  # `reads`: what each reads
     users = _users(order, reads)
     after = dict(zip(order, [*order[1:], None]))
     before = dict(zip(order, [None, *order[:-1]]))
@@ -270,10 +276,13 @@ def _transpose_tall_products(program: Program, plan: Shortcuts) -> None:
         plan.transposed[m] = found
     for n in program.backward:
         data = g.nodes[n]
-        args = args_of(g, n)
-        if data["op"] != "add" or not data.get("comment", "").startswith("fork"):
+        if (
+            not plan.transposed
+            or data["op"] != "add"
+            or not data.get("comment", "").startswith("fork")
+        ):
             continue
-        prev, m = args
+        prev, m = args_of(g, n)
         if m in plan.transposed and m in program.inline and g.nodes[prev]["shape"] == data["shape"]:
             plan.summed_transposed[n] = (prev, m)
 
