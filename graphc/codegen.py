@@ -275,13 +275,15 @@ class Emitter:
 
     def shortcut_notes(self, n: int, comment: str) -> str:
         """The statement's comment, with what the shortcuts changed in it (see shortcuts.py)."""
-        spread = [a for a in args_of(self.g, n) if a in self.plan.scalars]
+        if not (self.plan.scalars or self.plan.rereads or self.plan.transposed):
+            return comment
+        spread = [a for a in self.args(n) if a in self.plan.scalars]
         if spread:
             comment = f"{comment}; {self.comment(spread[0])}: the scalar broadcasts"
         for (step, _), out in self.plan.rereads.items():
             if step == n:
                 comment += f", read as {self.p.names[out]} > 0: the same mask"
-        inlined = [a for a in args_of(self.g, n) if a in self.p.inline]
+        inlined = [a for a in self.args(n) if a in self.p.inline]
         tall = [m for m in (n, *inlined) if m in self.plan.transposed]
         if tall:
             x, dh = (self.ref(a) for a in self.plan.transposed[tall[0]])
