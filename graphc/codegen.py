@@ -97,7 +97,7 @@ def formula_template(formula: sympy.Expr) -> str:
     formulas that differ in one number alone (`0.37*a0`, `-0.81*a0`) share one printing.
     """
     number = _lone_number(formula)
-    return _printed(formula) if number is None else _with_number(formula, number)
+    return printed_template(formula) if number is None else _with_number(formula, number)
 
 
 def _lone_number(formula: sympy.Expr) -> sympy.Float | None:
@@ -114,7 +114,7 @@ _NUMBER_TEMPLATES: dict[tuple, tuple[str, str, bool] | None] = {}
 
 
 def _with_number(formula: sympy.Expr, number: sympy.Float) -> str:
-    """`_printed(formula)` for a sum or product with one plain float among its terms: SymPy
+    """`printed_template(formula)` for a sum or product with one plain float among its terms: SymPy
     writes such a number by its sign and digits alone, so the text printed for one value is
     split around its digits, checked against SymPy's text for a second value, and then filled
     in with the digits of every further value (a split that does not check out is not used)."""
@@ -124,7 +124,7 @@ def _with_number(formula: sympy.Expr, number: sympy.Float) -> str:
     known = _NUMBER_TEMPLATES.get(key, ())
     if known and known[2]:
         return known[0] + digits + known[1]
-    text = _printed(formula)
+    text = printed_template(formula)
     if known == ():  # the first value: split the text around its digits
         found = text.split(digits)
         _NUMBER_TEMPLATES[key] = (found[0], found[1], False) if len(found) == 2 else None
@@ -135,12 +135,12 @@ def _with_number(formula: sympy.Expr, number: sympy.Float) -> str:
     return text
 
 
-def _printed(formula: sympy.Expr) -> str:
-    """`formula_template` by SymPy's printer and Python's `ast`."""
+def printed_template(formula: sympy.Expr, printer: NumPyPrinter = _PRINTER) -> str:
+    """`formula_template` by a SymPy printer (`Printer` unless told) and Python's `ast`."""
     swap = {s: sympy.Symbol(f"__{i}__") for i, s in enumerate(ARGS)}
     swap.update({s: sympy.Symbol(f"__{i}__") for i, s in enumerate(MASKS)})
     swap[OUT] = sympy.Symbol("__out__")
-    text = normalise(_PRINTER.doprint(formula.xreplace(swap)))
+    text = normalise(printer.doprint(formula.xreplace(swap)))
     return _PLACEHOLDER.sub(lambda m: "{" + (m.group(1) or "out") + "}", text)
 
 

@@ -37,10 +37,10 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from .codegen import Emitter, Printer, literal, load_module, normalise
+from .codegen import Emitter, Printer, literal, load_module, printed_template
 from .errors import GraphcError
 from .graph import args_of
-from .ops import ARGS, GATES, MASKS, OUT, TENSOR
+from .ops import ARGS, GATES, TENSOR
 from .schedule import Program
 from .special import HELPERS, where
 
@@ -120,17 +120,12 @@ class ScalarPrinter(Printer):
 
 
 _PRINTER = ScalarPrinter()
-_PLACEHOLDER = re.compile(r"__([0-9]+)__|__out__")
 
 
 @functools.cache
 def scalar_template(formula: sympy.Expr) -> str:
     """`formula` printed for one element, with `{0}`, `{1}` slots (see codegen's template)."""
-    swap = {s: sympy.Symbol(f"__{i}__") for i, s in enumerate(ARGS)}
-    swap.update({s: sympy.Symbol(f"__{i}__") for i, s in enumerate(MASKS)})
-    swap[OUT] = sympy.Symbol("__out__")
-    text = normalise(_PRINTER.doprint(formula.xreplace(swap)))
-    return _PLACEHOLDER.sub(lambda m: "{" + (m.group(1) or "out") + "}", text)
+    return printed_template(formula, _PRINTER)
 
 
 # exp(min(x, 0)) is 1 or e = exp(-|x|), bit for bit (NaN too): a select instead of a second exp
