@@ -5,7 +5,8 @@ Stage: backend. Imports nothing from graphc.
 For a call with Python floats only, NumPy's per-operation overhead (a NumPy scalar per gate,
 about 0.5 us per `np.exp`) is most of the time. `straight_line` takes the generated module's
 source, the readable reference, and joins its `forward` and `backward` statements into one
-function, the way the lecture writes backprop by hand:
+function, the way the lecture writes backprop by hand (in essence: the entry also binds keyword
+arguments and checks that every input is a float):
 
     def value_and_grad(x, y, z):
         q = x + y              # forward, as in the module
@@ -20,9 +21,10 @@ a scalar module calls (`math.exp` for `np.exp`, ...). The statements are the mod
 the numbers agree with it to rounding (`math` and NumPy may differ in the last ulp).
 
 Where NumPy would give inf or NaN, Python raises (`math.exp(1000)`, `1.0 / 0.0`, `math.log(0)`)
-or goes complex (`(-8.0) ** 0.5`): `ScalarCode.call` reports `None` and the caller runs the NumPy
-module instead, so such inputs get NumPy's values and warnings. A module calling anything
-`FLOATS` lacks (an array constant, a reduction) gets no straight-line version.
+or goes complex (`(-8.0) ** 0.5`): the entry then calls the NumPy module instead (`Fallbacks`),
+so such inputs get NumPy's values and warnings, as do inputs that are not all Python floats. A
+module calling anything `FLOATS` lacks (an array constant, a reduction) gets no straight-line
+version.
 """
 
 from __future__ import annotations
