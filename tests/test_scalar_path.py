@@ -161,3 +161,20 @@ def test_float_helpers_compute_what_the_numpy_helpers_compute():
     assert FLOATS.maximum(math.nan, 1.0) != FLOATS.maximum(math.nan, 1.0)  # NaN wins
     assert FLOATS.maximum(1.0, math.nan) != FLOATS.maximum(1.0, math.nan)
     assert FLOATS.minimum(1.0, math.nan) != FLOATS.minimum(1.0, math.nan)
+
+
+@pytest.mark.parametrize(
+    "fn, args, want",
+    [
+        (lambda x, y: x, (1.5, -2.0), (1.5, {"x": 1.0, "y": 0.0})),  # y unused: gradient 0.0
+        (lambda x, y: x * 0.0 + 2.0, (1.5, -2.0), (2.0, {"x": 0.0, "y": 0.0})),  # a constant
+        (lambda x, y: gc.relu(x - y), (1.0, 1.0), (0.0, {"x": 0.0, "y": 0.0})),  # at the kink
+    ],
+)
+def test_degenerate_circuits_give_floats_on_the_float_path(fn, args, want):
+    f = gc.function(fn)
+    f(0.5, 0.25)
+    assert "value_and_grad" in vars(f)  # the float entry runs these calls
+    out, grads = f.value_and_grad(*args)
+    assert (out, grads) == want
+    assert type(out) is float and all(type(g) is float for g in grads.values())
