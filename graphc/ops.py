@@ -1,6 +1,6 @@
 """The gate table: every gate graphc knows, one row each, and their derived local gradients.
 
-Stage: vocabulary, read by every other stage. Imports only `errors`, `special` and `tensor`.
+Stage: vocabulary, read by every other stage. Imports only `errors`, `special`, `tensor`, `text`.
 
 An elementwise gate is declared by its SymPy formula; its local gradients come from `sympy.diff`,
 once per gate kind, written in terms of the gate's own output where that is simpler and no less
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from . import special
+from . import special, text
 from .errors import GateError
 from .special import ARGS, DOUT, MASKS, OUT, log_sigmoid, numeric_masks, sigmoid, softplus  # noqa: F401
 from .special import tanh as exact_tanh
@@ -259,9 +259,19 @@ def lookup(op: str) -> Gate:
 
 
 def define_gate(name: str, formula: Callable, symbol: str | None = None) -> Gate:
-    """Add a user's elementwise gate to the table; its local gradients are derived by SymPy."""
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise GateError(f"gate name {name!r} is not a Python identifier; use letters, digits and _")
+    """Add a user's elementwise gate to the table; its local gradients are derived by SymPy.
+
+    `name` must be a name by `text.name`'s rule, and not a keyword; `symbol` (what drawings
+    write in the gate's circle, the name unless given) is text, drawn as it is.
+    """
+    text.name(name, "gate name", GateError)
+    if keyword.iskeyword(name):
+        raise GateError(f"gate name {name!r} is a Python keyword; choose another name")
+    if symbol is not None and not isinstance(symbol, str):
+        raise GateError(
+            f"gate {name!r}: the symbol must be a string (the text drawn in the gate), got "
+            f"{type(symbol).__name__}"
+        )
     if name in RESERVED_OPS or (name in GATES and GATES[name].builtin):
         raise GateError(f"gate name {name!r} is taken by a built-in gate; choose another name")
     arity = _arity_of(formula, name)
