@@ -161,9 +161,12 @@ def literal(value) -> str:
         return f"({v!r})" if v < 0 else repr(v)
     if not arr.any():
         return f"{NAMESPACE}.zeros({arr.shape})"
-    return f"{NAMESPACE}.array({arr.tolist()!r})"
+    # floats print as Python literals, but for nan and inf, which are NumPy's names
+    entries = _NOT_FINITE_ENTRY.sub(NAMESPACE + r".\1", repr(arr.tolist()))
+    return f"{NAMESPACE}.array({entries})"
 
 
+_NOT_FINITE_ENTRY = re.compile(r"\b(nan|inf)\b")
 _ATOM = re.compile(r"[^\W\d]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # a name or a number
 _HOLE = re.compile(r"_α([0-9]+)_")
 

@@ -54,15 +54,15 @@ def name(value, what: str, error: type[Exception] = GraphError) -> str:
             f"{what} must be a string, a Python identifier such as 'x', got "
             f"{type(value).__name__} {shown(value)}"
         )
-    if not value.isidentifier():
-        raise error(
-            f"{what} {shown(value)} is not a Python identifier; use letters, digits and "
-            "underscores, not starting with a digit"
-        )
     nfkc = unicodedata.normalize("NFKC", value)
+    if nfkc != value and nfkc.isidentifier():
+        raise error(
+            f"{what} {shown(value)} is not in NFKC form: Python normalises identifiers, so it "
+            f"would silently be the variable {nfkc!r}; write {nfkc!r} instead"
+        )
     raise error(
-        f"{what} {shown(value)} is not in NFKC form: Python normalises identifiers, so it "
-        f"would silently be the variable {nfkc!r}; write {nfkc!r} instead"
+        f"{what} {shown(value)} is not a Python identifier; use letters, digits and "
+        "underscores, not starting with a digit"
     )
 
 
