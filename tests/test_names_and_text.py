@@ -366,7 +366,8 @@ PYTHON = [
     "abs", "float", "type", "len", "print", "range", "isinstance", "__debug__", "__builtins__",
     "__name__", "__import__", "__file__", "__doc__", "__class__", "lambda", "class", "None",
     "True", "import", "return", "match", "case", "_", "__", "self", "rules", "digits", "theme",
-    "show_local", "samples", "per_gate", "level", "repeat",
+    "show_local", "samples", "per_gate", "level", "repeat", "f", "examples", "inputs", "args",
+    "kwargs",
 ]  # fmt: skip
 SWEEP = sorted(set(OWN) | set(MADE_UP) | set(PYTHON))
 NUMBA_SWEEP = sorted(  # the names the numba module uses or makes up, and a few more
@@ -432,6 +433,7 @@ def test_an_input_of_any_name_works_in_every_api(name, tmp_path):
         op not in ("input", "const") for _, op in f.graph.nodes(data="op")
     )
     gc.lint(f)
+    gc.lint(f, **({} if name == "rules" else {name: A}), x=XS)  # `rules=` is lint's option
     report = gc.check_grad(f, A, XS, per_gate=True)
     assert report.error < 1e-6 and all(row.error < 1e-6 for row in report.rows), str(report)
 
