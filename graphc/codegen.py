@@ -61,6 +61,13 @@ class Printer(NumPyPrinter):
             text = f"{fn}({text}, {self._print(a)})"
         return text
 
+    # NumPy 2 removed np.PINF and np.NINF, which SymPy before 1.13 prints for oo and -oo
+    def _print_Infinity(self, expr):
+        return self._module_format("numpy.inf")
+
+    def _print_NegativeInfinity(self, expr):
+        return "-" + self._module_format("numpy.inf")
+
     def _print_Float(self, expr):
         return repr(float(expr))
 
