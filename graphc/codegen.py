@@ -25,7 +25,7 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 
 from .graph import args_of, topo_order
-from .ops import ARGS, GATES, MASKS, OUT, TENSOR
+from .ops import ARGS, MASKS, OUT, TENSOR, gate_of
 from .schedule import Program
 from .shortcuts import Shortcuts, shortcuts
 from .special import HELPER_NEEDS, HELPERS, NOT_FINITE, is_plain_float
@@ -244,7 +244,7 @@ class Emitter:
         elif op == "expr":
             code = formula_template(data["formula"]).format(*refs)
         else:
-            gate = GATES[op]
+            gate = gate_of(op)
             if gate.kind == TENSOR:
                 shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
                 code = gate.spell(refs, shapes, data.get("params", {}))
@@ -423,7 +423,7 @@ def helpers_used(program: Program) -> list[str]:
         data = g.nodes[n]
         if data["op"] == "expr":
             names |= _functions_in(data["formula"])
-        gate = GATES.get(data["op"])
+        gate = gate_of(data["op"])
         if gate is not None:
             names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
