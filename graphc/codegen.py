@@ -77,9 +77,10 @@ class Printer(NumPyPrinter):
     def _print_Piecewise(self, expr):
         if len(expr.args) == 2 and expr.args[1].cond == sympy.true:
             (a, cond), (b, _) = expr.args
-            if (a, b) == (1, 0):  # an indicator: multiplying by a mask routes the gradient
+            one, zero = sympy.S.One, sympy.S.Zero  # the integers (1.0 and 0.0 stay numbers)
+            if a is one and b is zero:  # an indicator: multiplying by a mask routes the gradient
                 return self._print(cond)
-            if (a, b) == (0, 1):
+            if a is zero and b is one:
                 return self._print(cond.negated if cond.is_Relational else sympy.Not(cond))
             return f"{NAMESPACE}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
         return super()._print_Piecewise(expr)

@@ -113,10 +113,21 @@ class ScalarPrinter(Printer):
 
     def _print_Piecewise(self, expr):
         text = super()._print_Piecewise(expr)
-        if not text.startswith("np.where("):
+        if not text.startswith(("np.where(", "np.select(")):
             return text  # an indicator, printed as its (boolean) condition
-        (a, cond), (b, _) = expr.args
-        return f"({self._print(a)} if {self._print(cond)} else {self._print(b)})"
+        # the first branch whose condition holds; none (SymPy's undefined): NaN, as np.select
+        *branches, (value, cond) = expr.args
+        text = self._print(value) if cond == sympy.true else f"({self._print(value)} if "
+        text += "" if cond == sympy.true else f"{self._print(cond)} else np.nan)"
+        for value, cond in reversed(branches):
+            text = f"({self._print(value)} if {self._print(cond)} else {text})"
+        return text
+
+    def _print_And(self, expr):  # np.logical_and.reduce takes no scalars in numba
+        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
 
 
 _PRINTER = ScalarPrinter()

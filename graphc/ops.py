@@ -167,7 +167,8 @@ def local_gradients(gate: Gate) -> tuple[sympy.Expr | None, ...]:
                 "write the formula with functions SymPy knows (exp, log, sqrt, tanh, Abs, "
                 "Piecewise, ...)"
             )
-        grads.append(lecture_form(d, formula))
+        local = lecture_form(d, formula)
+        grads.append(local if gate.builtin else numeric_steps(local))
     return tuple(grads)
 
 
@@ -178,6 +179,22 @@ def subgradient(derivative: sympy.Expr) -> sympy.Expr:
     return derivative.xreplace(dict.fromkeys(deltas, sympy.S.Zero)) if deltas else derivative
 
 
+def numeric_steps(expr: sympy.Expr) -> sympy.Expr:
+    """`expr` with its steps written to print as numbers, for formulas users write: codegen
+    prints an indicator (a Piecewise of 1 and 0; Heaviside(x, 0) and Heaviside(x, 1) are ones)
+    as a NumPy boolean, which is a number only next to one ((x > 0) - (y > 0) raises), so the
+    numbers of every Piecewise become floats: np.where(x > 0, 1.0, 0.0)."""
+
+    def is_indicator_step(e) -> bool:
+        return isinstance(e, sympy.Heaviside) and len(e.args) == 2 and e.args[1] in (0, 1)
+
+    def floats(p: sympy.Piecewise) -> sympy.Piecewise:
+        return sympy.Piecewise(*((sympy.Float(v) if v.is_Number else v, c) for v, c in p.args))
+
+    expr = expr.replace(is_indicator_step, lambda e: e.rewrite(sympy.Piecewise))
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), floats)
+
+
 @functools.cache
 def formula_gradients(formula: sympy.Expr, arity: int) -> tuple[sympy.Expr | None, ...]:
     """Local gradients of an "expr" node's formula, like `local_gradients` for a gate row."""
@@ -185,7 +202,9 @@ def formula_gradients(formula: sympy.Expr, arity: int) -> tuple[sympy.Expr | Non
     return tuple(
         None
         if s in MASKS
-        else numeric_masks(lecture_form(subgradient(sympy.diff(formula, s)), formula))
+        else numeric_masks(
+            numeric_steps(lecture_form(subgradient(sympy.diff(formula, s)), formula))
+        )
         for s in symbols
     )
 
@@ -358,6 +377,7 @@ def define_gate(name: str, formula: Callable, symbol: str | None = None) -> Gate
             f"gate {name!r}: the formula {expr} is complex (it uses I); graphc differentiates "
             "real-valued functions only"
         )
+    expr = numeric_steps(expr)
     # an argument the formula does not use still gives the value its shape (and NaN), as in NumPy
     expr += sympy.Add(*(cancelled(a) for a in ARGS[:arity] if a not in expr.free_symbols))
     gate = _ew(name, arity, Formula(expr), symbol or name, builtin=False)
