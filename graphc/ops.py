@@ -158,7 +158,7 @@ def local_gradients(gate: Gate) -> tuple[sympy.Expr | None, ...]:
         if i in gate.nondiff:
             grads.append(None)
             continue
-        d = subgradient(sympy.diff(formula, a))
+        d = derivative(formula, a)
         if d.has(sympy.Derivative, sympy.Subs):
             left = sorted({type(x.expr).__name__ for x in d.atoms(sympy.Derivative)})
             raise GateError(
@@ -172,11 +172,30 @@ def local_gradients(gate: Gate) -> tuple[sympy.Expr | None, ...]:
     return tuple(grads)
 
 
-def subgradient(derivative: sympy.Expr) -> sympy.Expr:
-    """`derivative` with each DiracDelta, SymPy's derivative of a step (Heaviside, sign), as 0:
-    the derivative away from the jump, and graphc's choice at it (as relu'(0) = 0)."""
-    deltas = derivative.atoms(sympy.DiracDelta)
-    return derivative.xreplace(dict.fromkeys(deltas, sympy.S.Zero)) if deltas else derivative
+class _flat_floor(sympy.Function):  # noqa: N801 - floor while differentiating
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero  # flat between its jumps
+
+
+class _flat_ceiling(_flat_floor):  # noqa: N801
+    pass
+
+
+def derivative(formula: sympy.Expr, s: sympy.Symbol) -> sympy.Expr:
+    """d(formula)/ds, with a step's derivative 0: away from its jump that is the derivative, and
+    at the jump it is graphc's choice (as relu'(0) = 0). Steps: Heaviside and sign (SymPy's
+    DiracDelta becomes 0), floor and ceiling, and frac and Mod, written with floor."""
+    if formula.has(sympy.floor, sympy.ceiling, sympy.frac, sympy.Mod):
+        with_floor = formula.replace(
+            lambda e: isinstance(e, (sympy.frac, sympy.Mod)), lambda e: e.rewrite(sympy.floor)
+        )
+        flat = with_floor.replace(sympy.floor, _flat_floor).replace(sympy.ceiling, _flat_ceiling)
+        d = sympy.diff(flat, s).replace(_flat_ceiling, sympy.ceiling)
+        d = d.replace(_flat_floor, sympy.floor)
+    else:
+        d = sympy.diff(formula, s)
+    deltas = d.atoms(sympy.DiracDelta)
+    return d.xreplace(dict.fromkeys(deltas, sympy.S.Zero)) if deltas else d
 
 
 def numeric_steps(expr: sympy.Expr) -> sympy.Expr:
@@ -202,9 +221,7 @@ def formula_gradients(formula: sympy.Expr, arity: int) -> tuple[sympy.Expr | Non
     return tuple(
         None
         if s in MASKS
-        else numeric_masks(
-            numeric_steps(lecture_form(subgradient(sympy.diff(formula, s)), formula))
-        )
+        else numeric_masks(numeric_steps(lecture_form(derivative(formula, s), formula)))
         for s in symbols
     )
 
@@ -347,8 +364,8 @@ def define_gate(name: str, formula: Callable, symbol: str | None = None) -> Gate
     Refused with a GateError: a name that is not an identifier or is a built-in gate's; a formula
     that fails on symbols, is no real SymPy expression of its arguments, that SymPy cannot
     differentiate, or whose value or local gradients use a function the generated NumPy code
-    cannot compute (NumPy has no spelling for it). Steps (Heaviside, sign) are fine: their
-    derivative is 0, see `subgradient`.
+    cannot compute (NumPy has no spelling for it). Steps (Heaviside, sign, floor, ...) are fine:
+    their derivative is 0, see `derivative`.
     """
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise GateError(f"gate name {name!r} is not a Python identifier; use letters, digits and _")
@@ -414,7 +431,7 @@ def _check_spelled(name: str, expr: sympy.Expr, what: str) -> None:
         next((p for p in parts if isinstance(p, sympy.Expr) and not _spelled(p)), expr),
     )
     raise GateError(
-        f"gate {name!r}: {what} uses the SymPy function {type(culprit).__name__} ({culprit}), "
+        f"gate {name!r}: {what} uses SymPy's {type(culprit).__name__} ({culprit}), "
         "which NumPy has no spelling for, so the generated module could not compute it; write "
         "the formula with functions NumPy has (exp, log, sqrt, sin, arctan, Abs, Max, "
         "Piecewise, Heaviside, ...)"
