@@ -438,10 +438,10 @@ def _check_spelled(name: str, expr: sympy.Expr, what: str) -> None:
     )
 
 
-# what the NumPy printer may write that the generated module can run: names of NumPy (`np`
-# there), graphc's helpers, and functools.reduce, which codegen's printer writes as nested
+# what the NumPy printer may write that the generated module can run: names of NumPy (`np` or
+# `numpy`), graphc's helpers, and functools.reduce, which codegen's printer writes as nested
 # np.maximum / np.minimum calls instead
-_RUNNABLE = frozenset({"numpy", "functools", "abs", *HELPERS})
+_RUNNABLE = frozenset({"numpy", "np", "functools", "abs", *HELPERS})
 
 
 def _spelled(expr: sympy.Basic) -> bool:
@@ -462,7 +462,7 @@ def _spelled(expr: sympy.Basic) -> bool:
             return False
         if isinstance(node, ast.Name) and node.id not in names:
             return False
-        if isinstance(node, ast.Attribute) and _dotted(node)[0] == "numpy":
+        if isinstance(node, ast.Attribute) and _dotted(node)[0] in ("numpy", "np"):
             try:
                 functools.reduce(getattr, _dotted(node)[1:], np)
             except AttributeError:
