@@ -531,24 +531,24 @@ def evaluate(gate: Gate, values, params: dict):
     """The gate of numbers and arrays, computed now as NumPy computes it: what `gc.exp(1.0)` is.
 
     Tensor gates and gates with a NumPy spelling run that spelling from the table; the others
-    their formula as SymPy's NumPy printer writes it. Lists become arrays; Python numbers alone
-    become NumPy numbers, so 1/0 is inf with NumPy's warning, as everywhere in graphc.
+    their formula as SymPy's NumPy printer writes it (a 0-d result is a NumPy number, as a
+    ufunc's is). Lists become arrays; Python numbers alone become NumPy numbers, so 1/0 in a
+    formula is inf with NumPy's warning, not ZeroDivisionError.
     """
     values = [
         v if isinstance(v, (numbers.Number, np.ndarray, np.generic)) else np.asarray(v)
         for v in values
     ]
     if all(isinstance(v, numbers.Number) and not isinstance(v, np.generic) for v in values):
-        values = [np.asarray(v) for v in values]
+        values = [np.asarray(v)[()] for v in values]
     if gate.kind == TENSOR or gate.numpy:
         names = [f"_a{i}" for i in range(len(values))]
         if gate.kind == TENSOR:
             code = gate.spell(names, [np.shape(v) for v in values], params)
         else:
             code = gate.numpy.format(*names)
-        out = eval(code, {**_numpy_namespace(), **dict(zip(names, values))})  # the table's text
-    else:
-        out = _numpy_function(gate)(*values)
+        return eval(code, {**_numpy_namespace(), **dict(zip(names, values))})  # the table's
+    out = _numpy_function(gate)(*values)
     return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
 
 
