@@ -20,14 +20,21 @@ from .trace import Value, apply
 
 def _call(op: str, *args, **params):
     """Gate `op` of `args`: a traced Value if any argument is traced, else its value now."""
-    if any(isinstance(a, Value) for a in args):
-        return apply(op, *args, **params)
+    if any(_traced(a) for a in args):
+        return apply(op, *args, **params)  # which refuses a list of traced values, as ever
     if any(isinstance(a, sympy.Basic) for a in args):
         raise TraceError(
             f"gc.{op} takes traced values, numbers or arrays, not SymPy expressions; write "
             f"SymPy's own function (sympy.exp, ...), or a gate made with gc.gate, which takes both"
         )
     return evaluate(gate_of(op), args, params)
+
+
+def _traced(a) -> bool:
+    """Whether `a` is, or (a list or tuple) holds, a traced value."""
+    if isinstance(a, (list, tuple)):
+        return any(_traced(v) for v in a)
+    return isinstance(a, Value)
 
 
 def exp(x):
@@ -148,7 +155,7 @@ class GateFunction:
             raise TraceError(
                 f"gate {self.gate.name!r} takes {self.gate.arity} argument(s), got {len(args)}"
             )
-        if any(isinstance(a, Value) for a in args):
+        if any(_traced(a) for a in args):
             return apply(GateName(self.gate), *args)
         if any(isinstance(a, sympy.Basic) for a in args):
             return gate_call(self.gate)(*args)

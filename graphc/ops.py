@@ -507,8 +507,10 @@ class GateCall(sympy.Function):
     def _eval_expand_func(self, **hints):
         return self.formula()
 
-    def _numpycode(self, printer):
+    def _numpycode(self, printer):  # NumPy, math and mpmath code: the formula's (lambdify)
         return printer._print(self.formula())
+
+    _pythoncode = _mpmathcode = _numpycode
 
     def __reduce__(self):
         return _gate_call_of, (self.gate, self.args)

@@ -195,6 +195,14 @@ def test_a_gate_of_constants_inside_a_traced_function_is_a_constant():
     assert value == pytest.approx(math.exp(2.0) + 3.0) and grads["x"] == pytest.approx(math.e**2)
 
 
+def test_a_list_holding_traced_values_is_refused_as_in_tracing():
+    x = gc.symbols("x")
+    softsign = gc.gate("numbers_list", lambda a: a / (1 + sympy.Abs(a)))
+    for call in (lambda: gc.exp([x, 1.0]), lambda: gc.sum((1.0, x)), lambda: softsign([x])):
+        with pytest.raises(gc.TraceError, match="list|tuple"):
+            call()
+
+
 def test_every_public_gate_is_checked_here():
     tested = set(ONE_ARGUMENT) | {"sigmoid", "maximum", "minimum", "where", "sum", "mean", "max"}
     tested |= {"matmul", "transpose", "reshape"}

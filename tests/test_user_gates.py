@@ -356,6 +356,9 @@ def test_a_gate_called_on_sympy_symbols_is_a_sympy_function():
     assert float(e.subs(at)) == pytest.approx(float(plain.subs(at)), rel=1e-15)
     assert float(e.evalf(30, subs=at)) == pytest.approx(float(plain.evalf(30, subs=at)), rel=1e-15)
     assert swish(sympy.Integer(0)) == 0
+    for module in ("mpmath", "math", "numpy"):  # lambdify prints it as its formula
+        fn = sympy.lambdify((x, y), e, module)
+        assert float(fn(0.7, -1.3)) == pytest.approx(float(plain.subs(at)), rel=1e-15)
 
 
 def test_from_sympy_reads_a_gate_call_back_as_the_gate():
