@@ -494,8 +494,8 @@ class GateCall(sympy.Function):
         """The gate's formula of these arguments."""
         return self.gate.formula(*self.args)
 
-    def fdiff(self, argindex=1):
-        d = sympy.diff(self.gate.expr(), ARGS[argindex - 1])
+    def fdiff(self, argindex=1):  # the gate's derivative: a step's is 0, as in its gradients
+        d = derivative(self.gate.expr(), ARGS[argindex - 1])
         return d.xreplace(dict(zip(ARGS, self.args)))
 
     def _eval_is_real(self):

@@ -209,8 +209,14 @@ def lift(x) -> Value:
 
 
 def apply(op: str, *args, **params) -> Value:
-    """The Value of gate `op` applied to `args` (numbers and arrays become constants)."""
+    """The Value of gate `op` applied to `args` (numbers and arrays become constants); `op` is
+    a gate's name, or a user gate's `GateName` (a plain name means the gate defined now)."""
     gate = gate_of(op)
+    if gate is None and user_gate(op) is not None:
+        gate = user_gate(op)
+        op = GateName(gate)
+    if gate is None:
+        raise TraceError(f"unknown gate {op!r}; define new gates with gc.gate")
     values = [lift(a) for a in args]
     for i, v in enumerate(values):
         is_mask = _is_mask(v.op)

@@ -382,6 +382,18 @@ def test_from_sympy_reads_a_gate_call_back_as_the_gate():
     )
 
 
+def test_a_gate_inside_another_gate_keeps_its_steps_flat():
+    inner = gc.gate(fresh("inner"), lambda t: sympy.floor(t) + sympy.Heaviside(t) + t)
+    outer = gc.gate(fresh("outer"), lambda t: sympy.sin(inner(t)))
+    f = gc.function(lambda v: outer(v) * 2.0)
+    for v in (0.5, -1.25, 2.75):
+        want = central_diff(
+            lambda v: 2 * np.sin(np.floor(v) + np.heaviside(v, 0.5) + v), {"v": v}, "v"
+        )
+        for g in (f, f.fused(level="elementwise")):
+            assert g.grad(v)["v"] == pytest.approx(want, rel=1e-7)
+
+
 def test_a_gate_call_on_sympy_keeps_its_gate_after_a_redefinition_and_pickles():
     name = fresh("kept")
     square = gc.gate(name, lambda t: t**2)
