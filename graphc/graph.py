@@ -20,7 +20,18 @@ import numpy as np
 import sympy
 
 from .errors import GraphError
-from .ops import ARGS, GATES, MASK, MASKS, RESERVED_OPS, TENSOR
+from .ops import (
+    ARGS,
+    GATES,
+    MASK,
+    MASKS,
+    RESERVED_OPS,
+    TENSOR,
+    USER_GATES,
+    GateName,
+    gate_of,
+    user_gate,
+)
 from .tensor import checked_params
 
 
@@ -99,7 +110,13 @@ def copy_graph(g: nx.DiGraph) -> nx.DiGraph:
 
 def arity(g: nx.DiGraph, n: int) -> int:
     op = g.nodes[n]["op"]
-    return 0 if op in RESERVED_OPS else GATES[op].arity
+    return 0 if op in RESERVED_OPS else _gate(op).arity
+
+
+def _gate(op):
+    """The gate of a node's op: its own (`ops.GateName`), a built-in one, or, for a user gate's
+    name written as text, the gate `gc.gate` defined under that name (None if none)."""
+    return gate_of(op) or user_gate(op)
 
 
 def normalize(g: nx.DiGraph) -> nx.DiGraph:
@@ -114,6 +131,8 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
     h = new_graph(g.graph.get("name", "f"))
     for n in order:
         h.add_node(label[n], **g.nodes[n])
+        if gate_of(g.nodes[n]["op"]) is None and user_gate(g.nodes[n]["op"]) is not None:
+            h.nodes[label[n]]["op"] = GateName(user_gate(g.nodes[n]["op"]))  # the gate, from now
         params = _params(g, n)
         if params is not None:  # a copy, in the form the rules read (tuples, not lists)
             h.nodes[label[n]]["params"] = params
@@ -161,8 +180,8 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
                 f"node {n!r} has no 'op' attribute; "
                 "give every node op='input', 'const' or a gate name"
             )
-        if op not in RESERVED_OPS and op not in GATES:
-            known = ", ".join(sorted(GATES))
+        if op not in RESERVED_OPS and (not isinstance(op, str) or _gate(op) is None):
+            known = ", ".join(sorted({*GATES, *USER_GATES}))
             raise GraphError(f"node {n!r} has unknown op {op!r}; known gates: {known}")
         positions = sorted(
             p
@@ -211,7 +230,7 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
 def _params(g: nx.DiGraph, n) -> dict | None:
     """A tensor gate's params, checked and read (None for other nodes)."""
     op = g.nodes[n]["op"]
-    gate = GATES.get(op)
+    gate = _gate(op)
     if gate is None or gate.kind != TENSOR:
         return None
     try:
@@ -221,7 +240,7 @@ def _params(g: nx.DiGraph, n) -> dict | None:
 
 
 def _is_mask(g: nx.DiGraph, n) -> bool:
-    gate = GATES.get(g.nodes[n].get("op"))
+    gate = _gate(g.nodes[n].get("op"))
     return gate is not None and gate.kind == MASK
 
 
@@ -257,7 +276,7 @@ def _mask_positions(g: nx.DiGraph, n) -> set[int]:
     if data["op"] == "expr":
         used = {s.name for s in data["formula"].free_symbols}
         return {i for i, m in enumerate(MASKS) if m.name in used}
-    return set(GATES[data["op"]].nondiff)
+    return set(_gate(data["op"]).nondiff)
 
 
 def _check_masks(g: nx.DiGraph, n) -> None:

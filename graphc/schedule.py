@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 
 from .graph import args_of, topo_order
-from .ops import GATES, TENSOR
+from .ops import TENSOR, gate_of
 from .special import HELPERS
 
 RESERVED = (
@@ -192,7 +192,7 @@ def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int], args: dict) -> 
         shapes = [actual[a] if a in actual else g.nodes[a]["shape"] for a in args[n]]
         if data["op"] == "const":
             actual[n] = data["shape"]
-        elif data["op"] == "expr" or GATES[data["op"]].kind != TENSOR:
+        elif data["op"] == "expr" or gate_of(data["op"]).kind != TENSOR:
             if data.get("copy"):
                 return False  # np.copy of a scalar stays a scalar
             if not shapes:
