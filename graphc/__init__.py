@@ -52,10 +52,12 @@ def from_sympy(expr, name: str = "f") -> Function:
     return Function(sympy_graph(expr, name))
 
 
+# What `from graphc import *` binds: every public name but the gates named like Python's
+# built-ins (abs, max, sum), which would silently change what `sum([1, 2, 3])` computes; they
+# stay gc.abs, gc.max and gc.sum.
 __all__ = [
     "Comparison", "Function", "GateError", "GraphError", "GraphcError", "InputError",
-    "ShapeError", "TraceError", "abs", "check_grad", "compare", "exp", "from_graph",
-    "from_sympy", "function", "fuse", "gate", "lint", "log", "matmul", "max", "maximum", "mean",
-    "minimum", "relu", "reshape", "sigmoid", "sqrt", "sum", "symbols", "tanh", "transpose",
-    "where",
+    "ShapeError", "TraceError", "check_grad", "compare", "exp", "from_graph", "from_sympy",
+    "function", "fuse", "gate", "lint", "log", "matmul", "maximum", "mean", "minimum", "relu",
+    "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose", "where",
 ]  # fmt: skip

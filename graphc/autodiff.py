@@ -25,11 +25,11 @@ from .ops import (
     ARGS,
     DOUT,
     ELEMENTWISE,
-    GATES,
     MASK,
     MASKS,
     OUT,
     formula_gradients,
+    gate_of,
     local_gradients,
 )
 from .shapes import node_shape
@@ -181,8 +181,8 @@ def _rewritten(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
 
 
 def is_mask(g: nx.DiGraph, n: int) -> bool:
-    op = g.nodes[n]["op"]
-    return op in GATES and GATES[op].kind == MASK
+    gate = gate_of(g.nodes[n]["op"])
+    return gate is not None and gate.kind == MASK
 
 
 def gate_local_gradients(g: nx.DiGraph, n: int):
@@ -192,7 +192,7 @@ def gate_local_gradients(g: nx.DiGraph, n: int):
         return data["local"]
     if data["op"] == "expr":
         return formula_gradients(data["formula"], len(args_of(g, n)))
-    return local_gradients(GATES[data["op"]])
+    return local_gradients(gate_of(data["op"]))
 
 
 def _reachable(g: nx.DiGraph, sources, output) -> set[int]:
@@ -254,7 +254,7 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
         if n not in grad or data["op"] in ("input", "const"):
             continue
         args = args_of(h, n)
-        gate = GATES[data["op"]]
+        gate = gate_of(data["op"])
         if gate.kind == MASK:
             continue
         dn = grad[n]

@@ -25,7 +25,7 @@ from .autodiff import gate_local_gradients
 from .codegen import formula_template, load_module
 from .function import compile_graph
 from .graph import add_node, args_of, new_graph, topo_order
-from .ops import ELEMENTWISE, GATES, MASK, TENSOR
+from .ops import ELEMENTWISE, GATES, MASK, TENSOR, gate_of
 from .special import HELPERS
 
 
@@ -206,7 +206,7 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
         op = data["op"]
         if data.get("role") in ("grad", "seed") or op in ("input", "const") or n not in seen:
             continue
-        gate = GATES[op]
+        gate = gate_of(op)
         if gate.kind == MASK:
             continue  # a comparison: no gradient flows through it
         args = [_value(g, a, seen) for a in args_of(g, n)]
@@ -247,7 +247,7 @@ def _check_local(g, n: int, args: list, out) -> list[float | None]:
     elif data["op"] == "expr":
         forward = formula_template(data["formula"])
     else:
-        forward = formula_template(GATES[data["op"]].expr())
+        forward = formula_template(gate_of(data["op"]).expr())
     shape = np.shape(out)
     errors: list[float | None] = []
     for i, local in enumerate(gate_local_gradients(g, n)):

@@ -26,7 +26,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import text
 from .graph import args_of, topo_order
-from .ops import ARGS, GATES, MASKS, OUT, TENSOR
+from .ops import ARGS, MASKS, OUT, TENSOR, gate_of
 from .schedule import Program, fresh
 from .shortcuts import Shortcuts, shortcuts
 from .special import HELPER_NEEDS, HELPERS, NOT_FINITE, is_plain_float
@@ -62,6 +62,13 @@ class Printer(NumPyPrinter):
             text = f"{fn}({text}, {self._print(a)})"
         return text
 
+    # NumPy 2 removed np.PINF and np.NINF, which SymPy before 1.13 prints for oo and -oo
+    def _print_Infinity(self, expr):
+        return self._module_format("numpy.inf")
+
+    def _print_NegativeInfinity(self, expr):
+        return "-" + self._module_format("numpy.inf")
+
     def _print_Float(self, expr):
         return repr(float(expr))
 
@@ -78,9 +85,10 @@ class Printer(NumPyPrinter):
     def _print_Piecewise(self, expr):
         if len(expr.args) == 2 and expr.args[1].cond == sympy.true:
             (a, cond), (b, _) = expr.args
-            if (a, b) == (1, 0):  # an indicator: multiplying by a mask routes the gradient
+            one, zero = sympy.S.One, sympy.S.Zero  # the integers (1.0 and 0.0 stay numbers)
+            if a is one and b is zero:  # an indicator: multiplying by a mask routes the gradient
                 return self._print(cond)
-            if (a, b) == (0, 1):
+            if a is zero and b is one:
                 return self._print(cond.negated if cond.is_Relational else sympy.Not(cond))
             return f"{NAMESPACE}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
         return super()._print_Piecewise(expr)
@@ -248,7 +256,7 @@ class Emitter:
         elif op == "expr":
             code = formula_template(data["formula"]).format(*refs)
         else:
-            gate = GATES[op]
+            gate = gate_of(op)
             if gate.kind == TENSOR:
                 shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
                 code = gate.spell(refs, shapes, data.get("params", {}))
@@ -429,7 +437,7 @@ def helpers_used(program: Program) -> list[str]:
         data = g.nodes[n]
         if data["op"] == "expr":
             names |= _functions_in(data["formula"])
-        gate = GATES.get(data["op"])
+        gate = gate_of(data["op"])
         if gate is not None:
             names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls

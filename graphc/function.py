@@ -162,6 +162,25 @@ class Function:
         """The computational graph (read-only networkx DiGraph); every node has an `op`."""
         return self._graph
 
+    # ------------------------------------------------------------ copies and pickles
+
+    def __getstate__(self) -> dict:
+        """What `copy`, `copy.deepcopy` and `pickle` keep: the graph (with the gates it was
+        traced with) and the options. Compiled modules and the Python-float entries are code,
+        not data (a module does not pickle): a copy compiles again when first called, to the
+        same source."""
+        return {
+            "graph": self._graph,
+            "wrt": self._wrt,
+            "readable": self.readable,
+            "backend": self.backend,
+            "last": self._last,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["graph"], state["wrt"], state["readable"], state["backend"])
+        self._last = state["last"]  # `source` is still the module of the last call's shapes
+
     # ------------------------------------------------------------ calling
 
     def _named(self, args, kwargs, options=(), caller: str = "") -> dict:
@@ -335,6 +354,8 @@ class Function:
                     f"{self.__name__}(...) with example inputs first, or use "
                     f"{self.__name__}.source_for(...)"
                 ) from None
+        if self._last not in self._compiled:  # a copy: compiled again for the same shapes
+            self._module_for([_example(k) for k in self._last])
         return self._compiled[self._last].source
 
     def compiled_for(self, /, *args, **kwargs) -> Compiled:
@@ -489,6 +510,12 @@ def _signature(v) -> tuple:
     if type(v) is np.ndarray:
         return v.shape, v.dtype.str
     return np.shape(v), "py" if isinstance(v, float) else np.asarray(v).dtype.str
+
+
+def _example(signature: tuple):
+    """An input with this `_signature`: a Python float, or zeros of the shape and dtype."""
+    shape, dtype = signature
+    return 0.0 if dtype == "py" else np.zeros(shape, dtype=np.dtype(dtype))
 
 
 def _convert(name: str, v):

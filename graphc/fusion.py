@@ -21,7 +21,7 @@ import sympy
 
 from .errors import GraphcError
 from .graph import add_node, args_of, copy_graph, topo_order
-from .ops import ARGS, ELEMENTWISE, GATES, MASK, MASKS
+from .ops import ARGS, ELEMENTWISE, MASK, MASKS, gate_of
 from .rewrite import OneOf, Rule, remove_dead, replace, rewrite
 from .special import NOT_FINITE, cancelled
 
@@ -225,13 +225,13 @@ MAX_LEAVES = len(ARGS) - 2  # the fused gate's gradients also read dout and its 
 
 
 def _fusible(g: nx.DiGraph, n: int) -> bool:
-    op = g.nodes[n]["op"]
-    return op in GATES and GATES[op].kind == ELEMENTWISE
+    gate = gate_of(g.nodes[n]["op"])
+    return gate is not None and gate.kind == ELEMENTWISE
 
 
 def _formula(g: nx.DiGraph, n: int) -> sympy.Expr:
     data = g.nodes[n]
-    return data["formula"] if data["op"] == "expr" else GATES[data["op"]].composed_expr()
+    return data["formula"] if data["op"] == "expr" else gate_of(data["op"]).composed_expr()
 
 
 def _foldable(g: nx.DiGraph, n: int, fold: bool) -> bool:
@@ -293,9 +293,8 @@ def _compose(g: nx.DiGraph, region: list[int], fold: bool = True):
                 swap[sym] = sympy.sympify(g.nodes[a]["value"])
             else:
                 if a not in leaves:
-                    is_mask = GATES.get(g.nodes[a]["op"]) is not None and (
-                        GATES[g.nodes[a]["op"]].kind == MASK
-                    )
+                    gate = gate_of(g.nodes[a]["op"])
+                    is_mask = gate is not None and gate.kind == MASK
                     symbols.append((MASKS if is_mask else ARGS)[len(leaves)])
                     leaves.append(a)
                 swap[sym] = symbols[leaves.index(a)]

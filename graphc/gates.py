@@ -1,64 +1,90 @@
-"""The gates as functions users call while tracing: `gc.exp`, `gc.sum`, `gc.gate`, ...
+"""The gates as functions users call: `gc.exp`, `gc.sum`, `gc.gate`, ...
 
 Stage: front-end (the public vocabulary). Imports `trace`, `ops` and `errors`. The names here
-shadow Python's `abs`, `sum` and `max` on purpose, as NumPy's do; this module uses none of them.
+shadow Python's `abs`, `sum` and `max` on purpose, as NumPy's do; this module uses none of them
+(and `from graphc import *` leaves them out, see `graphc.__all__`).
+
+On traced values a gate records itself in the graph; on numbers and arrays alone it computes its
+value at once, as NumPy does (`gc.exp(1.0)` is e, `gc.sum([1, 2, 3])` is 6): the table's NumPy
+spelling, run.
 """
 
 from __future__ import annotations
 
+import sympy
+
 from .errors import TraceError
-from .ops import define_gate
-from .trace import apply
+from .ops import GateName, define_gate, evaluate, gate_call, gate_of
+from .trace import Value, apply
+
+
+def _call(op: str, *args, **params):
+    """Gate `op` of `args`: a traced Value if any argument is traced, else its value now."""
+    if any(_traced(a) for a in args):
+        return apply(op, *args, **params)  # which refuses a list of traced values, as ever
+    if any(isinstance(a, sympy.Basic) for a in args):
+        raise TraceError(
+            f"gc.{op} takes traced values, numbers or arrays, not SymPy expressions; write "
+            f"SymPy's own function (sympy.exp, ...), or a gate made with gc.gate, which takes both"
+        )
+    return evaluate(gate_of(op), args, params)
+
+
+def _traced(a) -> bool:
+    """Whether `a` is, or (a list or tuple) holds, a traced value."""
+    if isinstance(a, (list, tuple)):
+        return any(_traced(v) for v in a)
+    return isinstance(a, Value)
 
 
 def exp(x):
     """e**x."""
-    return apply("exp", x)
+    return _call("exp", x)
 
 
 def log(x):
     """Natural logarithm."""
-    return apply("log", x)
+    return _call("log", x)
 
 
 def sqrt(x):
     """Square root."""
-    return apply("sqrt", x)
+    return _call("sqrt", x)
 
 
 def abs(x):  # noqa: A001 - the gate's name
     """|x|; its gradient at 0 is 0 (sign(0))."""
-    return apply("abs", x)
+    return _call("abs", x)
 
 
 def tanh(x):
     """Hyperbolic tangent; local gradient 1 - out**2."""
-    return apply("tanh", x)
+    return _call("tanh", x)
 
 
 def sigmoid(x):
     """1/(1+exp(-x)), computed without overflow; local gradient out*sigmoid(-x)."""
-    return apply("sigmoid", x)
+    return _call("sigmoid", x)
 
 
 def relu(x):
     """max(x, 0); its gradient at 0 is 0."""
-    return apply("relu", x)
+    return _call("relu", x)
 
 
 def maximum(a, b):
     """Elementwise max; routes the gradient to the larger input, to `a` on a tie."""
-    return apply("maximum", a, b)
+    return _call("maximum", a, b)
 
 
 def minimum(a, b):
     """Elementwise min; routes the gradient to the smaller input, to `a` on a tie."""
-    return apply("minimum", a, b)
+    return _call("minimum", a, b)
 
 
 def where(cond, a, b):
     """`a` where the mask `cond` (a comparison) holds, else `b`; no gradient flows into `cond`."""
-    return apply("where", cond, a, b)
+    return _call("where", cond, a, b)
 
 
 def _axis(axis, gate):
@@ -71,12 +97,12 @@ def _axis(axis, gate):
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
     """Sum over `axis` (all axes by default); its gradient broadcasts back, no Jacobian formed."""
-    return apply("sum", x, axis=_axis(axis, "sum"), keepdims=bool(keepdims))
+    return _call("sum", x, axis=_axis(axis, "sum"), keepdims=bool(keepdims))
 
 
 def mean(x, axis=None, keepdims=False):
     """Mean over `axis` (all axes by default)."""
-    return apply("mean", x, axis=_axis(axis, "mean"), keepdims=bool(keepdims))
+    return _call("mean", x, axis=_axis(axis, "mean"), keepdims=bool(keepdims))
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
@@ -84,21 +110,21 @@ def max(x, axis=None, keepdims=False):  # noqa: A001
     axis = _axis(axis, "max")
     if isinstance(axis, tuple) and len(axis) != 1:
         raise TraceError("gc.max reduces over one axis or all of them; pass axis=None or an int")
-    return apply(
+    return _call(
         "max", x, axis=axis[0] if isinstance(axis, tuple) else axis, keepdims=bool(keepdims)
     )
 
 
 def matmul(a, b):
     """Matrix product a @ b (vectors and batches of matrices as in NumPy)."""
-    return apply("matmul", a, b)
+    return _call("matmul", a, b)
 
 
 def transpose(x, axes=None):
     """Reverse the axes, or permute them by `axes`."""
     if axes is not None:
         axes = tuple(int(a) for a in axes)
-    return apply("transpose", x, axes=axes)
+    return _call("transpose", x, axes=axes)
 
 
 def reshape(x, shape):
@@ -108,11 +134,17 @@ def reshape(x, shape):
         raise TraceError(
             f"gc.reshape: shape must be a tuple of non-negative ints or -1, got {shape!r}"
         )
-    return apply("reshape", x, shape=shape)
+    return _call("reshape", x, shape=shape)
 
 
 class GateFunction:
-    """A user-defined elementwise gate made by `gc.gate`; call it on traced values."""
+    """A user-defined elementwise gate made by `gc.gate`.
+
+    On traced values it records the gate, on numbers and arrays it computes it (as NumPy), and
+    on SymPy expressions it is a SymPy function (`ops.GateCall`) that `gc.from_sympy` reads back
+    as this gate. The gate is the one defined when this object was made, whatever `gc.gate`
+    defines under its name later.
+    """
 
     def __init__(self, gate):
         self.gate = gate
@@ -123,7 +155,11 @@ class GateFunction:
             raise TraceError(
                 f"gate {self.gate.name!r} takes {self.gate.arity} argument(s), got {len(args)}"
             )
-        return apply(self.gate.name, *args)
+        if any(_traced(a) for a in args):
+            return apply(GateName(self.gate), *args)
+        if any(isinstance(a, sympy.Basic) for a in args):
+            return gate_call(self.gate)(*args)
+        return evaluate(self.gate, args, {})
 
     def __repr__(self) -> str:
         return f"<graphc gate {self.gate.name}: {self.gate.expr()}>"

@@ -21,7 +21,18 @@ from sympy.core.function import AppliedUndef
 
 from . import text
 from .errors import GraphError
-from .ops import ARGS, GATES, MASK, MASKS, RESERVED_OPS, TENSOR
+from .ops import (
+    ARGS,
+    GATES,
+    MASK,
+    MASKS,
+    RESERVED_OPS,
+    TENSOR,
+    USER_GATES,
+    GateName,
+    gate_of,
+    user_gate,
+)
 from .tensor import checked_params
 
 
@@ -100,7 +111,13 @@ def copy_graph(g: nx.DiGraph) -> nx.DiGraph:
 
 def arity(g: nx.DiGraph, n: int) -> int:
     op = g.nodes[n]["op"]
-    return 0 if op in RESERVED_OPS else GATES[op].arity
+    return 0 if op in RESERVED_OPS else _gate(op).arity
+
+
+def _gate(op):
+    """The gate of a node's op: its own (`ops.GateName`), a built-in one, or, for a user gate's
+    name written as text, the gate `gc.gate` defined under that name (None if none)."""
+    return gate_of(op) or user_gate(op)
 
 
 def normalize(g: nx.DiGraph) -> nx.DiGraph:
@@ -118,6 +135,8 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
     for n in order:
         data = g.nodes[n]
         h.add_node(label[n], **{k: data[k] for k in KEPT[_kind(data["op"])] if k in data})
+        if gate_of(data["op"]) is None and user_gate(data["op"]) is not None:
+            h.nodes[label[n]]["op"] = GateName(user_gate(data["op"]))  # the gate, from now
         params = _params(g, n)
         if params is not None:  # a copy, in the form the rules read (tuples, not lists)
             h.nodes[label[n]]["params"] = params
@@ -208,8 +227,8 @@ def _check_fields(n, data: dict) -> None:
             f"node {n!r}: its 'op' must be a string, 'input', 'const' or a gate name, got "
             f"{type(op).__name__} {text.shown(op)}"
         )
-    if op not in RESERVED_OPS and op not in GATES:
-        known = ", ".join(sorted(GATES))
+    if op not in RESERVED_OPS and _gate(op) is None:
+        known = ", ".join(sorted({*GATES, *USER_GATES}))
         raise GraphError(f"node {n!r} has unknown op {text.shown(op)}; known gates: {known}")
     if op == "input":
         text.name(data.get("name"), f"input node {n!r}: its 'name'")
@@ -303,7 +322,7 @@ def _is_node(g: nx.DiGraph, n) -> bool:
 def _params(g: nx.DiGraph, n) -> dict | None:
     """A tensor gate's params, checked and read (None for other nodes)."""
     op = g.nodes[n]["op"]
-    gate = GATES.get(op)
+    gate = _gate(op)
     if gate is None or gate.kind != TENSOR:
         return None
     try:
@@ -313,7 +332,7 @@ def _params(g: nx.DiGraph, n) -> dict | None:
 
 
 def _is_mask(g: nx.DiGraph, n) -> bool:
-    gate = GATES.get(g.nodes[n].get("op"))
+    gate = _gate(g.nodes[n].get("op"))
     return gate is not None and gate.kind == MASK
 
 
@@ -355,7 +374,7 @@ def _mask_positions(g: nx.DiGraph, n) -> set[int]:
     if data["op"] == "expr":
         used = {s.name for s in data["formula"].free_symbols}
         return {i for i, m in enumerate(MASKS) if m.name in used}
-    return set(GATES[data["op"]].nondiff)
+    return set(_gate(data["op"]).nondiff)
 
 
 def _check_masks(g: nx.DiGraph, n) -> None:

@@ -41,7 +41,7 @@ from . import text
 from .codegen import Emitter, Printer, literal, load_module, printed_template
 from .errors import GraphcError
 from .graph import args_of
-from .ops import ARGS, GATES, TENSOR
+from .ops import ARGS, TENSOR, gate_of
 from .schedule import Program, fresh
 from .special import HELPERS, where
 
@@ -86,7 +86,7 @@ def check_supported(g: nx.DiGraph, name: str) -> None:
                 f"constant array of shape {np.shape(data['value'])}; pass it as an input, or "
                 "use backend='numpy'"
             )
-        if op not in ("input", "const") and GATES[op].kind == TENSOR:
+        if op not in ("input", "const") and gate_of(op).kind == TENSOR:
             raise GraphcError(
                 f"{name}: backend='numba' runs elementwise programs only, and node {n} is the "
                 f"tensor gate {op!r} (a reduction, matmul, reshape or transpose); use "
@@ -114,10 +114,21 @@ class ScalarPrinter(Printer):
 
     def _print_Piecewise(self, expr):
         text = super()._print_Piecewise(expr)
-        if not text.startswith("np.where("):
+        if not text.startswith(("np.where(", "np.select(")):
             return text  # an indicator, printed as its (boolean) condition
-        (a, cond), (b, _) = expr.args
-        return f"({self._print(a)} if {self._print(cond)} else {self._print(b)})"
+        # the first branch whose condition holds; none (SymPy's undefined): NaN, as np.select
+        *branches, (value, cond) = expr.args
+        text = self._print(value) if cond == sympy.true else f"({self._print(value)} if "
+        text += "" if cond == sympy.true else f"{self._print(cond)} else np.nan)"
+        for value, cond in reversed(branches):
+            text = f"({self._print(value)} if {self._print(cond)} else {text})"
+        return text
+
+    def _print_And(self, expr):  # np.logical_and.reduce takes no scalars in numba
+        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
 
 
 _PRINTER = ScalarPrinter()
@@ -150,7 +161,7 @@ class KernelEmitter(Emitter):
             if "local" in data:  # a lowered gate: its e is already at hand
                 formula = formula.xreplace(_ONE_OR_E)
         else:  # the composed formula spells kinks as NumPy does (np.maximum keeps NaN)
-            formula = GATES[data["op"]].composed_expr()
+            formula = gate_of(data["op"]).composed_expr()
         return scalar_template(formula).format(*refs)  # `copy` of one element is the element
 
 
@@ -162,7 +173,7 @@ def check_scalar(program: Program) -> None:
     g = program.graph
     for n in [*program.forward, *program.backward, *program.inline, *program.constants]:
         op = g.nodes[n]["op"]
-        if g.nodes[n]["shape"] != () or (op in GATES and GATES[op].kind == TENSOR):
+        if g.nodes[n]["shape"] != () or (gate_of(op) is not None and gate_of(op).kind == TENSOR):
             raise GraphcError(
                 f"backend='numba' runs elementwise programs only; node {n} ({op}) is not "
                 "elementwise: use backend='numpy'"

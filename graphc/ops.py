@@ -12,16 +12,32 @@ no Jacobian is ever formed.
 
 from __future__ import annotations
 
+import ast
 import functools
 import keyword
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy
+from mpmath.libmp import prec_to_dps
+from sympy.printing.numpy import NumPyPrinter
 
 from . import special, text
 from .errors import GateError
-from .special import ARGS, DOUT, MASKS, OUT, log_sigmoid, numeric_masks, sigmoid, softplus  # noqa: F401
+from .special import (  # noqa: F401 - names the other stages read from the table
+    ARGS,
+    DOUT,
+    HELPERS,
+    MASKS,
+    OUT,
+    cancelled,
+    log_sigmoid,
+    numeric_masks,
+    sigmoid,
+    softplus,
+)
 from .special import tanh as exact_tanh
 from .tensor import ROWS as TENSOR_ROWS
 from .tensor import broadcast_shape, sum_to_axes  # noqa: F401 - part of the table's interface
@@ -49,8 +65,9 @@ class Gate:
     builtin: bool = True
     doc: str = field(default="", compare=False)
 
-    def __hash__(self) -> int:  # the caches of derived gradients and templates key on gates
-        return hash((self.name, self.arity, self.kind))
+    def __hash__(self) -> int:  # the caches of derived gradients and templates key on gates:
+        # equal gates compute the same (a gate defined again under its name is another gate)
+        return hash((self.name, self.arity, self.kind, self.formula))
 
     def symbols(self) -> tuple[sympy.Symbol, ...]:
         """The SymPy symbols standing for this gate's arguments (masks are not real numbers)."""
@@ -141,15 +158,60 @@ def local_gradients(gate: Gate) -> tuple[sympy.Expr | None, ...]:
         if i in gate.nondiff:
             grads.append(None)
             continue
-        d = sympy.diff(formula, a)
+        d = derivative(formula, a)
         if d.has(sympy.Derivative, sympy.Subs):
+            left = sorted({type(x.expr).__name__ for x in d.atoms(sympy.Derivative)})
             raise GateError(
                 f"gate {gate.name!r}: SymPy cannot differentiate {formula} with respect to its "
-                f"argument {i} (it left {d}); write the formula with functions SymPy knows "
-                "(exp, log, sqrt, tanh, Abs, Piecewise, ...)"
+                f"argument {i} (it left {d}, a derivative of {', '.join(left) or 'a function'}); "
+                "write the formula with functions SymPy knows (exp, log, sqrt, tanh, Abs, "
+                "Piecewise, ...)"
             )
-        grads.append(lecture_form(d, formula))
+        local = lecture_form(d, formula)
+        grads.append(local if gate.builtin else numeric_steps(local))
     return tuple(grads)
+
+
+class _flat_floor(sympy.Function):  # noqa: N801 - floor while differentiating
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero  # flat between its jumps
+
+
+class _flat_ceiling(_flat_floor):  # noqa: N801
+    pass
+
+
+def derivative(formula: sympy.Expr, s: sympy.Symbol) -> sympy.Expr:
+    """d(formula)/ds, with a step's derivative 0: away from its jump that is the derivative, and
+    at the jump it is graphc's choice (as relu'(0) = 0). Steps: Heaviside and sign (SymPy's
+    DiracDelta becomes 0), floor and ceiling, and frac and Mod, written with floor."""
+    if formula.has(sympy.floor, sympy.ceiling, sympy.frac, sympy.Mod):
+        with_floor = formula.replace(
+            lambda e: isinstance(e, (sympy.frac, sympy.Mod)), lambda e: e.rewrite(sympy.floor)
+        )
+        flat = with_floor.replace(sympy.floor, _flat_floor).replace(sympy.ceiling, _flat_ceiling)
+        d = sympy.diff(flat, s).replace(_flat_ceiling, sympy.ceiling)
+        d = d.replace(_flat_floor, sympy.floor)
+    else:
+        d = sympy.diff(formula, s)
+    deltas = d.atoms(sympy.DiracDelta)
+    return d.xreplace(dict.fromkeys(deltas, sympy.S.Zero)) if deltas else d
+
+
+def numeric_steps(expr: sympy.Expr) -> sympy.Expr:
+    """`expr` with its steps written to print as numbers, for formulas users write: codegen
+    prints an indicator (a Piecewise of 1 and 0; Heaviside(x, 0) and Heaviside(x, 1) are ones)
+    as a NumPy boolean, which is a number only next to one ((x > 0) - (y > 0) raises), so the
+    numbers of every Piecewise become floats: np.where(x > 0, 1.0, 0.0)."""
+
+    def is_indicator_step(e) -> bool:
+        return isinstance(e, sympy.Heaviside) and len(e.args) == 2 and e.args[1] in (0, 1)
+
+    def floats(p: sympy.Piecewise) -> sympy.Piecewise:
+        return sympy.Piecewise(*((sympy.Float(v) if v.is_Number else v, c) for v, c in p.args))
+
+    expr = expr.replace(is_indicator_step, lambda e: e.rewrite(sympy.Piecewise))
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), floats)
 
 
 @functools.cache
@@ -157,7 +219,9 @@ def formula_gradients(formula: sympy.Expr, arity: int) -> tuple[sympy.Expr | Non
     """Local gradients of an "expr" node's formula, like `local_gradients` for a gate row."""
     symbols = [MASKS[i] if MASKS[i] in formula.free_symbols else ARGS[i] for i in range(arity)]
     return tuple(
-        None if s in MASKS else numeric_masks(lecture_form(sympy.diff(formula, s), formula))
+        None
+        if s in MASKS
+        else numeric_masks(numeric_steps(lecture_form(derivative(formula, s), formula)))
         for s in symbols
     )
 
@@ -247,22 +311,63 @@ GATES: dict[str, Gate] = {g.name: g for g in TABLE + (EXPR,)}
 RESERVED_OPS = ("input", "const")
 
 
-def lookup(op: str) -> Gate:
-    """The gate named `op`; GateError naming the known gates if there is none."""
-    try:
-        return GATES[op]
-    except KeyError:
-        known = ", ".join(sorted(GATES))
-        raise GateError(
-            f"unknown gate {op!r}; known gates: {known} (define new ones with gc.gate)"
-        ) from None
+# ---------------------------------------------------------------- gates users define
+#
+# A traced node refers to the gate itself, not to a row found by name later: the `op` of a node
+# of a user's gate is a `GateName`, the gate's name that also holds the gate. So a Function keeps
+# the formula it was traced with when `gc.gate` defines the name again (a notebook cell run once
+# more), in every call style and in every copy; only what is traced afterwards sees the new one.
+
+
+class GateName(str):
+    """A user gate's name as a node's `op`: equal to the name (graphs print, compare and save as
+    before), and holding the gate the node was traced with (`.gate`)."""
+
+    def __new__(cls, gate: Gate):
+        name = super().__new__(cls, gate.name)
+        name.gate = gate
+        return name
+
+    def __reduce__(self):
+        return GateName, (self.gate,)
+
+
+def gate_of(op: str) -> Gate | None:
+    """The gate a node's `op` names (a user gate's own, see `GateName`); None for "input",
+    "const" and names of no gate."""
+    return op.gate if isinstance(op, GateName) else GATES.get(op)
+
+
+USER_GATES: dict[str, Gate] = {}  # the latest gate `gc.gate` defined under each name
+
+
+def user_gate(name: str) -> Gate | None:
+    """The gate `gc.gate` last defined under `name`: for a name written in text (a graph built
+    by hand or loaded from a file), which means the gate of that name when it is read."""
+    return USER_GATES.get(name) if isinstance(name, str) else None
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A user gate's formula: its SymPy expression over a0, a1, ..., called like the function it
+    was made from. An expression pickles and compares by value; the user's lambda does neither."""
+
+    expr: sympy.Expr
+
+    def __call__(self, *args) -> sympy.Expr:
+        return self.expr.xreplace(dict(zip(ARGS, map(sympy.sympify, args))))
 
 
 def define_gate(name: str, formula: Callable, symbol: str | None = None) -> Gate:
-    """Add a user's elementwise gate to the table; its local gradients are derived by SymPy.
+    """A user's elementwise gate, its local gradients derived by SymPy, registered under `name`.
 
-    `name` must be a name by `text.name`'s rule, and not a keyword; `symbol` (what drawings
-    write in the gate's circle, the name unless given) is text, drawn as it is.
+    Refused with a GateError: a name that is not a name by `text.name`'s rule (an identifier in
+    NFKC form), is a keyword or is a built-in gate's; a symbol that is not text (`symbol`, what
+    drawings write in the gate's circle, the name unless given, is drawn as it is); a formula
+    that fails on symbols, is no real SymPy expression of its arguments, that SymPy cannot
+    differentiate, or whose value or local gradients use a function the generated NumPy code
+    cannot compute (NumPy has no spelling for it). Steps (Heaviside, sign, floor, ...) are fine:
+    their derivative is 0, see `derivative`.
     """
     text.name(name, "gate name", GateError)
     if keyword.iskeyword(name):
@@ -272,7 +377,7 @@ def define_gate(name: str, formula: Callable, symbol: str | None = None) -> Gate
             f"gate {name!r}: the symbol must be a string (the text drawn in the gate), got "
             f"{type(symbol).__name__}"
         )
-    if name in RESERVED_OPS or (name in GATES and GATES[name].builtin):
+    if name in RESERVED_OPS or name in GATES:
         raise GateError(f"gate name {name!r} is taken by a built-in gate; choose another name")
     arity = _arity_of(formula, name)
     try:
@@ -292,9 +397,20 @@ def define_gate(name: str, formula: Callable, symbol: str | None = None) -> Gate
             f"gate {name!r}: the formula uses symbols {sorted(map(str, stray))} that are not its "
             "arguments; every symbol must be a parameter of the formula"
         )
-    gate = _ew(name, arity, formula, symbol or name, builtin=False)
-    local_gradients(gate)  # derive now, so a formula SymPy cannot differentiate fails here
-    GATES[name] = gate
+    if expr.has(sympy.I):
+        raise GateError(
+            f"gate {name!r}: the formula {expr} is complex (it uses I); graphc differentiates "
+            "real-valued functions only"
+        )
+    expr = numeric_steps(expr)
+    # an argument the formula does not use still gives the value its shape (and NaN), as in NumPy
+    expr += sympy.Add(*(cancelled(a) for a in ARGS[:arity] if a not in expr.free_symbols))
+    gate = _ew(name, arity, Formula(expr), symbol or name, builtin=False)
+    grads = local_gradients(gate)  # derived now, so that the definition is what fails
+    _check_spelled(name, expr, "its value")
+    for i, local in enumerate(grads):
+        _check_spelled(name, local, f"its local gradient in argument {i}, {local},")
+    USER_GATES[name] = gate
     return gate
 
 
@@ -311,3 +427,150 @@ def _arity_of(formula: Callable, name: str) -> int:
     if n > len(ARGS):
         raise GateError(f"gate {name!r}: at most {len(ARGS)} arguments, got {n}")
     return n
+
+
+def _check_spelled(name: str, expr: sympy.Expr, what: str) -> None:
+    """GateError naming the SymPy function in `expr` that generated NumPy code cannot compute."""
+    if _spelled(expr):
+        return
+    parts = list(sympy.postorder_traversal(expr))  # the innermost first, functions before
+    culprit = next(
+        (p for p in parts if isinstance(p, sympy.Function) and not _spelled(p)),
+        next((p for p in parts if isinstance(p, sympy.Expr) and not _spelled(p)), expr),
+    )
+    raise GateError(
+        f"gate {name!r}: {what} uses SymPy's {type(culprit).__name__} ({culprit}), "
+        "which NumPy has no spelling for, so the generated module could not compute it; write "
+        "the formula with functions NumPy has (exp, log, sqrt, sin, arctan, Abs, Max, "
+        "Piecewise, Heaviside, ...)"
+    )
+
+
+# what the NumPy printer may write that the generated module can run: names of NumPy (`np` or
+# `numpy`), graphc's helpers, and functools.reduce, which codegen's printer writes as nested
+# np.maximum / np.minimum calls instead
+_RUNNABLE = frozenset({"numpy", "np", "functools", "abs", *HELPERS})
+
+
+def _spelled(expr: sympy.Basic) -> bool:
+    """Whether SymPy's NumPy printer writes `expr` as code that uses only NumPy and graphc's
+    helpers (codegen's printer is that printer, writing a few functions its own way)."""
+    if not isinstance(expr, sympy.Basic) or expr.is_Atom:
+        return not expr.has(sympy.zoo) if isinstance(expr, sympy.Basic) else True
+    printer = NumPyPrinter({"allow_unknown_functions": True, "fully_qualified_modules": True})
+    try:
+        tree = ast.parse(printer.doprint(expr), mode="eval")
+    except Exception:  # no print method (an Integral, say), or no Python
+        return False
+    if set(printer.module_imports) - {"numpy", "functools"}:  # math.erf, scipy.special, ...
+        return False
+    names = _RUNNABLE | {s.name for s in expr.free_symbols}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.IfExp):  # Python's `a if c else b` takes no arrays
+            return False
+        if isinstance(node, ast.Name) and node.id not in names:
+            return False
+        if isinstance(node, ast.Attribute) and _dotted(node)[0] in ("numpy", "np"):
+            try:
+                functools.reduce(getattr, _dotted(node)[1:], np)
+            except AttributeError:
+                return False
+    return True
+
+
+def _dotted(node: ast.AST) -> list[str]:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return [node.id if isinstance(node, ast.Name) else "", *reversed(parts)]
+
+
+class GateCall(sympy.Function):
+    """A user gate applied to SymPy expressions, what calling a `gc.gate` gate on them returns:
+    SymPy differentiates, evaluates and prints it through the gate's formula, and
+    `gc.from_sympy` turns it back into the gate. Each gate has its own subclass (`gate_call`)."""
+
+    gate: Gate
+
+    @classmethod
+    def eval(cls, *args):
+        if all(a.is_Number for a in args):  # numbers: the formula's value
+            return cls.gate.formula(*args)
+
+    def formula(self) -> sympy.Expr:
+        """The gate's formula of these arguments."""
+        return self.gate.formula(*self.args)
+
+    def fdiff(self, argindex=1):  # the gate's derivative: a step's is 0, as in its gradients
+        d = derivative(self.gate.expr(), ARGS[argindex - 1])
+        return d.xreplace(dict(zip(ARGS, self.args)))
+
+    def _eval_is_real(self):
+        return self.formula().is_real
+
+    def _eval_evalf(self, prec):
+        return self.formula().evalf(prec_to_dps(prec))
+
+    def _eval_expand_func(self, **hints):
+        return self.formula()
+
+    def _numpycode(self, printer):  # NumPy, math and mpmath code: the formula's (lambdify)
+        return printer._print(self.formula())
+
+    _pythoncode = _mpmathcode = _numpycode
+
+    def __reduce__(self):
+        return _gate_call_of, (self.gate, self.args)
+
+
+@functools.cache
+def gate_call(gate: Gate) -> type[GateCall]:
+    """The SymPy function class of a user gate, named as the gate (one class per gate)."""
+    return type(gate.name, (GateCall,), {"gate": gate, "nargs": gate.arity, "__module__": __name__})
+
+
+def _gate_call_of(gate: Gate, args: tuple) -> GateCall:
+    return gate_call(gate)(*args)
+
+
+# ---------------------------------------------------------------- gates on numbers and arrays
+
+
+def evaluate(gate: Gate, values, params: dict):
+    """The gate of numbers and arrays, computed now as NumPy computes it: what `gc.exp(1.0)` is.
+
+    Tensor gates and gates with a NumPy spelling run that spelling from the table; the others
+    their formula as SymPy's NumPy printer writes it (a 0-d result is a NumPy number, as a
+    ufunc's is). Lists become arrays; Python numbers alone become NumPy numbers, so 1/0 in a
+    formula is inf with NumPy's warning, not ZeroDivisionError.
+    """
+    values = [
+        v if isinstance(v, (numbers.Number, np.ndarray, np.generic)) else np.asarray(v)
+        for v in values
+    ]
+    if all(isinstance(v, numbers.Number) and not isinstance(v, np.generic) for v in values):
+        values = [np.asarray(v)[()] for v in values]
+    if gate.kind == TENSOR or gate.numpy:
+        names = [f"_a{i}" for i in range(len(values))]
+        if gate.kind == TENSOR:
+            code = gate.spell(names, [np.shape(v) for v in values], params)
+        else:
+            code = gate.numpy.format(*names)
+        return eval(code, {**_numpy_namespace(), **dict(zip(names, values))})  # the table's
+    out = _numpy_function(gate)(*values)
+    return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
+
+
+@functools.cache
+def _numpy_namespace() -> dict:
+    """NumPy as `np`, and graphc's helpers (sigmoid, ...), as the generated module has them."""
+    namespace = {"np": np}
+    for source in HELPERS.values():
+        exec(source, namespace)  # graphc's own helper sources
+    return namespace
+
+
+@functools.cache
+def _numpy_function(gate: Gate):
+    return sympy.lambdify(gate.symbols(), gate.expr(), modules=[_numpy_namespace(), "numpy"])

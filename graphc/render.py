@@ -29,7 +29,7 @@ import numpy as np
 from . import text
 from .errors import GraphcError
 from .graph import args_of, topo_order
-from .ops import GATES, TENSOR
+from .ops import TENSOR, gate_of
 
 FONT = "Helvetica"
 POINTS = 72.0  # graphviz positions are in points, sizes in inches
@@ -156,8 +156,8 @@ def _gate_label(g: nx.DiGraph, n: int) -> str:
         return CONSTANT_SYMBOLS[(op, consts[0][0])].format(c=_const_text(consts[0][1]))
     if op in ("sum", "mean", "max", "logsumexp", "sum_squares", "log_softmax"):
         axis = data.get("params", {}).get("axis")
-        return GATES[op].symbol + (f"[{axis}]" if axis is not None else "")
-    return GATES[op].symbol
+        return gate_of(op).symbol + (f"[{axis}]" if axis is not None else "")
+    return gate_of(op).symbol
 
 
 def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
@@ -170,8 +170,8 @@ def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
         op = g.nodes[n]["op"]
         if op in ("input", "const"):
             continue
-        if GATES[op].kind == TENSOR:
-            texts[f"n{n}"] = GATES[op].doc
+        if gate_of(op).kind == TENSOR:
+            texts[f"n{n}"] = gate_of(op).doc
             continue
         args = args_of(g, n)
         lines = []

@@ -57,6 +57,25 @@ class Rule:
     when: Callable[[dict], bool] | None = None  # a condition on the bindings (e.g. 0 < a < 1)
     tags: tuple[str, ...] = field(default=())  # e.g. ("stabilize",): cures an overflow
 
+    def __reduce_ex__(self, protocol):
+        """A row of graphc's rule table pickles as its place there, by name (a fused graph
+        records the rules that fired, and a row's replacement or condition may be a lambda,
+        which pickle cannot carry); any other rule pickles field by field."""
+        from .fusion import DEFAULT_RULES  # the table the fusion pass defines over this driver
+
+        rows = [r for r in DEFAULT_RULES if r.name == self.name]
+        for k, row in enumerate(rows):
+            if row is self:
+                return table_row, (self.name, k)
+        return super().__reduce_ex__(protocol)
+
+
+def table_row(name: str, k: int) -> Rule:
+    """The `k`th row named `name` of graphc's rule table (how a pickled row is read back)."""
+    from .fusion import DEFAULT_RULES
+
+    return [r for r in DEFAULT_RULES if r.name == name][k]
+
 
 class OneOf:
     """A pattern part matching any of several spellings, tried in order.

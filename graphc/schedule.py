@@ -20,7 +20,7 @@ import numpy as np
 
 from . import text
 from .graph import args_of, topo_order
-from .ops import GATES, TENSOR
+from .ops import TENSOR, gate_of
 from .special import HELPERS
 
 # Every fixed name a generated module uses for itself, by module. A user's name (an input, a hint)
@@ -224,7 +224,7 @@ def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int], args: dict) -> 
         shapes = [actual[a] if a in actual else g.nodes[a]["shape"] for a in args[n]]
         if data["op"] == "const":
             actual[n] = data["shape"]
-        elif data["op"] == "expr" or GATES[data["op"]].kind != TENSOR:
+        elif data["op"] == "expr" or gate_of(data["op"]).kind != TENSOR:
             if data.get("copy"):
                 return False  # np.copy of a scalar stays a scalar
             if not shapes:

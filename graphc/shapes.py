@@ -13,7 +13,7 @@ import networkx as nx
 import numpy as np
 
 from .graph import args_of, copy_graph, topo_order
-from .ops import GATES, TENSOR, broadcast_shape
+from .ops import TENSOR, broadcast_shape, gate_of
 
 
 def node_shape(g: nx.DiGraph, n: int, args: list[int] | None = None) -> tuple[int, ...]:
@@ -23,7 +23,7 @@ def node_shape(g: nx.DiGraph, n: int, args: list[int] | None = None) -> tuple[in
     op = data["op"]
     if op == "const":
         return tuple(np.shape(data["value"]))
-    gate = GATES[op]
+    gate = gate_of(op)
     shapes = [g.nodes[a]["shape"] for a in (args_of(g, n) if args is None else args)]
     if gate.kind == TENSOR:
         return tuple(gate.shape(shapes, data.get("params", {})))

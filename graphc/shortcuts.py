@@ -33,7 +33,7 @@ import numpy as np
 import sympy
 
 from .graph import args_of
-from .ops import ARGS, GATES, TENSOR
+from .ops import ARGS, TENSOR, gate_of
 from .schedule import Program
 
 
@@ -243,7 +243,8 @@ def _spreads_a_scalar(g: nx.DiGraph, s: int) -> bool:
 def _broadcasts_anyway(g: nx.DiGraph, u: int, spread: set[int]) -> bool:
     """Whether elementwise step `u` has its full shape without its broadcast operands."""
     data = g.nodes[u]
-    if data["op"] != "expr" and (data["op"] not in GATES or GATES[data["op"]].kind == TENSOR):
+    gate = gate_of(data["op"])
+    if gate is None or gate.kind == TENSOR:
         return False
     if data.get("copy"):
         return False

@@ -380,7 +380,8 @@ def numeric_masks(expr: sympy.Expr, booleans=frozenset()) -> sympy.Expr:
         args[0] = sympy.Float(-1.0)
     elif expr.is_Pow and is_boolean(args[0], booleans):
         args[0] = sympy.Float(1.0) * args[0]
-    if args == list(expr.args):
+    # unchanged: compared by identity, since SymPy before 1.13 calls Float(-1.0) and -1 equal
+    if all(new is old for new, old in zip(args, expr.args)):
         return expr
     return expr.func(*args, evaluate=False) if expr.is_Mul else expr.func(*args)
 

@@ -17,11 +17,12 @@ import sys
 
 import numpy as np
 import sympy
+from sympy.core.function import AppliedUndef
 
 from . import text
 from .errors import InputError, TraceError
 from .graph import add_node, new_graph
-from .ops import GATES, MASK
+from .ops import MASK, GateCall, GateName, gate_of, user_gate
 from .ops import sigmoid as sympy_sigmoid
 
 _input_order = itertools.count()  # orders symbols by creation, so gc.symbols("x y z") keeps x, y, z
@@ -209,11 +210,17 @@ def lift(x) -> Value:
 
 
 def apply(op: str, *args, **params) -> Value:
-    """The Value of gate `op` applied to `args` (numbers and arrays become constants)."""
-    gate = GATES[op]
+    """The Value of gate `op` applied to `args` (numbers and arrays become constants); `op` is
+    a gate's name, or a user gate's `GateName` (a plain name means the gate defined now)."""
+    gate = gate_of(op)
+    if gate is None and user_gate(op) is not None:
+        gate = user_gate(op)
+        op = GateName(gate)
+    if gate is None:
+        raise TraceError(f"unknown gate {op!r}; define new gates with gc.gate")
     values = [lift(a) for a in args]
     for i, v in enumerate(values):
-        is_mask = v.op in GATES and GATES[v.op].kind == MASK
+        is_mask = _is_mask(v.op)
         if is_mask and i not in gate.nondiff:
             raise TraceError(
                 f"gate {op!r} got a comparison mask as argument {i + 1}; masks only select, as the "
@@ -222,6 +229,11 @@ def apply(op: str, *args, **params) -> Value:
         if i in gate.nondiff and not is_mask:
             raise TraceError(f"gate {op!r} needs a comparison such as x > 0 as argument {i + 1}")
     return Value(op, values, params)
+
+
+def _is_mask(op: str) -> bool:
+    gate = gate_of(op)
+    return gate is not None and gate.kind == MASK
 
 
 # ---------------------------------------------------------------- inputs and graphs
@@ -277,10 +289,7 @@ def build_graph(name: str, inputs: list[Value], output, hints: dict[int, str] | 
             attrs["hint"] = hints[id(v)]
         node_of[id(v)] = add_node(g, v.op, [node_of[id(a)] for a in v.args], **attrs)
     g.graph["output"] = node_of[id(output)]
-    if (
-        g.nodes[g.graph["output"]]["op"] in GATES
-        and GATES[g.nodes[g.graph["output"]]["op"]].kind == MASK
-    ):
+    if _is_mask(g.nodes[g.graph["output"]]["op"]):
         raise TraceError(
             "the function returns a comparison mask; return a number, e.g. gc.where(mask, 1.0, 0.0)"
         )
@@ -434,8 +443,11 @@ def _sympy_combine(e, kids: list):
         return out
     if e.func in _SYMPY_FUNCS and len(kids) == 1:
         return apply(_SYMPY_FUNCS[e.func], kids[0])
+    if isinstance(e, GateCall):  # a gc.gate gate called on SymPy expressions
+        return apply(GateName(e.gate), *kids)
     name = e.func.__name__
-    if name in GATES and not GATES[name].builtin and len(kids) == GATES[name].arity:
-        return apply(name, *kids)
+    gate = user_gate(name) if isinstance(e, AppliedUndef) else None
+    if gate is not None and len(kids) == gate.arity:  # sympy.Function(name): the gate defined now
+        return apply(GateName(gate), *kids)
     supported = "+, -, *, /, **, exp, log, sqrt, tanh, Abs, Max, Min, sigmoid, user gates, numbers"
     raise InputError(f"gc.from_sympy cannot convert {name} ({e}); supported: {supported}")

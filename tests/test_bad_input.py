@@ -7,6 +7,7 @@ answer for (NaN, inf, division by zero, empty arrays), the subgradients graphc c
 kinks, graphs loaded from a saved file, integer and other numeric types, and deep graphs.
 """
 
+import inspect
 import json
 import os
 import stat
@@ -314,15 +315,22 @@ def test_a_mask_that_cannot_broadcast_names_the_gate():
 # ---------------------------------------------------------------- graphs from a saved file
 
 
+# The node-link keyword naming the edge list: `link` up to networkx 3.3, `edges` from 3.4 (3.6
+# drops `link`). The files here call that list "edges" on every networkx the floor allows.
+EDGE_LIST = {
+    ("edges" if "edges" in inspect.signature(nx.node_link_data).parameters else "link"): "edges"
+}
+
+
 def save(g: nx.DiGraph, path) -> None:
     """A graph as networkx node-link JSON (arrays as lists), as a user would save it."""
-    data = nx.node_link_data(nx.DiGraph(g), edges="edges")
+    data = nx.node_link_data(nx.DiGraph(g), **EDGE_LIST)
     path.write_text(json.dumps(data, default=lambda o: o.tolist()), encoding="utf-8")
 
 
 def load(path) -> gc.Function:
     data = json.loads(path.read_text(encoding="utf-8"))
-    return gc.from_graph(nx.node_link_graph(data, directed=True, multigraph=False, edges="edges"))
+    return gc.from_graph(nx.node_link_graph(data, directed=True, multigraph=False, **EDGE_LIST))
 
 
 def saved(tmp_path, nodes, edges, inputs, output):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
 from conftest import assert_grads_close, central_diff_all
 
 import graphc as gc
@@ -403,3 +404,50 @@ def test_division_by_a_constant_zero_compiles_and_follows_numpy(shape):
     assert np.all(np.isposinf(value)) and np.all(np.isposinf(grads["x"]))
     assert np.shape(grads["x"]) == shape
     assert "1 / 0.0" in f.source
+
+
+# ---------------------------------------------------------------- every NumPy the floor allows
+
+# NumPy names that some NumPy allowed by pyproject.toml (>=1.24) lacks: removed by NumPy 2.0
+# (NEP 52), or added after 1.24. Generated code and its helpers must use neither kind.
+REMOVED_IN_NUMPY_2 = {
+    "Inf", "Infinity", "NaN", "NINF", "PINF", "NZERO", "PZERO", "infty", "float_", "complex_",
+    "product", "cumproduct", "sometrue", "alltrue", "round_", "asfarray", "find_common_type",
+}  # fmt: skip
+NEWER_THAN_1_24 = {
+    "exceptions", "bool", "long", "ulong", "vecdot", "concat", "permute_dims", "matrix_transpose",
+    "astype", "unstack", "isdtype", "trapezoid", "cumulative_sum", "cumulative_prod", "pow",
+}  # fmt: skip
+
+
+def numpy_names(source: str) -> set[str]:
+    """The attributes of `np` that `source` reads."""
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        and node.value.id == "np"
+    }  # fmt: skip
+
+
+def test_generated_code_uses_numpy_names_of_every_allowed_numpy():
+    from graphc.lectures import LECTURES
+    from graphc.special import HELPERS
+
+    sources = list(HELPERS.values())
+    for lecture in LECTURES:
+        f = gc.function(lecture.fn)
+        for level in ("none", "patterns", "elementwise"):
+            sources.append(f.fused(level=level).source_for(**lecture.inputs))
+    for source in sources:
+        assert not numpy_names(source) & (REMOVED_IN_NUMPY_2 | NEWER_THAN_1_24), source
+
+
+def test_infinities_in_a_formula_print_as_np_inf():
+    """SymPy before 1.13 prints oo as np.PINF, which NumPy 2 removed."""
+    floor = gc.gate("floor_at_minus_inf", lambda t: sympy.Piecewise((t, t > 0), (-sympy.oo, True)))
+    f = gc.function(lambda x: floor(x) + x)
+    x = np.array([-1.0, 2.0])
+    np.testing.assert_array_equal(f(x), np.where(x > 0, x, -np.inf) + x)
+    names = numpy_names(f.source)
+    assert "inf" in names and not names & (REMOVED_IN_NUMPY_2 | NEWER_THAN_1_24)

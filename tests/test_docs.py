@@ -2,6 +2,7 @@
 namespace per file, and its output must equal the ```text block that follows it."""
 
 import contextlib
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -53,3 +54,15 @@ def test_relative_links_and_pictures_point_at_files():
             if path and "://" not in path and not (page.parent / path).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken
+
+
+def test_readme_names_the_floors_that_ci_tests():
+    """The README's supported versions are the pins scripts/test-floors installs."""
+    spec = importlib.util.spec_from_file_location("floors", ROOT / "scripts" / "floors.py")
+    floors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floors)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Supported versions", 1)[1].split("\n## ", 1)[0]
+    assert f"Python {floors.oldest_python()}+" in section
+    missing = [pin for pin in floors.pins() if f"`{pin}`" not in section]
+    assert not missing, f"the README's supported versions do not name {missing}"
