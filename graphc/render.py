@@ -387,13 +387,12 @@ def _dot_positions(source: str) -> tuple[tuple[str, tuple[float, float]], ...]:
     )
 
 
-def plain(label) -> graphviz.nohtml:
-    """A label as Graphviz text, shown as it is: one line (`text.quoted`: backslashes and quotes
-    escaped, so `\\N` or a quote is drawn, not read), `&` escaped (Graphviz reads entities such
-    as `&lt;` in any label), and never an HTML-like label, so a gate symbol `<<TABLE>...>` is
+def plain(value) -> graphviz.nohtml:
+    """A label as Graphviz text, shown as it is: one line with backslashes, quotes and `&`
+    escaped (`text.label`), and never an HTML-like label, so a gate symbol `<<TABLE>...>` is
     drawn as those characters. Every label drawn goes through here but the comparison's table,
     which is HTML-like on purpose (its cells are `text.markup`)."""
-    return graphviz.nohtml(text.quoted(label).replace("&", "&amp;"))
+    return graphviz.nohtml(text.label(value))
 
 
 def _node_attrs(attrs: dict, theme: Theme) -> dict:

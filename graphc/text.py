@@ -13,9 +13,9 @@ Strings from users and files take one of two roads, and nothing else reaches cod
   text: `line` makes it one line of printable characters (a line break, a control or format
   character, a lone surrogate becomes its escape, `\n`, `\u202e`), which is all a `#`
   comment needs; `quoted` also escapes backslashes and double quotes, for a Python string
-  (a docstring) or a Graphviz label in double quotes, where graphc's drawings then mark the
-  label as plain text (never an HTML-like `<...>` label); `markup` escapes it for XML and
-  HTML-like labels.
+  (a docstring); `label` also escapes `&`, for a Graphviz label in double quotes, which the
+  drawings then mark as plain text (never an HTML-like `<...>` label); `markup` escapes it
+  for XML and HTML-like labels.
 
 A name that is fine but equals a name the generated modules use for themselves (`np`, `cache`,
 a helper) is not refused: the scheduler renames its variable (`np_`), see `schedule.sanitize`.
@@ -97,6 +97,13 @@ def quoted(value) -> str:
     """`line(value)` with backslashes and double quotes escaped: the inside of a double-quoted
     Python string (a docstring) or Graphviz label, which shows the text as it is."""
     return line(value).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def label(value) -> str:
+    """`quoted(value)` with `&` escaped too: the inside of a Graphviz label in double quotes
+    that shows the text as it is (Graphviz reads entities such as `&lt;` in any label; the
+    drawing also marks the label as no HTML-like one, see `render.plain`)."""
+    return quoted(value).replace("&", "&amp;")
 
 
 def markup(value) -> str:
