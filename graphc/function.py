@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from . import __version__, numba_backend, render
+from . import __version__, numba_backend, render, text
 from .autodiff import backward, gate_local_gradients
 from .codegen import emit_module, emit_values_module, load_module
 from .errors import GraphcError, InputError
@@ -604,13 +604,15 @@ def function(
         raise InputError(
             "gc.function needs a Python function or an expression built from gc.symbols"
         )
+    if name is not None:  # the module's and the drawing's name: a name, as for inputs
+        text.name(name, "gc.function(name=...)", InputError)
     try:
         if isinstance(fn, (Value, numbers.Real)):
             graph = _expression_graph(fn, inputs, name or "f")
         elif callable(fn):
             with gc_paused():
                 graph = trace(fn)
-            if name:
+            if name is not None:
                 graph.graph["name"] = name
         else:
             raise InputError(

@@ -1,6 +1,6 @@
 """The graph: a networkx DAG of gates, its validation and its deterministic order.
 
-Stage: the IR every pass reads and writes. Imports `ops` and `errors` only.
+Stage: the IR every pass reads and writes. Imports `ops`, `text` and `errors` only.
 
 A graph is a `networkx.DiGraph` whose nodes are consecutive integers in creation order. Every node
 has an `op` attribute: "input", "const" or a gate name from the table. An input has a `name`; a
@@ -12,13 +12,14 @@ constant a `value`; a tensor gate its static `params` (axis, shape, ...). The ed
 from __future__ import annotations
 
 import heapq
-import keyword
 import numbers
 
 import networkx as nx
 import numpy as np
 import sympy
+from sympy.core.function import AppliedUndef
 
+from . import text
 from .errors import GraphError
 from .ops import (
     ARGS,
@@ -123,21 +124,24 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
     """A validated copy of a graph built or loaded by hand, relabelled to graphc's conventions.
 
     Nodes become consecutive integers in deterministic topological order and edge positions
-    become tuples, so the passes can rely on both.
+    become tuples, so the passes can rely on both. Only the attributes graphc reads are copied
+    (`KEPT`), each checked by `validate`: anything else on a node (a `comment`, a `symbol`, a
+    pass's bookkeeping) stays behind, so nothing unchecked from a file reaches the compiler.
     """
     validate(g)
     order = list(nx.lexicographical_topological_sort(g, key=_label_key))
     label = {n: i for i, n in enumerate(order)}
     h = new_graph(g.graph.get("name", "f"))
     for n in order:
-        h.add_node(label[n], **g.nodes[n])
-        if gate_of(g.nodes[n]["op"]) is None and user_gate(g.nodes[n]["op"]) is not None:
-            h.nodes[label[n]]["op"] = GateName(user_gate(g.nodes[n]["op"]))  # the gate, from now
+        data = g.nodes[n]
+        h.add_node(label[n], **{k: data[k] for k in KEPT[_kind(data["op"])] if k in data})
+        if gate_of(data["op"]) is None and user_gate(data["op"]) is not None:
+            h.nodes[label[n]]["op"] = GateName(user_gate(data["op"]))  # the gate, from now
         params = _params(g, n)
         if params is not None:  # a copy, in the form the rules read (tuples, not lists)
             h.nodes[label[n]]["params"] = params
-        if g.nodes[n]["op"] == "expr":  # a0, m0, ... made by hand become graphc's own symbols
-            formula = g.nodes[n]["formula"]
+        if data["op"] == "expr":  # a0, m0, ... made by hand become graphc's own symbols
+            formula = data["formula"]
             h.nodes[label[n]]["formula"] = formula.xreplace(
                 {s: _SYMBOLS[s.name] for s in formula.free_symbols}
             )
@@ -146,6 +150,18 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
     h.graph.update(inputs=[label[i] for i in g.graph["inputs"]], output=label[g.graph["output"]])
     h.graph["next_id"] = len(order)
     return h
+
+
+# The node attributes graphc reads, by kind of node; `normalize` copies these alone
+KEPT = {
+    "input": ("op", "name"),
+    "const": ("op", "value", "hint"),
+    "gate": ("op", "hint", "gate"),  # `params` (tensor gates) and `formula` (expr) are read apart
+}
+
+
+def _kind(op: str) -> str:
+    return op if op in RESERVED_OPS else "gate"
 
 
 _SYMBOLS = {s.name: s for s in ARGS + MASKS}
@@ -162,32 +178,30 @@ def _label_key(n) -> tuple:
 def validate(g: nx.DiGraph) -> nx.DiGraph:
     """Check that `g` is a graph graphc can compile; raise GraphError saying what is wrong.
 
-    Checks: a DAG, every op known, every gate with its arity and argument positions 0..n-1,
-    tensor gates with their params, masks (comparisons) only where a mask is needed, inputs and
-    constants well formed, `inputs` and `output` set. Returns `g` for chaining.
+    Each field is checked for its type before it is used, so a malformed graph is a GraphError
+    naming the node (or edge) and the field, never another exception. Checks: the graph's
+    `name`, `inputs` and `output`; every node's `op` a known gate (or input, const), an input's
+    `name` and any node's `hint` names by `text.name`'s rule, a `gate` label text, a const's
+    `value` real numbers; every edge's `pos`; a DAG; every gate with its arity and argument
+    positions 0..n-1, tensor gates with their params, masks (comparisons) only where a mask is
+    needed. Returns `g` for chaining.
     """
     if not isinstance(g, nx.DiGraph) or g.is_multigraph():
         raise GraphError(f"expected a networkx.DiGraph, got {type(g).__name__}")
+    if "name" in g.graph:
+        text.name(g.graph["name"], "the graph's 'name' (g.graph['name'])")
+    for n, data in g.nodes(data=True):
+        _check_fields(n, data)
+    for u, v, pos in g.edges(data="pos", default=None):
+        _checked_positions(u, v, pos)
     if not nx.is_directed_acyclic_graph(g):
-        cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(g))
+        cycle = " -> ".join(repr(u) for u, _ in nx.find_cycle(g))
         raise GraphError(
             f"the graph has a cycle through nodes {cycle}; a computation graph must be acyclic"
         )
     for n, data in g.nodes(data=True):
-        op = data.get("op")
-        if op is None:
-            raise GraphError(
-                f"node {n!r} has no 'op' attribute; "
-                "give every node op='input', 'const' or a gate name"
-            )
-        if op not in RESERVED_OPS and (not isinstance(op, str) or _gate(op) is None):
-            known = ", ".join(sorted({*GATES, *USER_GATES}))
-            raise GraphError(f"node {n!r} has unknown op {op!r}; known gates: {known}")
-        positions = sorted(
-            p
-            for _, _, pos in g.in_edges(n, data="pos", default=None)
-            for p in _positions(g, n, pos)
-        )
+        op = data["op"]
+        positions = sorted(p for _, _, pos in g.in_edges(n, data="pos") for p in pos_tuple(pos))
         want = _expr_arity(g, n, positions) if op == "expr" else arity(g, n)
         if positions != list(range(want)):
             raise GraphError(
@@ -195,36 +209,114 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
                 f"{positions}; give each argument edge a 'pos' attribute, one edge per argument"
             )
         _params(g, n)
-        if op == "input":
-            name = data.get("name")
-            if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-                raise GraphError(
-                    f"input node {n!r} needs a 'name' that is a Python identifier, got {name!r}"
-                )
-        if op == "const" and "value" not in data:
-            raise GraphError(f"const node {n!r} has no 'value' attribute")
-        if op == "const" and np.asarray(data["value"]).dtype.kind not in "biuf":
-            raise GraphError(
-                f"const node {n!r} holds {data['value']!r}; constants must be real numbers"
-            )
     for n in g:
         _check_masks(g, n)
+    _check_ends(g)
+    return g
+
+
+def _check_fields(n, data: dict) -> None:
+    """A node's own fields, each of the right type (see `validate`)."""
+    op = data.get("op")
+    if op is None:
+        raise GraphError(
+            f"node {n!r} has no 'op' attribute; give every node op='input', 'const' or a gate name"
+        )
+    if not isinstance(op, str):
+        raise GraphError(
+            f"node {n!r}: its 'op' must be a string, 'input', 'const' or a gate name, got "
+            f"{type(op).__name__} {text.shown(op)}"
+        )
+    if op not in RESERVED_OPS and _gate(op) is None:
+        known = ", ".join(sorted({*GATES, *USER_GATES}))
+        raise GraphError(f"node {n!r} has unknown op {text.shown(op)}; known gates: {known}")
+    if op == "input":
+        text.name(data.get("name"), f"input node {n!r}: its 'name'")
+    if "hint" in data:
+        text.name(data["hint"], f"node {n!r} ({op}): its 'hint' (a variable name)")
+    if "gate" in data and not isinstance(data["gate"], str):
+        raise GraphError(
+            f"node {n!r} ({op}): its 'gate' (the gate's label) must be a string, got "
+            f"{type(data['gate']).__name__} {text.shown(data['gate'])}"
+        )
+    if op == "const":
+        if "value" not in data:
+            raise GraphError(f"const node {n!r} has no 'value' attribute")
+        try:
+            kind = np.asarray(data["value"]).dtype.kind
+        except (ValueError, TypeError, OverflowError):  # a ragged list, say
+            kind = None
+        if kind is None or kind not in "iuf":  # booleans are masks' business, as in tracing
+            raise GraphError(
+                f"const node {n!r} holds {text.shown(data['value'])} in its 'value'; constants "
+                "must be real numbers: a number (not a bool), or a list of them with one shape "
+                "(not ragged)"
+            )
+
+
+def _checked_positions(u, v, pos) -> tuple[int, ...]:
+    """An edge's `pos`: an argument position (an int >= 0) or a list of them, else GraphError."""
+    if pos is None:
+        raise GraphError(
+            f"the edge {u!r} -> {v!r} has no 'pos' attribute (the argument position it fills)"
+        )
+    positions = pos_tuple(pos)
+    if positions is None or not positions:
+        raise GraphError(
+            f"the edge {u!r} -> {v!r}: its 'pos' must be an argument position (an int >= 0) or "
+            f"a list of them, got {type(pos).__name__} {text.shown(pos)}"
+        )
+    return positions
+
+
+def pos_tuple(pos) -> tuple[int, ...] | None:
+    """An edge's `pos` as a tuple of non-negative ints, or None if it is not one or a list of
+    them (booleans, floats, text and nested lists are not)."""
+    if _is_position(pos):
+        return (int(pos),)
+    if isinstance(pos, (list, tuple)) and all(_is_position(p) for p in pos):
+        return tuple(int(p) for p in pos)
+    return None
+
+
+def _is_position(p) -> bool:
+    return isinstance(p, numbers.Integral) and not isinstance(p, (bool, np.bool_)) and p >= 0
+
+
+def _check_ends(g: nx.DiGraph) -> None:
+    """The graph's `inputs` (input nodes in signature order) and `output`."""
     inputs, output = g.graph.get("inputs"), g.graph.get("output")
-    if inputs is None or any(i not in g or g.nodes[i]["op"] != "input" for i in inputs):
+    if not isinstance(inputs, (list, tuple)) or not all(_is_node(g, i) for i in inputs):
+        raise GraphError(
+            "g.graph['inputs'] must list the graph's input nodes in signature order, got "
+            f"{text.shown(inputs)}"
+        )
+    if any(g.nodes[i]["op"] != "input" for i in inputs):
         raise GraphError("g.graph['inputs'] must list the graph's input nodes in signature order")
-    if sorted(inputs) != sorted(n for n, op in g.nodes(data="op") if op == "input"):
+    if len(set(inputs)) != len(inputs) or set(inputs) != {
+        n for n, op in g.nodes(data="op") if op == "input"
+    }:
         raise GraphError("g.graph['inputs'] must list every input node exactly once")
     names = [g.nodes[i]["name"] for i in inputs]
     if len(set(names)) != len(names):
         raise GraphError(f"input names must be distinct, got {names}")
-    if output not in g:
-        raise GraphError("g.graph['output'] must name the node whose value the function returns")
+    if not _is_node(g, output):
+        raise GraphError(
+            "g.graph['output'] must name the node whose value the function returns, got "
+            f"{text.shown(output)}"
+        )
     if _is_mask(g, output):
         raise GraphError(
             f"the output, node {output!r} ({g.nodes[output]['op']}), is a comparison mask, not a "
             "number; return a number, e.g. a 'where' node that selects between two values"
         )
-    return g
+
+
+def _is_node(g: nx.DiGraph, n) -> bool:
+    try:
+        return n in g
+    except TypeError:  # unhashable: a list, a dict
+        return False
 
 
 def _params(g: nx.DiGraph, n) -> dict | None:
@@ -259,6 +351,12 @@ def _expr_arity(g: nx.DiGraph, n, positions: list[int]) -> int:
         raise GraphError(
             f"node {n!r} (expr) needs a 'formula', a SymPy expression over its arguments "
             f"a0, a1, ... (m0, m1, ... for masks), got {formula!r}; build it with sympy"
+        )
+    unknown = sorted({str(f.func) for f in formula.atoms(AppliedUndef)})
+    if unknown:  # printed, its name would be code: only functions graphc knows are printed
+        raise GraphError(
+            f"node {n!r} (expr): its formula calls {unknown}, which are no functions graphc "
+            "knows; build formulas from SymPy's functions and graphc's gates"
         )
     allowed = {s.name for s in ARGS[:want] + MASKS[:want]}
     stray = sorted(s.name for s in formula.free_symbols if s.name not in allowed)
@@ -305,8 +403,10 @@ def _check_masks(g: nx.DiGraph, n) -> None:
 def _positions(g, n, pos):
     if type(pos) is tuple:
         return pos
-    if pos is None:
+    positions = None if pos is None else pos_tuple(pos)
+    if not positions:
         raise GraphError(
-            f"an edge into node {n!r} has no 'pos' attribute (the argument position it fills)"
+            f"an edge into node {n!r} has no 'pos' attribute (the argument position it fills), "
+            f"or one that is not an int >= 0 or a list of them: {text.shown(pos)}"
         )
-    return (pos,) if isinstance(pos, int) else tuple(pos)
+    return positions

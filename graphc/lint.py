@@ -86,10 +86,11 @@ def witnesses(f, base: dict):
             yield name, v, {**base, name: probe}
 
 
-def lint(f, rules=None, **examples) -> LintReport:
+def lint(f, /, rules=None, **examples) -> LintReport:
     """Gates of `f` whose value or gradient overflows where the fused function stays finite.
 
-    `examples` give input shapes and the values of the inputs not being probed (default: 1.0).
+    `examples` give input shapes and the values of the inputs not being probed (default: 1.0);
+    an input named `rules` takes the default (`rules=` chooses the fusion rules).
 
     >>> print(lint(neuron))
     exp (exp): value not finite at w0=1, x0=-800, ...; fuse: 1/(1+exp(-x)) -> sigmoid(x)

@@ -1,6 +1,6 @@
 """The gate table: every gate graphc knows, one row each, and their derived local gradients.
 
-Stage: vocabulary, read by every other stage. Imports only `errors`, `special` and `tensor`.
+Stage: vocabulary, read by every other stage. Imports only `errors`, `special`, `tensor`, `text`.
 
 An elementwise gate is declared by its SymPy formula; its local gradients come from `sympy.diff`,
 once per gate kind, written in terms of the gate's own output where that is simpler and no less
@@ -24,7 +24,7 @@ import sympy
 from mpmath.libmp import prec_to_dps
 from sympy.printing.numpy import NumPyPrinter
 
-from . import special
+from . import special, text
 from .errors import GateError
 from .special import (  # noqa: F401 - names the other stages read from the table
     ARGS,
@@ -361,14 +361,22 @@ class Formula:
 def define_gate(name: str, formula: Callable, symbol: str | None = None) -> Gate:
     """A user's elementwise gate, its local gradients derived by SymPy, registered under `name`.
 
-    Refused with a GateError: a name that is not an identifier or is a built-in gate's; a formula
+    Refused with a GateError: a name that is not a name by `text.name`'s rule (an identifier in
+    NFKC form), is a keyword or is a built-in gate's; a symbol that is not text (`symbol`, what
+    drawings write in the gate's circle, the name unless given, is drawn as it is); a formula
     that fails on symbols, is no real SymPy expression of its arguments, that SymPy cannot
     differentiate, or whose value or local gradients use a function the generated NumPy code
     cannot compute (NumPy has no spelling for it). Steps (Heaviside, sign, floor, ...) are fine:
     their derivative is 0, see `derivative`.
     """
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise GateError(f"gate name {name!r} is not a Python identifier; use letters, digits and _")
+    text.name(name, "gate name", GateError)
+    if keyword.iskeyword(name):
+        raise GateError(f"gate name {name!r} is a Python keyword; choose another name")
+    if symbol is not None and not isinstance(symbol, str):
+        raise GateError(
+            f"gate {name!r}: the symbol must be a string (the text drawn in the gate), got "
+            f"{type(symbol).__name__}"
+        )
     if name in RESERVED_OPS or name in GATES:
         raise GateError(f"gate name {name!r} is taken by a built-in gate; choose another name")
     arity = _arity_of(formula, name)

@@ -1,7 +1,8 @@
 """Rendering: circuits drawn the way backprop lectures draw them, for slides.
 
-Stage: backend (graph + values -> graphviz). Imports `ops`, `graph` and `errors`; it draws what
-the generated code computed (values come from `Compiled.values`) and never evaluates anything.
+Stage: backend (graph + values -> graphviz). Imports `ops`, `graph`, `text` and `errors`; it draws
+what the generated code computed (values come from `Compiled.values`) and never evaluates
+anything; every label is text, drawn as it is (`plain`).
 
 Inputs are labelled wire starts on the left, gates are circles with their symbol, the output is on
 the right; on every wire the forward value is written above the line (green) and the gradient
@@ -20,12 +21,12 @@ import functools
 import json
 import math
 from dataclasses import dataclass, replace
-from html import escape
 
 import graphviz
 import networkx as nx
 import numpy as np
 
+from . import text
 from .errors import GraphcError
 from .graph import args_of, topo_order
 from .ops import TENSOR, gate_of
@@ -386,10 +387,18 @@ def _dot_positions(source: str) -> tuple[tuple[str, tuple[float, float]], ...]:
     )
 
 
+def plain(value) -> graphviz.nohtml:
+    """A label as Graphviz text, shown as it is: one line with backslashes, quotes and `&`
+    escaped (`text.label`), and never an HTML-like label, so a gate symbol `<<TABLE>...>` is
+    drawn as those characters. Every label drawn goes through here but the comparison's table,
+    which is HTML-like on purpose (its cells are `text.markup`)."""
+    return graphviz.nohtml(text.label(value))
+
+
 def _node_attrs(attrs: dict, theme: Theme) -> dict:
     kind = attrs["kind"]
     common = {
-        "label": attrs["label"],
+        "label": plain(attrs["label"]),
         "fontname": FONT,
         "fontcolor": theme.text,
         "color": theme.line,
@@ -472,8 +481,9 @@ def draw_scene(
         x, y = pos[key]
         canvas.node(prefix + key, pos=pinned(x, y), **node)
         if local and local.get(key):
+            lines = [plain(line) for line in local[key].split("\n")]
             canvas.node(
-                f"{prefix}{key}_local", label=local[key].replace("\n", "\\l") + "\\l",
+                f"{prefix}{key}_local", label=graphviz.nohtml("\\l".join(lines) + "\\l"),
                 shape="plaintext", fontname=FONT, fontsize="11", fontcolor=colours.text,
                 pos=pinned(x, y - 44),
             )  # fmt: skip
@@ -492,7 +502,7 @@ def draw_scene(
                 continue
             lx, ly = _label_position(p, q, side)
             canvas.node(
-                f"{prefix}w{k}{'v' if side == 1 else 'g'}", label=fmt(item, digits),
+                f"{prefix}w{k}{'v' if side == 1 else 'g'}", label=plain(fmt(item, digits)),
                 shape="plaintext", fontsize="13", fontname=FONT, margin="0", width="0",
                 height="0", fontcolor=tint if _finite(item) else colours.warning,
                 pos=pinned(lx, ly + side * 6),  # centred text: lift it clear of the line
@@ -522,7 +532,7 @@ def picture(panels: list[Panel], theme: str = "light", digits: int = 2, table=No
         )
         if panel.title:
             canvas.node(
-                f"p{i}_title", label=panel.title, shape="plaintext", fontname=FONT,
+                f"p{i}_title", label=plain(panel.title), shape="plaintext", fontname=FONT,
                 fontsize="16", fontcolor=colours.text,
                 pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 50) / POINTS:.3f}!",
             )  # fmt: skip
@@ -541,9 +551,9 @@ def _html_table(rows, colours: Theme) -> str:
     for r, row in enumerate(rows):
         inner = ""
         for c, v in enumerate(row):
-            text = escape(str(v)) or "&#160;"
-            text = f"<B>{text}</B>" if r == 0 else text
-            inner += f'<TD ALIGN="{"LEFT" if c == 0 else "RIGHT"}">{text}</TD>'
+            cell = text.markup(v) or "&#160;"
+            cell = f"<B>{cell}</B>" if r == 0 else cell
+            inner += f'<TD ALIGN="{"LEFT" if c == 0 else "RIGHT"}">{cell}</TD>'
         cells.append(f"<TR>{inner}</TR>")
     return (
         f'<<FONT COLOR="{colours.text}" POINT-SIZE="12"><TABLE BORDER="0" CELLBORDER="1" '

@@ -1,6 +1,6 @@
 """The Python-float path: a generated module's statements run on Python floats, straight through.
 
-Stage: backend. Imports nothing from graphc.
+Stage: backend. Imports `text` (for its title) and `schedule` (the names it keeps to itself).
 
 For a call with Python floats only, NumPy's per-operation overhead (a NumPy scalar per gate,
 about 0.5 us per `np.exp`) is most of the time. `straight_line` takes the generated module's
@@ -36,6 +36,9 @@ import re
 import types
 import typing
 from dataclasses import dataclass
+
+from .schedule import OWN_NAMES
+from .text import quoted
 
 
 def _maximum(a: float, b: float) -> float:
@@ -172,24 +175,28 @@ def straight_line(
     if (
         not params
         or len(grads) != len(gradient_names)  # a module of another shape
-        or names & set(_OWN_NAMES)  # an input named like the entries' own variables
-        or any(name.startswith("_np_") for name in names)
+        or names & set(OWN_NAMES["floats"])  # never: schedule renames such a user's name
         or not set(_NP_NAME.findall(statements + "".join(helpers))) <= set(vars(FLOATS))
     ):
         return None
     # comparisons, where, maximum(x, 0) give bools and ints; a power may go complex
     checked = _risky_power(statements) or bool(_NOT_FLOAT.search(statements))
-    # np.exp(x) is called as _np_exp(x): one global lookup, no attribute lookup, per call
-    fwd_lines = _NP_NAME.sub(r"_np_\1", "\n".join(fwd_lines)).split("\n") if fwd_lines else []
-    body = _NP_NAME.sub(r"_np_\1", "\n".join(body)).split("\n") if body else []
-    out, grads = _NP_NAME.sub(r"_np_\1", out), [_NP_NAME.sub(r"_np_\1", g) for g in grads]
+    # np.exp(x) is called as _np_exp(x): one global lookup, no attribute lookup, per call (with
+    # more underscores in front if a variable of the module starts so)
+    prefix = "_np_"
+    while any(name.startswith(prefix) for name in names):
+        prefix = "_" + prefix
+    spelled = prefix + r"\1"
+    fwd_lines = _NP_NAME.sub(spelled, "\n".join(fwd_lines)).split("\n") if fwd_lines else []
+    body = _NP_NAME.sub(spelled, "\n".join(body)).split("\n") if body else []
+    out, grads = _NP_NAME.sub(spelled, out), [_NP_NAME.sub(spelled, g) for g in grads]
     result = "{" + ", ".join(f"{k!r}: {g}" for k, g in zip(gradient_names, grads)) + "}"
     value = _entry("value", params, fwd_lines, out, checked)
     backprop = [*fwd_lines, f"    {seed} = 1.0", *body]
     value_and_grad = _entry("value_and_grad", params, backprop, f"{out}, {result}", checked)
     text = "\n\n\n".join(
         [
-            f'"""{title} on Python floats: the module\'s statements, straight through."""',
+            f'"""{quoted(title)} on Python floats: the module\'s statements, straight through."""',
             *([constants] if constants else []),
             *helpers,
             value,
@@ -203,7 +210,7 @@ def straight_line(
         "_numpy_value": numpy.value,
         "_numpy_value_and_grad": numpy.value_and_grad,
         **FLOAT_HELPERS,
-        **{f"_np_{name}": f for name, f in vars(FLOATS).items()},
+        **{prefix + name: f for name, f in vars(FLOATS).items()},
     }
     prelude = "\n\n\n".join([constants, *helpers])
     exec(compile(prelude, f"<graphc:{title}:floats>", "exec"), namespace)  # generated above
@@ -218,10 +225,6 @@ def _load(source: str, title: str, namespace: dict) -> types.FunctionType:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # our own generated code
     return namespace[name]
-
-
-_OWN_NAMES = ("_args", "_kwargs", "_result", "_checked", "_positional", "_numpy_value",
-              "_numpy_value_and_grad")  # fmt: skip
 
 
 def _entry(name: str, params: list[str], lines: list[str], returned: str, checked: bool) -> str:

@@ -18,16 +18,31 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from . import text
 from .graph import args_of, topo_order
 from .ops import TENSOR, gate_of
 from .special import HELPERS
+
+# Every fixed name a generated module uses for itself, by module. A user's name (an input, a hint)
+# that is one of these gets a trailing underscore in code (`np` -> `np_`), so no user name can
+# ever stand for a generated one. A printer that introduces a name of its own lists it here, or
+# makes it unique among the program's names (`fresh`: numba's loop index and arrays, the values
+# module's temporaries, the float path's `_np_exp`).
+OWN_NAMES = {
+    "module": ("np", "forward", "backward", "value_and_grad", "cache", *HELPERS),
+    "values": ("all_values", "values"),  # codegen.emit_values_module
+    "floats": (  # scalar.py's entries and their namespace
+        "_args", "_kwargs", "_result", "_checked", "_positional", "_numpy_value",
+        "_numpy_value_and_grad",
+    ),
+    "numba": ("numba", "_elements", "_summed"),  # numba_backend's module
+}  # fmt: skip
 
 RESERVED = (
     set(keyword.kwlist)
     | set(keyword.softkwlist)
     | set(dir(builtins))
-    | {"np", "forward", "backward", "value_and_grad", "cache"}
-    | set(HELPERS)
+    | {name for names in OWN_NAMES.values() for name in names}
 )
 
 
@@ -87,8 +102,25 @@ def _inlined(g: nx.DiGraph, n: int, consumers: int) -> bool:
 
 
 def sanitize(name: str) -> str:
-    """A usable variable name: keywords, builtins and `np` get a trailing underscore."""
-    return name + "_" if name in RESERVED else name
+    """A usable variable name: a keyword, a builtin or a name in OWN_NAMES gets a trailing `_`.
+
+    `name` must be one `text.name` lets through; anything else is refused here too, so no
+    text but a plain identifier ever becomes a variable.
+    """
+    text.name(name, "a variable name")
+    while name in RESERVED:
+        name += "_"
+    return name
+
+
+def fresh(preferred: str, taken: set[str]) -> str:
+    """`preferred`, or `preferred_2`, `preferred_3`, ...: the first not in `taken` (added to it)
+    and not reserved. For the names a printer makes up besides the program's own."""
+    k, name = 2, preferred
+    while name in taken or name in RESERVED:
+        name, k = f"{preferred}_{k}", k + 1
+    taken.add(name)
+    return name
 
 
 def schedule(g: nx.DiGraph) -> Program:
@@ -139,7 +171,7 @@ def schedule(g: nx.DiGraph) -> Program:
         name = base
         if name in holder and not reusable:
             k = suffix.get(base, 2)
-            while name in holder:
+            while name in holder or name in RESERVED:
                 name = f"{base}{k}" if base.endswith("_") else f"{base}_{k}"
                 k += 1
             suffix[base] = k

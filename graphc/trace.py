@@ -1,6 +1,6 @@
 """Front-end: tracing Python functions, symbolic expressions and SymPy into a graph.
 
-Stage: front-end. Imports `ops`, `graph` and `errors`.
+Stage: front-end. Imports `ops`, `graph`, `text` and `errors`.
 
 A `Value` is an immutable expression node (op, arguments, parameters). Calling a user's function
 on input Values records every operation it performs; `build_graph` then walks the resulting
@@ -19,6 +19,7 @@ import numpy as np
 import sympy
 from sympy.core.function import AppliedUndef
 
+from . import text
 from .errors import InputError, TraceError
 from .graph import add_node, new_graph
 from .ops import MASK, GateCall, GateName, gate_of, user_gate
@@ -238,14 +239,10 @@ def _is_mask(op: str) -> bool:
 # ---------------------------------------------------------------- inputs and graphs
 
 
-def check_name(name) -> str:
-    """An input name must be a Python identifier (keywords are allowed and renamed in code)."""
-    if not isinstance(name, str) or not name.isidentifier():
-        raise InputError(
-            f"input name {name!r} is not a valid identifier; use letters, digits and underscores, "
-            "not starting with a digit"
-        )
-    return name
+def check_name(name, what: str = "input name") -> str:
+    """An input name must be a Python identifier in NFKC form, as `text.name` says (keywords
+    are allowed and renamed in code)."""
+    return text.name(name, what, InputError)
 
 
 def symbols(names: str):
@@ -263,6 +260,7 @@ def symbols(names: str):
 
 def build_graph(name: str, inputs: list[Value], output, hints: dict[int, str] | None = None):
     """The networkx DAG of `output` over `inputs` (in signature order), built without recursion."""
+    text.name(name, "the function's name", InputError)
     output = lift(output)
     hints = hints or {}
     g = new_graph(name)
@@ -338,8 +336,9 @@ def trace(fn) -> tuple[str, list[str], object]:
         raise TraceError(
             f"{fn.__name__} returns {len(out)} values; a graphc function returns one value"
         )
-    hints = {k: name for k, (name, _) in seen.items()}
-    return build_graph(getattr(fn, "__name__", "f"), inputs, out, hints)
+    hints = {k: name for k, (name, _) in seen.items() if text.is_name(name)}
+    name = getattr(fn, "__name__", None)  # a lambda's "<lambda>" is no name: it is then "f"
+    return build_graph(name if text.is_name(name) else "f", inputs, out, hints)
 
 
 # ---------------------------------------------------------------- SymPy in
@@ -362,6 +361,7 @@ def sympy_graph(expr, name: str = "f"):
     """
     if not isinstance(expr, sympy.Expr):
         raise InputError(f"gc.from_sympy takes a SymPy expression, got {type(expr).__name__}")
+    text.name(name, "gc.from_sympy(name=...)", InputError)
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
     inputs = [Value("input", name=_sympy_name(s)) for s in syms]
     value_of: dict = dict(zip(syms, inputs))
@@ -382,12 +382,7 @@ def sympy_graph(expr, name: str = "f"):
 
 
 def _sympy_name(s) -> str:
-    try:
-        return check_name(s.name)
-    except InputError:
-        raise InputError(
-            f"SymPy symbol {s.name!r} is not a valid Python identifier; rename it"
-        ) from None
+    return check_name(s.name, "SymPy symbol")
 
 
 def _negative_power(f) -> bool:

@@ -20,6 +20,7 @@ STAGES = {
     "ops": "vocabulary",  # the gate table
     "special": "vocabulary",  # SymPy functions and helpers the table uses (part of the table)
     "tensor": "vocabulary",  # the tensor gates' rows (part of the table)
+    "text": "vocabulary",  # text is data: the one rule for names and text in code and drawings
     "graph": "graph",
     "trace": "front-end",
     "gates": "front-end",

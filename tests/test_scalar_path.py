@@ -136,10 +136,18 @@ def test_gradients_match_central_differences_on_floats():
     assert grads["b"] == pytest.approx(db, rel=1e-7)
 
 
-def test_an_input_named_like_the_entry_variables_stays_on_numpy():
-    f = gc.function(lambda _args, y: _args * y)
-    assert f.value_and_grad(2.0, 3.0) == (6.0, {"_args": 3.0, "y": 2.0})
-    assert f.value_and_grad.__module__ == "graphc.function"  # still the method: no float path
+@pytest.mark.parametrize("name", ["_args", "_kwargs", "_checked", "_np_exp", "_np_", "_result"])
+def test_an_input_named_like_the_entry_variables_takes_the_float_path_too(name):
+    # the module renames such an input (`_args_`), and the float path's own `np` functions take
+    # a prefix no variable of the module starts with: the floats go straight through, right
+    a, y = gc.symbols(f"{name} y")
+    f = gc.function(a * y * gc.exp(a))
+    value, grads = f.value_and_grad(2.0, 3.0)
+    e2 = math.exp(2.0)
+    assert value == pytest.approx(6.0 * e2, rel=1e-15)
+    assert grads[name] == pytest.approx(9.0 * e2, rel=1e-15)  # y e^a + a y e^a
+    assert grads["y"] == pytest.approx(2.0 * e2, rel=1e-15)
+    assert f.value_and_grad.__module__ != "graphc.function"  # the float path's entry
 
 
 def test_float_helpers_compute_what_the_numpy_helpers_compute():
