@@ -24,11 +24,11 @@ import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from .graph import args_of, topo_order
-from .ops import ARGS, GATES, MASKS, OUT, TENSOR
+from .graph import EXACT_INT, args_of, topo_order
+from .ops import ARGS, GATES, MASK, MASKS, OUT, TENSOR
 from .schedule import Program
 from .shortcuts import Shortcuts, shortcuts
-from .special import HELPER_NEEDS, HELPERS, NOT_FINITE, is_plain_float
+from .special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -61,11 +61,34 @@ class Printer(NumPyPrinter):
             text = f"{fn}({text}, {self._print(a)})"
         return text
 
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Atom:
+            return self._print_number(expr)
+        return super()._print(expr, **kwargs)
+
+    def _print_number(self, expr: sympy.Expr) -> str:
+        """A number SymPy left as an expression (tanh(0) where fusion folded x * 0.0, sqrt(2)):
+        a Python float, weak as a constant is (NEP 50: np.tanh(0) would make float32 code
+        float64); where SymPy has no float for it, NumPy's value, made a Python float."""
+        try:
+            value = float(expr)
+        except (TypeError, ValueError):  # a helper SymPy cannot evaluate, a complex number
+            value = math.nan
+        if math.isfinite(value):
+            return f"({value!r})" if value < 0 else repr(value)
+        return f"float({super()._print(expr)})"  # NumPy's inf or NaN, with its warning
+
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return _float_literal(float(expr))
+
+    def _print_Integer(self, expr):
+        p = int(expr)
+        return str(p) if abs(p) <= EXACT_INT else _float_literal(float(expr))
 
     def _print_Rational(self, expr):
         p, q = int(expr.p), int(expr.q)
+        if max(abs(p), q) > EXACT_INT:
+            return _float_literal(float(expr))  # the nearest float64 (inf beyond its range)
         return repr(p / q) if q & (q - 1) == 0 else f"({p}/{q})"  # exact binary fractions as floats
 
     def _print_Relational(self, expr):
@@ -83,6 +106,13 @@ class Printer(NumPyPrinter):
                 return self._print(cond.negated if cond.is_Relational else sympy.Not(cond))
             return f"{NAMESPACE}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
         return super()._print_Piecewise(expr)
+
+
+def _float_literal(value: float) -> str:
+    """A float64 as code: its repr, or the namespace's inf and nan."""
+    if math.isfinite(value):
+        return repr(value)
+    return f"{NAMESPACE}.nan" if math.isnan(value) else f"{'-' if value < 0 else ''}{NAMESPACE}.inf"
 
 
 _PRINTER = Printer()
@@ -214,6 +244,7 @@ class Emitter:
         self.nested = False  # whether the code being built has an inlined sub-expression
         self._args: dict[int, list[int]] = {}
         self._locals: dict[int, tuple] = {}
+        self._constant: dict[int, bool] = {}
 
     def args(self, n: int) -> list[int]:
         """The argument nodes of n (read from the graph once per node)."""
@@ -234,10 +265,39 @@ class Emitter:
             return literal(data["value"]) if data["op"] == "const" else f"({self.expr(n)})"
         return self.p.names[n]
 
+    def constant_only(self, n: int) -> bool:
+        """Whether node n is a number computed from scalar constants alone (`10.0 ** 400.0`, as
+        parsed from text): no input, no array, no mask (a mask stays a boolean)."""
+        stack = [n]
+        while stack:
+            m = stack[-1]
+            data = self.g.nodes[m]
+            if data["op"] == "const":
+                self._constant[m] = np.ndim(data["value"]) == 0
+            elif data["op"] == "input" or "role" in data or data["shape"] != ():
+                self._constant[m] = False
+            else:
+                missing = [a for a in self.args(m) if a not in self._constant]
+                if missing:
+                    stack.extend(missing)
+                    continue
+                is_mask = GATES[data["op"]].kind == MASK
+                self._constant[m] = not is_mask and all(self._constant[a] for a in self.args(m))
+            stack.pop()
+        return self._constant[n]
+
     def expr(self, n: int) -> str:
         data = self.g.nodes[n]
-        op = data["op"]
         refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
+        if refs and self.constant_only(n):
+            # Python would raise on 10.0 ** 400.0: NumPy's float64 gives inf and its warning,
+            # and the result stays a Python number (weak, as a constant is: NEP 50)
+            refs[0] = f"{NAMESPACE}.float64({refs[0]})"
+            return f"float({self.gate_code(n, data, refs)})"
+        return self.gate_code(n, data, refs)
+
+    def gate_code(self, n: int, data: dict, refs: list[str]) -> str:
+        op = data["op"]
         if n in self.plan.transposed:
             x, dh = (self.ref(a) for a in self.plan.transposed[n])
             code = f"({dh}.T @ {x}).T"
@@ -332,6 +392,8 @@ class Emitter:
                 return f"{data.get('gate', 'fused')}: " + self.local_text(
                     data["formula"], n, self.args(n)
                 )
+            if self.constant_only(n):
+                return f"{op} of constants, as NumPy's float64 computes it"
             return op
         if "shared_by" in data:
             by = self.g.nodes[data["shared_by"]]
@@ -386,7 +448,7 @@ class Emitter:
                     value = sympy.Symbol(self.name_of(a), real=True)
                 swap[ARGS[j]] = swap[MASKS[j]] = value
             text = formula.xreplace(swap)
-            if not text.has(*NOT_FINITE):
+            if not folds_badly(text):
                 break
         return normalise(_PRINTER.doprint(text))
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import heapq
 import keyword
+import math
 import numbers
+import warnings
 
 import networkx as nx
 import numpy as np
@@ -31,6 +33,8 @@ def new_graph(name: str) -> nx.DiGraph:
 
 def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
     """Add a node computing `op` of the argument nodes `args`; return its id."""
+    if op == "const" and "value" in attrs:
+        attrs["value"] = constant(attrs["value"])
     n = g.graph["next_id"]
     g.graph["next_id"] = n + 1
     g.add_node(n, op=op, **attrs)
@@ -40,6 +44,49 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
     for a, pos in positions.items():  # one edge per argument node, in order of first use
         g.add_edge(a, n, pos=pos)
     return n
+
+
+EXACT_INT = 2**53  # the largest whole numbers float64 holds exactly, all of them below
+
+
+def constant(value):
+    """A constant's value as graphc keeps it: a Python int below 2**53 in magnitude (printed as
+    written: `x ** 2`), a Python float, or a NumPy array.
+
+    A NumPy scalar becomes the Python number it holds. A larger int (2**70, a SymPy integer) or
+    a fraction is the nearest float64, as NumPy converts a Python int for a float array; a number
+    beyond float64's range (10**400) is inf, with NumPy's `RuntimeWarning: overflow encountered
+    in cast`. So every constant that reaches the passes and the generated code is a float64.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if type(value) is float or isinstance(value, (bool, np.ndarray)):
+        return value
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        if -EXACT_INT <= value <= EXACT_INT:
+            return value
+        try:
+            return float(value)  # correctly rounded
+        except OverflowError:
+            return _overflow(value > 0, int(value.bit_length() * math.log10(2)))
+    if isinstance(value, numbers.Real) and not isinstance(value, float):
+        number = float(value)  # a Fraction, a SymPy Rational or Float
+        if math.isinf(number) and sympy.sympify(value).is_finite:
+            return _overflow(number > 0, int(sympy.log(abs(sympy.sympify(value)), 10)))
+        return number
+    return value
+
+
+def _overflow(positive: bool, digits: int) -> float:
+    sign = "" if positive else "-"
+    warnings.warn(
+        f"overflow encountered in cast: the constant {sign}10**{digits} (about) is beyond "
+        f"float64 and is {sign}inf",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return math.inf if positive else -math.inf
 
 
 def args_of(g: nx.DiGraph, n: int) -> list[int]:
@@ -114,6 +161,8 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
     h = new_graph(g.graph.get("name", "f"))
     for n in order:
         h.add_node(label[n], **g.nodes[n])
+        if g.nodes[n]["op"] == "const":
+            h.nodes[label[n]]["value"] = constant(g.nodes[n]["value"])
         params = _params(g, n)
         if params is not None:  # a copy, in the form the rules read (tuples, not lists)
             h.nodes[label[n]]["params"] = params
@@ -184,7 +233,8 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
                 )
         if op == "const" and "value" not in data:
             raise GraphError(f"const node {n!r} has no 'value' attribute")
-        if op == "const" and np.asarray(data["value"]).dtype.kind not in "biuf":
+        value = data.get("value")
+        if op == "const" and not _real_number(value) and np.asarray(value).dtype.kind not in "biuf":
             raise GraphError(
                 f"const node {n!r} holds {data['value']!r}; constants must be real numbers"
             )
@@ -206,6 +256,11 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
             "number; return a number, e.g. a 'where' node that selects between two values"
         )
     return g
+
+
+def _real_number(value) -> bool:
+    """A Python or SymPy real number of any size (10**400 is inf to graphc, see `constant`)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, complex)
 
 
 def _params(g: nx.DiGraph, n) -> dict | None:
