@@ -82,6 +82,8 @@ def test_a_python_float_next_to_a_float32_array_stays_float32():
     assert f(x64, 2.0).dtype == np.float64
     assert type(f(np.float32(1.5), 2.0)) is np.float32
     assert type(f(1.5, 2.0)) is float
+    assert f(x32, 3).dtype == np.float32  # a Python int is weak too
+    assert f(x32, np.int64(3)).dtype == np.float64  # a NumPy integer is a float64 scalar
 
 
 @pytest.mark.parametrize("level", LEVELS)
