@@ -188,9 +188,11 @@ def literal(value) -> str:
         if isinstance(v, float) and not math.isfinite(v):
             return f"{NAMESPACE}.nan" if math.isnan(v) else f"{'-' if v < 0 else ''}{NAMESPACE}.inf"
         return f"({v!r})" if v < 0 else repr(v)
+    # an array keeps its dtype: it is strong in NumPy's promotion (float32 stays float32)
+    dtype = "" if arr.dtype == np.float64 else f", dtype={NAMESPACE}.{arr.dtype.type.__name__}"
     if not arr.any():
-        return f"{NAMESPACE}.zeros({arr.shape})"
-    return f"{NAMESPACE}.array({arr.tolist()!r})"
+        return f"{NAMESPACE}.zeros({arr.shape}{dtype})"
+    return f"{NAMESPACE}.array({arr.tolist()!r}{dtype})"
 
 
 _ATOM = re.compile(r"[^\W\d]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # a name or a number
