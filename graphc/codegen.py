@@ -24,11 +24,12 @@ import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
+from .dtypes import PY, compared_in, narrow
 from .graph import EXACT_INT, args_of, topo_order
 from .ops import ARGS, GATES, MASK, MASKS, OUT, TENSOR
 from .schedule import Program
 from .shortcuts import Shortcuts, shortcuts
-from .special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float
+from .special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -97,6 +98,16 @@ class Printer(NumPyPrinter):
     def _print_Not(self, expr):
         return f"{NAMESPACE}.logical_not({self._print(expr.args[0])})"
 
+    def _print_Mul(self, expr):
+        choice = next((f for f in expr.args if _number_choice(f) is not None), None)
+        if choice is None:
+            return super()._print_Mul(expr)
+        # dout * np.where(m, 1, 0.1) would be float64 (np.where of Python numbers): the choice
+        # between the products keeps dout's dtype, and computes the same numbers
+        rest = sympy.Mul(*(f for f in expr.args if f is not choice))
+        cond, a, b = _number_choice(choice)
+        return self._print(where(cond, rest * a, rest * b))
+
     def _print_Piecewise(self, expr):
         if len(expr.args) == 2 and expr.args[1].cond == sympy.true:
             (a, cond), (b, _) = expr.args
@@ -106,6 +117,21 @@ class Printer(NumPyPrinter):
                 return self._print(cond.negated if cond.is_Relational else sympy.Not(cond))
             return f"{NAMESPACE}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
         return super()._print_Piecewise(expr)
+
+
+def _number_choice(expr) -> tuple | None:
+    """(condition, a, b) of a choice between two nonzero finite numbers (leaky_relu's 1 or
+    0.1), a Piecewise or a `where`; None for anything else."""
+    if isinstance(expr, where):
+        cond, a, b = expr.args
+    elif isinstance(expr, sympy.Piecewise) and len(expr.args) == 2:
+        (a, cond), (b, otherwise) = expr.args
+        if otherwise != sympy.true:
+            return None
+    else:
+        return None
+    numbers = all(v.is_number and v.is_finite and v != 0 for v in (a, b))
+    return (cond, a, b) if numbers else None
 
 
 def _float_literal(value: float) -> str:
@@ -239,10 +265,11 @@ def _unparsed(code: str) -> str:
 class Emitter:
     """Prints the statements of one program."""
 
-    def __init__(self, program: Program, plan: Shortcuts | None = None):
+    def __init__(self, program: Program, plan: Shortcuts | None = None, kinds: dict | None = None):
         self.p = program
         self.g = program.graph
         self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
+        self.kinds = kinds  # dtypes of the nodes (see dtypes.py), where Python floats meet float32
         self.nested = False  # whether the code being built has an inlined sub-expression
         self._args: dict[int, list[int]] = {}
         self._locals: dict[int, tuple] = {}
@@ -296,7 +323,19 @@ class Emitter:
             # and the result stays a Python number (weak, as a constant is: NEP 50)
             refs[0] = f"{NAMESPACE}.float64({refs[0]})"
             return f"float({self.gate_code(n, data, refs)})"
+        if self.kinds is not None:
+            refs = self.converted(n, refs)
         return self.gate_code(n, data, refs)
+
+    def converted(self, n: int, refs: list[str]) -> list[str]:
+        """A Python float (computed in float64) as NumPy converts it for a float32 gate:
+        `x * np.float32(y2)`, so float32 code stays float32 (NEP 50's weak scalars)."""
+        kind = compared_in(self.g, self.kinds, n)
+        if not narrow(kind):
+            return refs
+        weak = [self.kinds.get(a) == PY for a in self.args(n)]
+        name = kind.type.__name__
+        return [f"{NAMESPACE}.{name}({r})" if w else r for r, w in zip(refs, weak)]
 
     def gate_code(self, n: int, data: dict, refs: list[str]) -> str:
         op = data["op"]
@@ -496,11 +535,14 @@ def helpers_used(program: Program) -> list[str]:
     return [source for name, source in HELPERS.items() if name in names]
 
 
-def emit_module(program: Program, title: str, version: str, dtype: str = "float64") -> str:
-    """The full source of the generated module for `program`; `dtype` is the output's type."""
+def emit_module(
+    program: Program, title: str, version: str, dtype: str = "float64", kinds: dict | None = None
+) -> str:
+    """The full source of the generated module for `program`; `dtype` is the output's type,
+    `kinds` the nodes' dtypes where Python floats meet float32 arrays (`dtypes.node_kinds`)."""
     plan = shortcuts(program, dtype)
     program = dataclasses.replace(program, cache=plan.cache)
-    e = Emitter(program, plan)
+    e = Emitter(program, plan, kinds)
     g = program.graph
     names = program.names
     params = ", ".join(names[i] for i in program.inputs)
@@ -554,7 +596,7 @@ def emit_module(program: Program, title: str, version: str, dtype: str = "float6
     return "\n\n\n".join(blocks) + "\n"
 
 
-def emit_values_module(program: Program) -> str:
+def emit_values_module(program: Program, kinds: dict | None = None) -> str:
     """A module whose `all_values(inputs..., dout)` runs the statements of `emit_module`'s
     forward and backward and returns every value they compute, by node id.
 
@@ -570,7 +612,7 @@ def emit_values_module(program: Program) -> str:
     order = [n for n in topo_order(program.graph) if n in statements]
     helpers = helpers_used(program)
     program = dataclasses.replace(program, names=names, inline=inline)
-    e = Emitter(program)
+    e = Emitter(program, kinds=kinds)
     g = program.graph
     params = ", ".join(names[i] for i in program.inputs)
     seed = names[program.seed]

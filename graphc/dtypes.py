@@ -55,15 +55,15 @@ def _arithmetic(formula: sympy.Expr) -> bool:
     return not formula.atoms(sympy.Function, sympy.Piecewise, sympy.Max, sympy.Min)
 
 
-def node_kinds(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> dict[int, object]:
-    """Every node's dtype, or PY / CONST (weak) / MASK_KIND; `inputs` gives each input's dtype
-    by name, None for a Python number."""
+def node_kinds(g: nx.DiGraph, inputs: dict[int, np.dtype | None]) -> dict[int, object]:
+    """Every node's dtype, or PY / CONST (weak) / MASK_KIND; `inputs` gives each input node's
+    dtype, None for a Python number (an input missing from it is float64)."""
     kinds: dict[int, object] = {}
     for n in topo_order(g):
         data = g.nodes[n]
         op = data["op"]
         if op == "input":
-            dtype = inputs.get(data["name"])
+            dtype = inputs.get(n, np.float64)
             kinds[n] = PY if dtype is None else np.dtype(dtype)
             continue
         if op == "const":
@@ -86,30 +86,42 @@ def node_kinds(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> dict[int, o
     return kinds
 
 
+def by_node(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> dict[int, np.dtype | None]:
+    """Input dtypes by input name -> by input node."""
+    return {i: inputs.get(g.nodes[i]["name"]) for i in g.graph["inputs"]}
+
+
 def result_dtype(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> np.dtype | None:
-    """The dtype of the function's value (None: a Python float, weak)."""
-    kind = node_kinds(g, inputs)[g.graph["output"]]
+    """The dtype of the function's value (None: a Python float, weak); inputs by name."""
+    kind = node_kinds(g, by_node(g, inputs))[g.graph["output"]]
     return kind if isinstance(kind, np.dtype) else None
 
 
+def compared_in(g: nx.DiGraph, kinds: dict, n: int) -> object:
+    """The dtype a gate works in, as NumPy converts a weak argument for it: its own dtype, or
+    for a comparison that of its strong arguments (PY where there are none)."""
+    if kinds[n] != MASK_KIND:
+        return kinds[n]
+    strong = [kinds[a] for a in args_of(g, n) if isinstance(kinds[a], np.dtype)]
+    return promote(strong) if strong else PY
+
+
+def narrow(kind) -> bool:
+    """A float dtype narrower than float64 (float32, float16): NumPy converts weak values to it."""
+    return isinstance(kind, np.dtype) and kind.kind == "f" and kind.itemsize < 8
+
+
 def input_dtypes(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> dict[str, np.dtype]:
-    """The dtype each Python-number input is computed in: the narrower float dtype (float32,
-    float16) where every gate reading it also reads that dtype's arrays, and so converts it
-    to that dtype in NumPy too; else float64, as NumPy computes Python floats."""
-    kinds = node_kinds(g, inputs)
+    """The dtype each Python-number input is computed in, by name: the narrower float dtype
+    (float32, float16) where every gate reading it also reads that dtype's arrays, and so
+    converts it to that dtype in NumPy too; else float64, as NumPy computes Python floats."""
+    kinds = node_kinds(g, by_node(g, inputs))
     out = {}
     for i in g.graph["inputs"]:
         name = g.nodes[i]["name"]
         if inputs.get(name) is not None:
             continue
-        met = set()
-        for s in g.successors(i):
-            kind = kinds[s]
-            if kind == MASK_KIND:  # a comparison converts the weak side too
-                strong = [kinds[a] for a in args_of(g, s) if isinstance(kinds[a], np.dtype)]
-                kind = promote(strong) if strong else PY
-            met.add(kind)
+        met = {compared_in(g, kinds, s) for s in g.successors(i)}
         (only,) = met if len(met) == 1 else (None,)
-        narrow = isinstance(only, np.dtype) and only.kind == "f" and only.itemsize < 8
-        out[name] = only if narrow else np.dtype(np.float64)
+        out[name] = only if narrow(only) else np.dtype(np.float64)
     return out

@@ -45,6 +45,7 @@ class Compiled:
     name: str
     _module: types.ModuleType | None = None
     _values: types.ModuleType | None = None
+    kinds: dict | None = None  # the nodes' dtypes, where Python floats meet float32 arrays
     dtype: np.dtype | None = None  # the value's dtype, as NumPy gives it (None: a Python float)
     converted: tuple[tuple[int, np.dtype], ...] = ()  # inputs the module takes in another dtype
 
@@ -70,7 +71,7 @@ class Compiled:
     def values(self, inputs: list, dout) -> dict[int, object]:
         """Every value forward and backward compute, by node id (compiled on first use)."""
         if self._values is None:
-            self._values = load_module(emit_values_module(self.program), "values")
+            self._values = load_module(emit_values_module(self.program, self.kinds), "values")
         return self._values.all_values(*self.prepared(inputs), dout)
 
 
@@ -81,18 +82,21 @@ def compile_graph(
     readable: bool = True,
     dtype: str = "float64",
     backend: str = "numpy",
+    input_dtypes: dict[str, np.dtype | None] | None = None,
 ) -> Compiled:
     """Trace-independent compiler: graph + input shapes -> generated NumPy module.
 
     `wrt` names the inputs whose gradients `backward` returns (default: all, in order).
     `readable=False` trades the lecture's one-statement-per-gate form for speed where they
     differ: sigmoid-like gates then cache exp(-|x|) for backward instead of recomputing it.
-    `dtype` is the output's NumPy type, for the `dout = 1` that `value_and_grad` passes.
+    `dtype` is the output's NumPy type, for the `dout = 1` that `value_and_grad` passes;
+    `input_dtypes` the inputs' dtypes by name (None: a Python float, computed in float64), where
+    a Python float meets float32 (or float16) arrays: the module converts it there, as NumPy does.
     `backend="numba"` (elementwise programs): the module runs one numba loop per call instead
     (see `numba_backend`); the program, for drawings and values, is still the NumPy one.
     """
     with gc_paused():
-        compiled = _compile(g, shapes, wrt, readable, dtype)
+        compiled = _compile(g, shapes, wrt, readable, dtype, input_dtypes)
         if backend == "numba":
             kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
             scalars = frozenset(k for k, shape in shapes.items() if np.prod(shape) == 1)
@@ -115,13 +119,19 @@ def gc_paused():
             gc.enable()
 
 
-def _compile(g, shapes, wrt, readable, dtype) -> Compiled:
+def _compile(g, shapes, wrt, readable, dtype, input_dtypes=None) -> Compiled:
     shaped = infer_shapes(g if readable else lower(g), shapes)
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
-    source = emit_module(program, _title(g), __version__, dtype)
-    return Compiled(program, source, sanitize(g.graph["name"]))
+    kinds = None
+    if input_dtypes and None in input_dtypes.values():  # a Python float, computed in float64
+        given = dtypes.by_node(program.graph, input_dtypes)
+        kinds = dtypes.node_kinds(program.graph, {**given, program.seed: np.dtype(dtype)})
+        if not any(dtypes.narrow(k) for k in kinds.values()):
+            kinds = None  # nothing to convert it for
+    source = emit_module(program, _title(g), __version__, dtype, kinds)
+    return Compiled(program, source, sanitize(g.graph["name"]), kinds=kinds)
 
 
 def _title(g: nx.DiGraph) -> str:
@@ -267,7 +277,9 @@ class Function:
             shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
             given = {k: _dtype(v) for k, v in zip(self.inputs, values)}
             computed_in = dtypes.input_dtypes(self._origin, given)
-            natural = dtypes.result_dtype(self._origin, {**given, **computed_in})
+            # what the module computes in: a Python float stays weak unless converted
+            runtime = {**given, **{k: d for k, d in computed_in.items() if d != np.float64}}
+            natural = dtypes.result_dtype(self._origin, runtime)
             try:
                 compiled = compile_graph(
                     self._graph,
@@ -276,6 +288,7 @@ class Function:
                     self.readable,
                     (natural or np.dtype(np.float64)).type.__name__,
                     self.backend,
+                    runtime,
                 )
             except GraphcError as e:  # report at the call, not from deep inside the compiler
                 raise type(e)(f"{self.__name__}: {e}") from None

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import examples, scalar_programs, vector_programs
+from strategies import NumpyOps, examples, scalar_programs, vector_programs
 
 import graphc as gc
 from graphc import numba_backend
@@ -199,3 +199,36 @@ def test_random_scalar_programs_have_numpys_dtypes(case, data):
     f = case.graphc()
     for label, g in versions(f).items():
         assert_numpy_dtypes(g, case.numpy(), inputs, f"{label}\n{case.text}\ninputs {inputs!r}")
+
+
+@examples(ci=60, slow=1000)
+@given(vector_programs(), st.sampled_from(["none", "patterns"]), st.booleans())
+def test_float32_programs_compute_in_float32_throughout(case, level, with_python_float):
+    """Where NumPy computes every statement of a program in float32, graphc computes every
+    value forward and backward in float32 (or a mask): no float64 temporary, at the unfused and
+    patterns levels (fused formulas that mix masks and numbers may use one; the value and the
+    gradients are float32 all the same). A Python float is computed in float64, as NumPy
+    computes Python floats, until it meets a float32 value."""
+    inputs = {
+        k: np.float32(v) if np.ndim(v) == 0 else np.asarray(v, np.float32)
+        for k, v in case.inputs.items()
+    }
+    scalars = [k for k, v in case.inputs.items() if np.ndim(v) == 0]
+    python = with_python_float and scalars and len(inputs) > len(scalars)
+    if python:
+        inputs[scalars[0]] = float(case.inputs[scalars[0]])
+    in_numpy = quietly(case.values, NumpyOps(), inputs).values()
+    if any(kind(v) not in ("py", "float32", "bool") for v in in_numpy):
+        return  # NumPy itself computes in float64 here (an array constant, exp of a float)
+    f = case.graphc().fused(level=level)
+    compiled = f.compiled_for(**inputs)
+    shape = compiled.program.graph.nodes[compiled.program.output]["shape"]
+    seed = np.ones(shape, np.float32) if shape else np.float32(1.0)
+    values = quietly(compiled.values, list(inputs.values()), seed)
+    names = compiled.program.names
+    wide = {
+        names.get(n, n): np.result_type(v)
+        for n, v in values.items()
+        if np.result_type(v) not in (np.float32, np.bool_) and not (python and np.ndim(v) == 0)
+    }
+    assert not wide, f"float64 temporaries {wide}\n{case.text}\n{compiled.source}"
