@@ -15,9 +15,10 @@ input's dtype. The rules, as NumPy applies them:
 - A value computed from constants alone is a constant (weak), however it was computed, since
   constants are folded at one fusion level and not at another.
 
-`input_dtypes` says what each Python-number input is computed in: float64, or the one narrower
-float dtype it only ever meets (then NumPy would convert it to that dtype anyway, and float32
-code stays float32 throughout).
+`signature` says, besides, what each Python-number input is computed in: float64, or the one
+narrower float dtype it only ever meets (NumPy converts it to that dtype anyway, and float32 code
+stays float32); `node_kinds` of the compiled program says where the code converts a value
+computed from Python numbers in float64 (`codegen.Emitter.converted`).
 """
 
 from __future__ import annotations
@@ -91,10 +92,26 @@ def by_node(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> dict[int, np.d
     return {i: inputs.get(g.nodes[i]["name"]) for i in g.graph["inputs"]}
 
 
+def _dtype(kind) -> np.dtype | None:
+    return kind if isinstance(kind, np.dtype) else None
+
+
 def result_dtype(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> np.dtype | None:
     """The dtype of the function's value (None: a Python float, weak); inputs by name."""
-    kind = node_kinds(g, by_node(g, inputs))[g.graph["output"]]
-    return kind if isinstance(kind, np.dtype) else None
+    return _dtype(node_kinds(g, by_node(g, inputs))[g.graph["output"]])
+
+
+def signature(g: nx.DiGraph, inputs: dict[str, np.dtype | None]):
+    """For one call signature (inputs' dtypes by name, None for a Python float): the value's
+    dtype, the dtype each Python float is computed in (`_computed_in`), and the dtype the code
+    computes the value in once those are converted (the seed's)."""
+    kinds = node_kinds(g, by_node(g, inputs))
+    value = _dtype(kinds[g.graph["output"]])
+    computed_in = _computed_in(g, kinds, inputs)
+    converted = {k: d for k, d in computed_in.items() if d != np.float64}
+    if not converted:
+        return value, computed_in, value
+    return value, computed_in, result_dtype(g, {**inputs, **converted})
 
 
 def compared_in(g: nx.DiGraph, kinds: dict, n: int) -> object:
@@ -111,11 +128,10 @@ def narrow(kind) -> bool:
     return isinstance(kind, np.dtype) and kind.kind == "f" and kind.itemsize < 8
 
 
-def input_dtypes(g: nx.DiGraph, inputs: dict[str, np.dtype | None]) -> dict[str, np.dtype]:
+def _computed_in(g: nx.DiGraph, kinds: dict, inputs: dict) -> dict[str, np.dtype]:
     """The dtype each Python-number input is computed in, by name: the narrower float dtype
     (float32, float16) where every gate reading it also reads that dtype's arrays, and so
     converts it to that dtype in NumPy too; else float64, as NumPy computes Python floats."""
-    kinds = node_kinds(g, by_node(g, inputs))
     out = {}
     for i in g.graph["inputs"]:
         name = g.nodes[i]["name"]

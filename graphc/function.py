@@ -51,7 +51,7 @@ class Compiled:
 
     def prepared(self, values: list) -> list:
         """The inputs as the module takes them: a Python number as a NumPy number of the dtype
-        it is computed in (float64, or float32 next to float32 arrays: `dtypes.input_dtypes`),
+        it is computed in (float64, or float32 next to float32 arrays: `dtypes.signature`),
         so that division by zero and overflow follow NumPy; float16 as float32 for numba,
         which has no float16."""
         if not self.converted:
@@ -274,38 +274,33 @@ class Function:
     def _specialised(self, values: list) -> Compiled:
         key = tuple(map(_signature, values))
         if key not in self._compiled:
-            shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
-            given = {k: _dtype(v) for k, v in zip(self.inputs, values)}
-            computed_in = dtypes.input_dtypes(self._origin, given)
-            # what the module computes in: a Python float stays weak unless converted
-            runtime = {**given, **{k: d for k, d in computed_in.items() if d != np.float64}}
-            natural = dtypes.result_dtype(self._origin, runtime)
-            try:
-                compiled = compile_graph(
-                    self._graph,
-                    shapes,
-                    self._wrt,
-                    self.readable,
-                    (natural or np.dtype(np.float64)).type.__name__,
-                    self.backend,
-                    runtime,
-                )
-            except GraphcError as e:  # report at the call, not from deep inside the compiler
-                raise type(e)(f"{self.__name__}: {e}") from None
-            converted = [(i, computed_in[k]) for i, k in enumerate(self.inputs) if k in computed_in]
-            if self.backend == "numba":  # numba computes float16 values in float32
-                half = np.dtype(np.float16)
-                converted = [(i, np.dtype(np.float32) if d == half else d) for i, d in converted]
-                converted += [
-                    (i, np.dtype(np.float32)) for i, k in enumerate(self.inputs) if given[k] == half
-                ]
-            self._compiled[key] = dataclasses.replace(
-                compiled, dtype=dtypes.result_dtype(self._origin, given), converted=tuple(converted)
-            )
+            self._compiled[key] = self._compile_for(values)
             if self.backend == "numpy" and values and all(k == ((), "py") for k in key):
                 self._take_floats_straight(self._compiled[key].source)
         self._last = key
         return self._compiled[key]
+
+    def _compile_for(self, values: list) -> Compiled:
+        """The module for the shapes and dtypes of `values`, and how its value and inputs are
+        typed: NumPy's dtypes for the expression as written (see `graphc.dtypes`)."""
+        shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+        given = {k: _dtype(v) for k, v in zip(self.inputs, values)}
+        value_dtype, computed_in, natural = dtypes.signature(self._origin, given)
+        # what the module computes in: a Python float stays weak unless converted
+        runtime = {**given, **{k: d for k, d in computed_in.items() if d != np.float64}}
+        seed = (natural or np.dtype(np.float64)).type.__name__
+        try:
+            compiled = compile_graph(
+                self._graph, shapes, self._wrt, self.readable, seed, self.backend, runtime
+            )
+        except GraphcError as e:  # report at the call, not from deep inside the compiler
+            raise type(e)(f"{self.__name__}: {e}") from None
+        converted = [(i, computed_in[k]) for i, k in enumerate(self.inputs) if k in computed_in]
+        if self.backend == "numba":  # numba computes float16 values in float32
+            half, single = np.dtype(np.float16), np.dtype(np.float32)
+            converted = [(i, single if d == half else d) for i, d in converted]
+            converted += [(i, single) for i, k in enumerate(self.inputs) if given[k] == half]
+        return dataclasses.replace(compiled, dtype=value_dtype, converted=tuple(converted))
 
     def _module_for(self, values: list):
         return self._specialised(values).module
