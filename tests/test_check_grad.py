@@ -330,3 +330,39 @@ def test_a_wrong_gradient_into_a_used_argument_is_never_skipped():
     assert bad.gate == "pg_wrong_in_b" and bad.errors[0] < TOL and bad.errors[1] > 0.1
     with_constant = gc.check_grad(gc.function(lambda x: times(x, -1.3)), x=0.7, per_gate=True)
     assert with_constant.rows[0].errors[1] is None and with_constant.error < TOL
+
+
+class wrong_plus(sympy.Function):  # noqa: N801 - a SymPy function, named like one
+    """a + b whose derivative in b is planted wrong: 2 instead of 1."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        return sympy.S.One if argindex == 1 else sympy.Integer(2)
+
+    def _numpycode(self, printer):
+        return f"({printer._print(self.args[0])}) + ({printer._print(self.args[1])})"
+
+
+plus = gc.gate("pg_wrong_plus", lambda a, b: wrong_plus(a, b))
+
+
+@pytest.mark.parametrize("level", ["none", "patterns", "elementwise"])
+def test_figures_see_past_round_off(level):
+    # expand((1+x)**70) adds terms up to 1e20 to terms of 1: a step of 1e-6 in a small term
+    # does not change a sum of 1e20 at all, so the check takes the step that shows it
+    x = sympy.Symbol("x")
+    f = gc.from_sympy(sympy.expand((1 + x) ** 70)).fused(level=level)
+    for at in (0.5, np.array([0.3, 1.2])):
+        report = gc.check_grad(f, x=at, per_gate=True)
+        assert all(r.error < TOL for r in report.rows), str(report)
+    saturated = gc.check_grad(gc.function(lambda x: gc.sigmoid(x)), x=40.0, per_gate=True)
+    assert saturated.worst.error < TOL  # 4.2e-18 against differences that round to 0
+
+
+def test_a_wrong_gradient_next_to_a_huge_value_is_still_caught():
+    right = gc.check_grad(gc.function(lambda x, y: x + y), x=1e20, y=1.0, per_gate=True)
+    assert right.worst.error < TOL, str(right)
+    report = gc.check_grad(gc.function(lambda x, y: plus(x, y)), x=1e20, y=1.0, per_gate=True)
+    (row,) = report.rows
+    assert row.errors[0] < TOL and row.errors[1] == pytest.approx(1 / 3, rel=1e-3)
