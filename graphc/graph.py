@@ -71,7 +71,10 @@ def constant(value):
         except OverflowError:
             return _overflow(value > 0, int(value.bit_length() * math.log10(2)))
     if isinstance(value, numbers.Real) and not isinstance(value, float):
-        number = float(value)  # a Fraction, a SymPy Rational or Float
+        try:
+            number = float(value)  # a Fraction, a SymPy Rational or Float
+        except OverflowError:  # Python's Fraction raises where SymPy's Rational gives inf
+            number = math.inf if value > 0 else -math.inf
         if math.isinf(number) and sympy.sympify(value).is_finite:
             return _overflow(number > 0, int(sympy.log(abs(sympy.sympify(value)), 10)))
         return number
@@ -81,8 +84,8 @@ def constant(value):
 def _overflow(positive: bool, digits: int) -> float:
     sign = "" if positive else "-"
     warnings.warn(
-        f"overflow encountered in cast: the constant {sign}10**{digits} (about) is beyond "
-        f"float64 and is {sign}inf",
+        f"overflow encountered in cast: a constant of about {sign}1e{digits} is beyond "
+        f"float64's range and is {sign}inf",
         RuntimeWarning,
         stacklevel=4,
     )

@@ -10,6 +10,7 @@ SymPy's derivative evaluated by mpmath at 50 digits.
 
 import json
 import warnings
+from fractions import Fraction
 
 import mpmath
 import networkx as nx
@@ -114,6 +115,7 @@ TOO_LARGE = {
         F64(10.0) ** 400,
     ),
     "saved graph": (lambda: gc.from_graph(_saved_graph(10**400)), np.inf),
+    "traced fraction": (lambda: gc.function(lambda x: x * Fraction(10**400, 3)), np.inf),
 }
 
 
