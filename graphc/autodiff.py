@@ -33,7 +33,7 @@ from .ops import (
     local_gradients,
 )
 from .shapes import node_shape
-from .special import NOT_FINITE, cancelled, is_boolean, is_plain_float, numeric_masks
+from .special import cancelled, folds_badly, is_boolean, is_plain_float, numeric_masks
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
 
@@ -109,7 +109,7 @@ class Builder:
                 return node  # what the rewriting below would find: the identity, no node
         args, pattern = self.arguments(formula, operands)
         folded = _folded(formula, pattern)
-        if folded.has(*NOT_FINITE):  # e.g. d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
+        if folds_badly(folded):  # d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
             args, pattern = self.arguments(formula, operands, fold=False)
             folded = _rewritten(formula, pattern)  # NumPy computes it, with its inf and NaN
         formula = folded

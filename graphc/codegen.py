@@ -25,11 +25,12 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 
 from . import text
-from .graph import args_of, topo_order
-from .ops import ARGS, MASKS, OUT, TENSOR, gate_of
+from .dtypes import PY, compared_in, narrow
+from .graph import EXACT_INT, args_of, topo_order
+from .ops import ARGS, MASK, MASKS, OUT, TENSOR, gate_of
 from .schedule import Program, fresh
 from .shortcuts import Shortcuts, shortcuts
-from .special import HELPER_NEEDS, HELPERS, NOT_FINITE, is_plain_float
+from .special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -69,11 +70,34 @@ class Printer(NumPyPrinter):
     def _print_NegativeInfinity(self, expr):
         return "-" + self._module_format("numpy.inf")
 
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Atom:
+            return self._print_number(expr)
+        return super()._print(expr, **kwargs)
+
+    def _print_number(self, expr: sympy.Expr) -> str:
+        """A number SymPy left as an expression (tanh(0) where fusion folded x * 0.0, sqrt(2)):
+        a Python float, weak as a constant is (NEP 50: np.tanh(0) would make float32 code
+        float64); where SymPy has no float for it, NumPy's value, made a Python float."""
+        try:
+            value = float(expr)
+        except (TypeError, ValueError):  # a helper SymPy cannot evaluate, a complex number
+            value = math.nan
+        if math.isfinite(value):
+            return f"({value!r})" if value < 0 else repr(value)
+        return f"float({super()._print(expr)})"  # NumPy's inf or NaN, with its warning
+
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return _float_literal(float(expr))
+
+    def _print_Integer(self, expr):
+        p = int(expr)
+        return str(p) if abs(p) <= EXACT_INT else _float_literal(float(expr))
 
     def _print_Rational(self, expr):
         p, q = int(expr.p), int(expr.q)
+        if max(abs(p), q) > EXACT_INT:
+            return _float_literal(float(expr))  # the nearest float64 (inf beyond its range)
         return repr(p / q) if q & (q - 1) == 0 else f"({p}/{q})"  # exact binary fractions as floats
 
     def _print_Relational(self, expr):
@@ -81,6 +105,16 @@ class Printer(NumPyPrinter):
 
     def _print_Not(self, expr):
         return f"{NAMESPACE}.logical_not({self._print(expr.args[0])})"
+
+    def _print_Mul(self, expr):
+        choice = next((f for f in expr.args if _number_choice(f) is not None), None)
+        if choice is None:
+            return super()._print_Mul(expr)
+        # dout * np.where(m, 1, 0.1) would be float64 (np.where of Python numbers): the choice
+        # between the products keeps dout's dtype, and computes the same numbers
+        rest = sympy.Mul(*(f for f in expr.args if f is not choice))
+        cond, a, b = _number_choice(choice)
+        return self._print(where(cond, rest * a, rest * b))
 
     def _print_Piecewise(self, expr):
         if len(expr.args) == 2 and expr.args[1].cond == sympy.true:
@@ -92,6 +126,28 @@ class Printer(NumPyPrinter):
                 return self._print(cond.negated if cond.is_Relational else sympy.Not(cond))
             return f"{NAMESPACE}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
         return super()._print_Piecewise(expr)
+
+
+def _number_choice(expr) -> tuple | None:
+    """(condition, a, b) of a choice between two nonzero finite numbers (leaky_relu's 1 or
+    0.1), a Piecewise or a `where`; None for anything else."""
+    if isinstance(expr, where):
+        cond, a, b = expr.args
+    elif isinstance(expr, sympy.Piecewise) and len(expr.args) == 2:
+        (a, cond), (b, otherwise) = expr.args
+        if otherwise != sympy.true:
+            return None
+    else:
+        return None
+    numbers = all(v.is_number and v.is_finite and v != 0 for v in (a, b))
+    return (cond, a, b) if numbers else None
+
+
+def _float_literal(value: float) -> str:
+    """A float64 as code: its repr, or the namespace's inf and nan."""
+    if math.isfinite(value):
+        return repr(value)
+    return f"{NAMESPACE}.nan" if math.isnan(value) else f"{'-' if value < 0 else ''}{NAMESPACE}.inf"
 
 
 _PRINTER = Printer()
@@ -167,11 +223,13 @@ def literal(value) -> str:
         if isinstance(v, float) and not math.isfinite(v):
             return f"{NAMESPACE}.nan" if math.isnan(v) else f"{'-' if v < 0 else ''}{NAMESPACE}.inf"
         return f"({v!r})" if v < 0 else repr(v)
+    # an array keeps its dtype: it is strong in NumPy's promotion (float32 stays float32)
+    dtype = "" if arr.dtype == np.float64 else f", dtype={NAMESPACE}.{arr.dtype.type.__name__}"
     if not arr.any():
-        return f"{NAMESPACE}.zeros({arr.shape})"
+        return f"{NAMESPACE}.zeros({arr.shape}{dtype})"
     # floats print as Python literals, but for nan and inf, which are NumPy's names
     entries = _NOT_FINITE_ENTRY.sub(NAMESPACE + r".\1", repr(arr.tolist()))
-    return f"{NAMESPACE}.array({entries})"
+    return f"{NAMESPACE}.array({entries}{dtype})"
 
 
 _NOT_FINITE_ENTRY = re.compile(r"\b(nan|inf)\b")
@@ -219,13 +277,15 @@ def _unparsed(code: str) -> str:
 class Emitter:
     """Prints the statements of one program."""
 
-    def __init__(self, program: Program, plan: Shortcuts | None = None):
+    def __init__(self, program: Program, plan: Shortcuts | None = None, kinds: dict | None = None):
         self.p = program
         self.g = program.graph
         self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
+        self.kinds = kinds  # dtypes of the nodes (see dtypes.py), where Python floats meet float32
         self.nested = False  # whether the code being built has an inlined sub-expression
         self._args: dict[int, list[int]] = {}
         self._locals: dict[int, tuple] = {}
+        self._constant: dict[int, bool] = {}
 
     def args(self, n: int) -> list[int]:
         """The argument nodes of n (read from the graph once per node)."""
@@ -246,10 +306,51 @@ class Emitter:
             return literal(data["value"]) if data["op"] == "const" else f"({self.expr(n)})"
         return self.p.names[n]
 
+    def constant_only(self, n: int) -> bool:
+        """Whether node n is a number computed from scalar constants alone (`10.0 ** 400.0`, as
+        parsed from text): no input, no array, no mask (a mask stays a boolean)."""
+        stack = [n]
+        while stack:
+            m = stack[-1]
+            data = self.g.nodes[m]
+            if data["op"] == "const":
+                self._constant[m] = np.ndim(data["value"]) == 0
+            elif data["op"] == "input" or "role" in data or data["shape"] != ():
+                self._constant[m] = False
+            else:
+                missing = [a for a in self.args(m) if a not in self._constant]
+                if missing:
+                    stack.extend(missing)
+                    continue
+                is_mask = gate_of(data["op"]).kind == MASK
+                self._constant[m] = not is_mask and all(self._constant[a] for a in self.args(m))
+            stack.pop()
+        return self._constant[n]
+
     def expr(self, n: int) -> str:
         data = self.g.nodes[n]
-        op = data["op"]
         refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
+        if refs and self.constant_only(n):
+            # Python would raise on 10.0 ** 400.0: NumPy's float64 gives inf and its warning,
+            # and the result stays a Python number (weak, as a constant is: NEP 50)
+            refs[0] = f"{NAMESPACE}.float64({refs[0]})"
+            return f"float({self.gate_code(n, data, refs)})"
+        if self.kinds is not None:
+            refs = self.converted(n, refs)
+        return self.gate_code(n, data, refs)
+
+    def converted(self, n: int, refs: list[str]) -> list[str]:
+        """A Python float (computed in float64) as NumPy converts it for a float32 gate:
+        `x * np.float32(y2)`, so float32 code stays float32 (NEP 50's weak scalars)."""
+        kind = compared_in(self.g, self.kinds, n)
+        if not narrow(kind):
+            return refs
+        weak = [self.kinds.get(a) == PY for a in self.args(n)]
+        name = kind.type.__name__
+        return [f"{NAMESPACE}.{name}({r})" if w else r for r, w in zip(refs, weak)]
+
+    def gate_code(self, n: int, data: dict, refs: list[str]) -> str:
+        op = data["op"]
         if n in self.plan.transposed:
             x, dh = (self.ref(a) for a in self.plan.transposed[n])
             code = f"({dh}.T @ {x}).T"
@@ -346,6 +447,8 @@ class Emitter:
                 return f"{data.get('gate', 'fused')}: " + self.local_text(
                     data["formula"], n, self.args(n)
                 )
+            if self.constant_only(n):
+                return f"{op} of constants, as NumPy's float64 computes it"
             return op
         if "shared_by" in data:
             by = self.g.nodes[data["shared_by"]]
@@ -400,7 +503,7 @@ class Emitter:
                     value = sympy.Symbol(self.name_of(a), real=True)
                 swap[ARGS[j]] = swap[MASKS[j]] = value
             text = formula.xreplace(swap)
-            if not text.has(*NOT_FINITE):
+            if not folds_badly(text):
                 break
         return normalise(_PRINTER.doprint(text))
 
@@ -446,11 +549,14 @@ def helpers_used(program: Program) -> list[str]:
     return [source for name, source in HELPERS.items() if name in names]
 
 
-def emit_module(program: Program, title: str, version: str, dtype: str = "float64") -> str:
-    """The full source of the generated module for `program`; `dtype` is the output's type."""
+def emit_module(
+    program: Program, title: str, version: str, dtype: str = "float64", kinds: dict | None = None
+) -> str:
+    """The full source of the generated module for `program`; `dtype` is the output's type,
+    `kinds` the nodes' dtypes where Python floats meet float32 arrays (`dtypes.node_kinds`)."""
     plan = shortcuts(program, dtype)
     program = dataclasses.replace(program, cache=plan.cache)
-    e = Emitter(program, plan)
+    e = Emitter(program, plan, kinds)
     g = program.graph
     names = program.names
     params = ", ".join(names[i] for i in program.inputs)
@@ -504,7 +610,7 @@ def emit_module(program: Program, title: str, version: str, dtype: str = "float6
     return "\n\n\n".join(blocks) + "\n"
 
 
-def emit_values_module(program: Program) -> str:
+def emit_values_module(program: Program, kinds: dict | None = None) -> str:
     """A module whose `all_values(inputs..., dout)` runs the statements of `emit_module`'s
     forward and backward and returns every value they compute, by node id.
 
@@ -521,7 +627,7 @@ def emit_values_module(program: Program) -> str:
     order = [n for n in topo_order(program.graph) if n in statements]
     helpers = helpers_used(program)
     program = dataclasses.replace(program, names=names, inline=inline)
-    e = Emitter(program)
+    e = Emitter(program, kinds=kinds)
     g = program.graph
     params = ", ".join(names[i] for i in program.inputs)
     seed = names[program.seed]

@@ -127,7 +127,7 @@ def _first_failure(f, base: dict) -> dict | None:
 
 def _side(label: str, f, inputs: dict, repeat: int) -> Side:
     compiled = f.compiled_for(**inputs)
-    values = f._bind((), inputs)
+    values = compiled.prepared(f._bind((), inputs))
     _, cache = compiled.module.forward(*values)
     ops = [op for _, op in f.graph.nodes(data="op")]
     failure = _first_failure(f, inputs)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from . import __version__, numba_backend, render, text
+from . import __version__, dtypes, numba_backend, render, text
 from .autodiff import backward, gate_local_gradients
 from .codegen import emit_module, emit_values_module, load_module
 from .errors import GraphcError, InputError
@@ -45,6 +45,22 @@ class Compiled:
     name: str
     _module: types.ModuleType | None = None
     _values: types.ModuleType | None = None
+    kinds: dict | None = None  # the nodes' dtypes, where Python floats meet float32 arrays
+    dtype: np.dtype | None = None  # the value's dtype, as NumPy gives it (None: a Python float)
+    converted: tuple[tuple[int, np.dtype], ...] = ()  # inputs the module takes in another dtype
+
+    def prepared(self, values: list) -> list:
+        """The inputs as the module takes them: a Python number as a NumPy number of the dtype
+        it is computed in (float64, or float32 next to float32 arrays: `dtypes.signature`),
+        so that division by zero and overflow follow NumPy; float16 as float32 for numba,
+        which has no float16."""
+        if not self.converted:
+            return values
+        values = list(values)
+        for i, dtype in self.converted:
+            v = values[i]
+            values[i] = v.astype(dtype) if isinstance(v, np.ndarray) else dtype.type(v)
+        return values
 
     @property
     def module(self) -> types.ModuleType:
@@ -55,8 +71,8 @@ class Compiled:
     def values(self, inputs: list, dout) -> dict[int, object]:
         """Every value forward and backward compute, by node id (compiled on first use)."""
         if self._values is None:
-            self._values = load_module(emit_values_module(self.program), "values")
-        return self._values.all_values(*inputs, dout)
+            self._values = load_module(emit_values_module(self.program, self.kinds), "values")
+        return self._values.all_values(*self.prepared(inputs), dout)
 
 
 def compile_graph(
@@ -66,18 +82,21 @@ def compile_graph(
     readable: bool = True,
     dtype: str = "float64",
     backend: str = "numpy",
+    input_dtypes: dict[str, np.dtype | None] | None = None,
 ) -> Compiled:
     """Trace-independent compiler: graph + input shapes -> generated NumPy module.
 
     `wrt` names the inputs whose gradients `backward` returns (default: all, in order).
     `readable=False` trades the lecture's one-statement-per-gate form for speed where they
     differ: sigmoid-like gates then cache exp(-|x|) for backward instead of recomputing it.
-    `dtype` is the output's NumPy type, for the `dout = 1` that `value_and_grad` passes.
+    `dtype` is the output's NumPy type, for the `dout = 1` that `value_and_grad` passes;
+    `input_dtypes` the inputs' dtypes by name (None: a Python float, computed in float64), where
+    a Python float meets float32 (or float16) arrays: the module converts it there, as NumPy does.
     `backend="numba"` (elementwise programs): the module runs one numba loop per call instead
     (see `numba_backend`); the program, for drawings and values, is still the NumPy one.
     """
     with gc_paused():
-        compiled = _compile(g, shapes, wrt, readable, dtype)
+        compiled = _compile(g, shapes, wrt, readable, dtype, input_dtypes)
         if backend == "numba":
             kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
             scalars = frozenset(k for k, shape in shapes.items() if np.prod(shape) == 1)
@@ -100,13 +119,19 @@ def gc_paused():
             gc.enable()
 
 
-def _compile(g, shapes, wrt, readable, dtype) -> Compiled:
+def _compile(g, shapes, wrt, readable, dtype, input_dtypes=None) -> Compiled:
     shaped = infer_shapes(g if readable else lower(g), shapes)
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
-    source = emit_module(program, _title(g), __version__, dtype)
-    return Compiled(program, source, sanitize(g.graph["name"]))
+    kinds = None
+    if input_dtypes and None in input_dtypes.values():  # a Python float, computed in float64
+        given = dtypes.by_node(program.graph, input_dtypes)
+        kinds = dtypes.node_kinds(program.graph, {**given, program.seed: np.dtype(dtype)})
+        if not any(dtypes.narrow(k) for k in kinds.values()):
+            kinds = None  # nothing to convert it for
+    source = emit_module(program, _title(g), __version__, dtype, kinds)
+    return Compiled(program, source, sanitize(g.graph["name"]), kinds=kinds)
 
 
 def _title(g: nx.DiGraph) -> str:
@@ -133,6 +158,7 @@ class Function:
         wrt: tuple[str, ...] | None = None,
         readable: bool = True,
         backend: str = "numpy",
+        origin: nx.DiGraph | None = None,
     ):
         if backend not in numba_backend.BACKENDS:
             raise InputError(
@@ -143,6 +169,8 @@ class Function:
             numba_backend.check_supported(graph, graph.graph["name"])
         self.backend = backend  # "numba": elementwise programs run as one compiled loop
         self._graph = nx.freeze(graph)
+        # the graph as written, before fusion: NumPy's dtypes are those of this expression
+        self._origin = self._graph if origin is None else origin
         self.inputs: tuple[str, ...] = tuple(graph.nodes[i]["name"] for i in graph.graph["inputs"])
         self.__name__ = graph.graph["name"]
         self._wrt = wrt
@@ -241,7 +269,7 @@ class Function:
         backend = self.backend if backend is None else backend
         with gc_paused():  # fusing a large graph allocates many long-lived objects
             fused = fuse(self._graph, rules, level)
-        return Function(fused, self._wrt, readable, backend)
+        return Function(fused, self._wrt, readable, backend, self._origin)
 
     def wrt(self, *names: str) -> Function:
         """The same function, differentiated only with respect to `names` (less work in backward).
@@ -254,7 +282,8 @@ class Function:
                 f"wrt() takes input names of {self.__name__}, one or more of {list(self.inputs)}; "
                 f"got {list(names)}"
             )
-        return Function(self._graph, tuple(dict.fromkeys(names)), self.readable, self.backend)
+        names = tuple(dict.fromkeys(names))
+        return Function(self._graph, names, self.readable, self.backend, self._origin)
 
     @property
     def gradient_names(self) -> tuple[str, ...]:
@@ -264,18 +293,33 @@ class Function:
     def _specialised(self, values: list) -> Compiled:
         key = tuple(map(_signature, values))
         if key not in self._compiled:
-            shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
-            dtype = np.result_type(*values).type.__name__ if values else "float64"
-            try:
-                self._compiled[key] = compile_graph(
-                    self._graph, shapes, self._wrt, self.readable, dtype, self.backend
-                )
-            except GraphcError as e:  # report at the call, not from deep inside the compiler
-                raise type(e)(f"{self.__name__}: {e}") from None
+            self._compiled[key] = self._compile_for(values)
             if self.backend == "numpy" and values and all(k == ((), "py") for k in key):
                 self._take_floats_straight(self._compiled[key].source)
         self._last = key
         return self._compiled[key]
+
+    def _compile_for(self, values: list) -> Compiled:
+        """The module for the shapes and dtypes of `values`, and how its value and inputs are
+        typed: NumPy's dtypes for the expression as written (see `graphc.dtypes`)."""
+        shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+        given = {k: _dtype(v) for k, v in zip(self.inputs, values)}
+        value_dtype, computed_in, natural = dtypes.signature(self._origin, given)
+        # what the module computes in: a Python float stays weak unless converted
+        runtime = {**given, **{k: d for k, d in computed_in.items() if d != np.float64}}
+        seed = (natural or np.dtype(np.float64)).type.__name__
+        try:
+            compiled = compile_graph(
+                self._graph, shapes, self._wrt, self.readable, seed, self.backend, runtime
+            )
+        except GraphcError as e:  # report at the call, not from deep inside the compiler
+            raise type(e)(f"{self.__name__}: {e}") from None
+        converted = [(i, computed_in[k]) for i, k in enumerate(self.inputs) if k in computed_in]
+        if self.backend == "numba":  # numba computes float16 values in float32
+            half, single = np.dtype(np.float16), np.dtype(np.float32)
+            converted = [(i, single if d == half else d) for i, d in converted]
+            converted += [(i, single) for i, k in enumerate(self.inputs) if given[k] == half]
+        return dataclasses.replace(compiled, dtype=value_dtype, converted=tuple(converted))
 
     def _module_for(self, values: list):
         return self._specialised(values).module
@@ -285,8 +329,9 @@ class Function:
 
     def _numpy_value(self, /, *args, **kwargs):
         values = self._bind(args, kwargs)
-        out, _ = self._module_for(values).forward(*values)
-        return _result(out, values)
+        compiled = self._specialised(values)
+        out, _ = compiled.module.forward(*compiled.prepared(values))
+        return _result(out, values, compiled.dtype)
 
     def value_and_grad(self, /, *args, **kwargs):
         """The value and a dict of gradients, one per input, each shaped like its input.
@@ -297,16 +342,16 @@ class Function:
         compiled = self._specialised(values)
         if "value_and_grad" in vars(self):  # the first call with Python floats made an entry
             return self.value_and_grad(*args, **kwargs)
-        return self._gradients(compiled.module, values)
+        return self._gradients(compiled, values)
 
     def _numpy_value_and_grad(self, /, *args, **kwargs):
         values = self._bind(args, kwargs)
-        return self._gradients(self._module_for(values), values)
+        return self._gradients(self._specialised(values), values)
 
-    def _gradients(self, module, values: list):
-        out, grads = module.value_and_grad(*values)
+    def _gradients(self, compiled: Compiled, values: list):
+        out, grads = compiled.module.value_and_grad(*compiled.prepared(values))
         given = dict(zip(self.inputs, values))
-        return _result(out, values), {
+        return _result(out, values, compiled.dtype), {
             k: _gradient(g, given[k]) for k, g in zip(self.gradient_names, grads)
         }
 
@@ -506,10 +551,16 @@ def write_picture(picture, path) -> str:
 
 
 def _signature(v) -> tuple:
-    """What a specialisation depends on: the shape and dtype of a converted input."""
+    """What a specialisation depends on: the shape and dtype of a converted input ("py" for a
+    Python float, which is weak: NEP 50)."""
     if type(v) is np.ndarray:
         return v.shape, v.dtype.str
-    return np.shape(v), "py" if isinstance(v, float) else np.asarray(v).dtype.str
+    return np.shape(v), "py" if type(v) is float else np.asarray(v).dtype.str
+
+
+def _dtype(v) -> np.dtype | None:
+    """A converted input's dtype; None for a Python float (weak)."""
+    return None if type(v) is float else np.result_type(v)
 
 
 def _example(signature: tuple):
@@ -519,9 +570,9 @@ def _example(signature: tuple):
 
 
 def _convert(name: str, v):
-    """Python reals and NumPy integer scalars become float64 scalars (so division by zero and
-    overflow follow NumPy); integer arrays become float64 arrays; NumPy floats keep their dtype;
-    the rest is refused."""
+    """Python reals become Python floats (weak, as NumPy treats them; the module gets them as
+    NumPy numbers, see `Compiled.prepared`); NumPy integer scalars become float64 scalars and
+    integer arrays float64 arrays; NumPy floats keep their dtype; the rest is refused."""
     if type(v) is np.ndarray and v.dtype.kind == "f":  # the common case, first
         return v
     if isinstance(v, (bool, np.bool_)):
@@ -529,8 +580,8 @@ def _convert(name: str, v):
             f"input {name!r} is a boolean; graphc differentiates real numbers, pass float({v})"
         )
     if isinstance(v, numbers.Real) and not isinstance(v, np.generic):
-        try:  # a NumPy float: division by zero and overflow give inf/NaN, as in NumPy
-            return np.float64(v)
+        try:
+            return float(v)
         except OverflowError:
             raise InputError(f"input {name!r} = {v} is too large for a float") from None
     if isinstance(v, np.floating):  # a NumPy scalar keeps its type (and its dtype) through
@@ -558,16 +609,18 @@ def _convert(name: str, v):
     return arr
 
 
-def _result(out, values):
-    if np.ndim(out) == 0 and all(isinstance(v, float) for v in values):
-        return float(out)
-    if np.ndim(out) == 0 and isinstance(out, np.ndarray):
-        return out[()]  # a NumPy scalar, not a 0-d array
-    return out
+def _result(out, values, dtype: np.dtype | None):
+    """The value as NumPy would give it: of `dtype` (None: a Python float), a scalar for a
+    scalar; a Python float where every input was one."""
+    if np.ndim(out) == 0:
+        if dtype is None or all(type(v) is float for v in values):
+            return float(out)
+        return dtype.type(out)  # a NumPy scalar, not a 0-d array
+    return out if dtype is None or out.dtype == dtype else out.astype(dtype)
 
 
 def _gradient(g, v):
-    if isinstance(v, float):
+    if type(v) is float:
         return float(g)
     if isinstance(v, np.generic):
         return v.dtype.type(g)

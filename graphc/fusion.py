@@ -23,35 +23,37 @@ from .errors import GraphcError
 from .graph import add_node, args_of, copy_graph, topo_order
 from .ops import ARGS, ELEMENTWISE, MASK, MASKS, gate_of
 from .rewrite import OneOf, Rule, remove_dead, replace, rewrite
-from .special import NOT_FINITE, cancelled
+from .special import cancelled, folds_badly
 
 LEVELS = ("none", "patterns", "elementwise")
 
 # ---------------------------------------------------------------- algebraic clean-ups
 
 
+_NUMPY_OPS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+              "pow": np.power}  # fmt: skip
+
+
+def folded(op: str, a, b):
+    """`op` of two scalar constants as NumPy's float64 computes it (an int where both are ints
+    and the result is a whole number float64 holds exactly), or NaN where that is no finite
+    number: then nothing folds, and the generated code computes it, with NumPy's warning."""
+    with np.errstate(all="ignore"):
+        value = float(_NUMPY_OPS[op](np.float64(a), np.float64(b)))
+    if not math.isfinite(value):
+        return math.nan
+    exact = type(a) is int and type(b) is int and value.is_integer() and abs(value) <= 2**53
+    return int(value) if exact and op != "div" else value
+
+
 def _fold(op):
     """Constant folding of a scalar gate, when the result is a finite number."""
-    fn = {
-        "add": lambda a, b: a + b,
-        "sub": lambda a, b: a - b,
-        "mul": lambda a, b: a * b,
-        "div": lambda a, b: a / b if b else math.nan,
-        "pow": lambda a, b: a**b if a > 0 or float(b).is_integer() else math.nan,
-    }[op]
-
-    def value(b):
-        try:
-            return fn(b["#a"], b["#b"])
-        except (OverflowError, ZeroDivisionError):
-            return math.nan
-
     return Rule(
         f"fold_{op}",
         (op, "#a", "#b"),
-        lambda b: value(b),
+        lambda b: folded(op, b["#a"], b["#b"]),
         f"{op} of two constants -> their value",
-        when=lambda b: math.isfinite(value(b)),
+        when=lambda b: math.isfinite(folded(op, b["#a"], b["#b"])),
     )
 
 
@@ -69,14 +71,16 @@ CLEANUPS = [
     Rule(
         "add_chain",
         ("add", ("add", "x", "#a"), "#b"),
-        lambda b: ("add", "x", b["#a"] + b["#b"]),
+        lambda b: ("add", "x", folded("add", b["#a"], b["#b"])),
         "(x+a)+b -> x+(a+b)",
+        when=lambda b: math.isfinite(folded("add", b["#a"], b["#b"])),
     ),
     Rule(
         "mul_chain",
         ("mul", ("mul", "x", "#a"), "#b"),
-        lambda b: ("mul", "x", b["#a"] * b["#b"]),
+        lambda b: ("mul", "x", folded("mul", b["#a"], b["#b"])),
         "(x*a)*b -> x*(a*b)",
+        when=lambda b: math.isfinite(folded("mul", b["#a"], b["#b"])),
     ),
 ]
 
@@ -245,6 +249,21 @@ def _foldable(g: nx.DiGraph, n: int, fold: bool) -> bool:
     )
 
 
+def constant_gates(g: nx.DiGraph) -> set[int]:
+    """Gates computed from constants alone (`10.0 ** 400.0`, parsed from text). They stay gates
+    of their own, computed by NumPy: SymPy would fold them with unbounded precision (and take
+    forever over 9.0 ** 9.0 ** 9.0 ** 9.0) where float64 overflows to inf, with a warning."""
+    found: set[int] = set()
+    for n in topo_order(g):
+        op = g.nodes[n]["op"]
+        args = args_of(g, n)
+        if op not in ("input", "const") and all(
+            a in found or g.nodes[a]["op"] == "const" for a in args
+        ):
+            found.add(n)
+    return found
+
+
 def _outside(g: nx.DiGraph, region: set[int], fold: bool = True) -> set[int]:
     """The values a region reads from outside, but for constants folded into its formula."""
     return {
@@ -252,14 +271,18 @@ def _outside(g: nx.DiGraph, region: set[int], fold: bool = True) -> set[int]:
     }
 
 
-def _region(g: nx.DiGraph, root: int, taken: set[int], max_gates: int) -> list[int]:
-    """Elementwise gates feeding `root` whose values only the region itself reads."""
+def _region(
+    g: nx.DiGraph, root: int, taken: set[int], max_gates: int, constant: set[int]
+) -> list[int]:
+    """Elementwise gates feeding `root` whose values only the region itself reads (no gate of
+    constants alone: see `constant_gates`)."""
     region, frontier = {root}, [root]
     while frontier and len(region) < max_gates:
         for a in args_of(g, frontier.pop()):
             if (
                 a not in region
                 and a not in taken
+                and a not in constant
                 and _fusible(g, a)
                 and a != g.graph["output"]
                 and all(s in region for s in g.successors(a))
@@ -300,8 +323,8 @@ def _compose(g: nx.DiGraph, region: list[int], fold: bool = True):
                 swap[sym] = symbols[leaves.index(a)]
         value[n] = formula.xreplace(swap)
     out = value[region[-1]]
-    if fold and out.has(*NOT_FINITE):  # a constant made SymPy give up (x/0): keep them all
-        return _compose(g, region, fold=False)
+    if fold and folds_badly(out):
+        return _compose(g, region, fold=False)  # x/0, or 1e200*1e200: NumPy computes them
     lost = [s for s in symbols if s not in out.free_symbols]
     return sympy.Add(out, *(cancelled(s) for s in lost)), leaves
 
@@ -317,10 +340,11 @@ def fuse_elementwise(g: nx.DiGraph, max_gates: int = 12) -> nx.DiGraph:
     """
     h = copy_graph(g)
     taken: set[int] = set()
+    constant = constant_gates(h)
     for root in reversed(topo_order(g)):
         if root not in h or root in taken or not _fusible(h, root):
             continue
-        region = _region(h, root, taken, max_gates)
+        region = _region(h, root, taken, max_gates, constant)
         taken.update(region)
         if len(region) < 2:
             continue

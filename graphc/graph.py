@@ -12,7 +12,9 @@ constant a `value`; a tensor gate its static `params` (axis, shape, ...). The ed
 from __future__ import annotations
 
 import heapq
+import math
 import numbers
+import warnings
 
 import networkx as nx
 import numpy as np
@@ -43,6 +45,8 @@ def new_graph(name: str) -> nx.DiGraph:
 
 def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
     """Add a node computing `op` of the argument nodes `args`; return its id."""
+    if op == "const" and "value" in attrs:
+        attrs["value"] = constant(attrs["value"])
     n = g.graph["next_id"]
     g.graph["next_id"] = n + 1
     g.add_node(n, op=op, **attrs)
@@ -52,6 +56,52 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
     for a, pos in positions.items():  # one edge per argument node, in order of first use
         g.add_edge(a, n, pos=pos)
     return n
+
+
+EXACT_INT = 2**53  # the largest whole numbers float64 holds exactly, all of them below
+
+
+def constant(value):
+    """A constant's value as graphc keeps it: a Python int below 2**53 in magnitude (printed as
+    written: `x ** 2`), a Python float, or a NumPy array.
+
+    A NumPy scalar becomes the Python number it holds. A larger int (2**70, a SymPy integer) or
+    a fraction is the nearest float64, as NumPy converts a Python int for a float array; a number
+    beyond float64's range (10**400) is inf, with NumPy's `RuntimeWarning: overflow encountered
+    in cast`. So every constant that reaches the passes and the generated code is a float64.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if type(value) is float or isinstance(value, (bool, np.ndarray)):
+        return value
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        if -EXACT_INT <= value <= EXACT_INT:
+            return value
+        try:
+            return float(value)  # correctly rounded
+        except OverflowError:
+            return _overflow(value > 0, int(value.bit_length() * math.log10(2)))
+    if isinstance(value, numbers.Real) and not isinstance(value, float):
+        try:
+            number = float(value)  # a Fraction, a SymPy Rational or Float
+        except OverflowError:  # Python's Fraction raises where SymPy's Rational gives inf
+            number = math.inf if value > 0 else -math.inf
+        if math.isinf(number) and sympy.sympify(value).is_finite:
+            return _overflow(number > 0, int(sympy.log(abs(sympy.sympify(value)), 10)))
+        return number
+    return value
+
+
+def _overflow(positive: bool, digits: int) -> float:
+    sign = "" if positive else "-"
+    warnings.warn(
+        f"overflow encountered in cast: a constant of about {sign}1e{digits} is beyond "
+        f"float64's range and is {sign}inf",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return math.inf if positive else -math.inf
 
 
 def args_of(g: nx.DiGraph, n: int) -> list[int]:
@@ -137,6 +187,8 @@ def normalize(g: nx.DiGraph) -> nx.DiGraph:
         h.add_node(label[n], **{k: data[k] for k in KEPT[_kind(data["op"])] if k in data})
         if gate_of(data["op"]) is None and user_gate(data["op"]) is not None:
             h.nodes[label[n]]["op"] = GateName(user_gate(data["op"]))  # the gate, from now
+        if data["op"] == "const":
+            h.nodes[label[n]]["value"] = constant(data["value"])
         params = _params(g, n)
         if params is not None:  # a copy, in the form the rules read (tuples, not lists)
             h.nodes[label[n]]["params"] = params
@@ -242,8 +294,13 @@ def _check_fields(n, data: dict) -> None:
     if op == "const":
         if "value" not in data:
             raise GraphError(f"const node {n!r} has no 'value' attribute")
-        try:
-            kind = np.asarray(data["value"]).dtype.kind
+        value = data["value"]
+        try:  # a real number of any size is a float64 to graphc (10**400 is inf, see `constant`)
+            kind = (
+                "f"
+                if _real_number(value) and not isinstance(value, bool)
+                else np.asarray(value).dtype.kind
+            )
         except (ValueError, TypeError, OverflowError):  # a ragged list, say
             kind = None
         if kind is None or kind not in "iuf":  # booleans are masks' business, as in tracing
@@ -317,6 +374,11 @@ def _is_node(g: nx.DiGraph, n) -> bool:
         return n in g
     except TypeError:  # unhashable: a list, a dict
         return False
+
+
+def _real_number(value) -> bool:
+    """A Python or SymPy real number of any size (10**400 is inf to graphc, see `constant`)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, complex)
 
 
 def _params(g: nx.DiGraph, n) -> dict | None:

@@ -80,6 +80,37 @@ def _sech2(x: float) -> float:
     return 4.0 * e / (1.0 + e) ** 2
 
 
+class _Float64(float):
+    """np.float64 on floats, as the module writes it for a value of constants alone
+    (`float(np.float64(1e200) * 1e200)`): where its arithmetic overflows, NumPy's gives inf with
+    a warning and Python's gives inf silently, so it raises instead and the entry calls NumPy."""
+
+    def _finite(self, result, other):
+        if math.isinf(result) and math.isfinite(self) and math.isfinite(other):
+            raise OverflowError("overflow in arithmetic of constants")
+        return result
+
+    def __add__(self, other):
+        return self._finite(float(self) + other, other)
+
+    def __sub__(self, other):
+        return self._finite(float(self) - other, other)
+
+    def __mul__(self, other):
+        return self._finite(float(self) * other, other)
+
+    def __truediv__(self, other):
+        return self._finite(float(self) / other, other)
+
+    __radd__, __rmul__ = __add__, __mul__
+
+    def __rsub__(self, other):
+        return self._finite(other - float(self), other)
+
+    def __rtruediv__(self, other):
+        return self._finite(other / float(self), other)
+
+
 # the module's helpers on floats: the same formulas, with Python's branches for np.where
 FLOAT_HELPERS = {
     "sigmoid": _sigmoid,
@@ -107,7 +138,7 @@ FLOATS = types.SimpleNamespace(
     logaddexp=_logaddexp,
     sign=_sign,
     copy=lambda x: x,  # floats are immutable
-    float64=float,
+    float64=_Float64,
     inf=math.inf,
     nan=math.nan,
     pi=math.pi,

@@ -27,6 +27,16 @@ MASKS = sympy.symbols("m0:8")  # boolean (mask) arguments such as the condition 
 NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
 
+def folds_badly(formula: sympy.Expr) -> bool:
+    """Whether folding constants into `formula` left what no float64 computes as NumPy would:
+    SymPy's infinities and NaN (x/0 is zoo), or a number beyond float64's range (SymPy's
+    1e200 * 1e200 is 1e400, NumPy's inf with a warning; 1e-400 is 0). NumPy then computes."""
+    if formula.has(*NOT_FINITE):
+        return True
+    numbers = formula.atoms(sympy.Float, sympy.Rational)
+    return any(math.isinf(float(a)) or (a != 0 and float(a) == 0) for a in numbers)
+
+
 def is_plain_float(value) -> bool:
     """Whether `value` is a finite float SymPy treats like any other: not a whole or half number
     (0, 1.0, 2.0 and 0.5 can fold away, or print as sqrt), so a formula's shape and printed text

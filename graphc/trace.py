@@ -412,7 +412,7 @@ def _sympy_combine(e, kids: list):
     if e.is_Number or e.is_NumberSymbol:
         if not e.is_real:
             raise InputError(f"gc.from_sympy: {e} is not a real number")
-        return lift(int(e) if e.is_Integer else float(e))
+        return lift(e if e.is_Number else float(e))  # a float64 (or inf): see `graph.constant`
     if e.is_Add:
         n_pos = sum(1 for t in e.args if not t.could_extract_minus_sign())
         out = kids[0] if n_pos else apply("neg", kids[0])

@@ -26,6 +26,7 @@ STAGES = {
     "gates": "front-end",
     "parse": "front-end",
     "shapes": "pass",
+    "dtypes": "pass",  # the dtype NumPy gives each value (NEP 50)
     "autodiff": "pass",
     "schedule": "pass",
     "rewrite": "pass",

@@ -28,15 +28,19 @@ class TorchOps:
     """Every op in PyTorch, from its own library functions."""
 
     array = staticmethod(lambda v: torch.tensor(v, dtype=torch.float64))
-    exp, log, sqrt, abs, tanh = torch.exp, torch.log, torch.sqrt, torch.abs, torch.tanh
-    sigmoid = torch.sigmoid
-    softplus = staticmethod(torch.nn.functional.softplus)
-    log_sigmoid = staticmethod(torch.nn.functional.logsigmoid)
-    relu = torch.relu
+    # of a tensor, or of a constant (a program may take exp(-1.5): torch wants a tensor)
+    exp, log, sqrt = (
+        staticmethod(lambda x, f=f: f(_t(x))) for f in (torch.exp, torch.log, torch.sqrt)
+    )
+    abs, tanh = (staticmethod(lambda x, f=f: f(_t(x))) for f in (torch.abs, torch.tanh))
+    sigmoid = staticmethod(lambda x: torch.sigmoid(_t(x)))
+    softplus = staticmethod(lambda x: torch.nn.functional.softplus(_t(x)))
+    log_sigmoid = staticmethod(lambda x: torch.nn.functional.logsigmoid(_t(x)))
+    relu = staticmethod(lambda x: torch.relu(_t(x)))
 
     @staticmethod
     def leaky_relu(x, slope):
-        return torch.nn.functional.leaky_relu(x, slope)
+        return torch.nn.functional.leaky_relu(_t(x), slope)
 
     @staticmethod
     def maximum(a, b):
