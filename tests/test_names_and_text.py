@@ -612,6 +612,8 @@ MALFORMED_VARIANTS = [
 
 
 def _real(v) -> bool:
+    if type(v) is int:  # an integer of any size is a float64 constant (10**400 is inf)
+        return True
     try:
         arr = np.asarray(v)
     except ValueError:
