@@ -84,7 +84,7 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
     kept = {program.output, *program.grads, *program.cache}
     plan = Shortcuts()
     narrow = narrow_shapes(program, ())  # with a 0-d seed, where nothing reads one as whole
-    if whole_reads(program, narrow):
+    if next(whole_reads(program, narrow), None) is not None:
         plan.scalar_seed, narrow = False, {}
     sums = [s for s in statements if g.nodes[s]["op"] == "sum"]
     named_reads = {s: readers_of(g, s, program.inline) for s in statements} if sums else {}
@@ -363,45 +363,45 @@ def narrow_shapes(program: Program, seed_shape: tuple, spread=()) -> dict[int, t
         if n in narrow or not _elementwise(data) or not any(a in narrow for a in g._pred[n]):
             continue
         shapes = [narrow.get(a, g.nodes[a]["shape"]) for a in args_of(g, n)]
-        computed = tuple(np.broadcast_shapes(*shapes)) if shapes else data["shape"]
+        if not shapes or any(s != shapes[0] for s in shapes):
+            computed = tuple(np.broadcast_shapes(*shapes)) if shapes else data["shape"]
+        else:  # the common case: nothing else broadcasts here
+            computed = shapes[0]
         if computed != data["shape"]:
             narrow[n] = computed
     return narrow
 
 
-def whole_reads(program: Program, narrow: dict, plan: Shortcuts | None = None) -> list[str]:
-    """Where the module would read a narrow value as whole (see above), with `plan`'s np.vdot
-    sums, in-place masks and transposed sums; [] where every value it reads is right."""
+def whole_reads(program: Program, narrow: dict, plan: Shortcuts | None = None):
+    """Each place where the module would read a narrow value as whole (see above), `plan`'s
+    np.vdot sums, in-place masks and transposed sums included: nothing where all is right."""
     if not narrow:
-        return []
+        return
     g, plan = program.graph, plan or Shortcuts()
     printed = (set(program.forward) | set(program.backward) | program.inline) - plan.skipped
-    faults = []
-    for a in sorted(narrow):
-        for r in sorted(g.successors(a)):
+    for a in narrow:  # in program order
+        for r in sorted(g._succ[a]):
             data = g.nodes[r]
             if r in printed and (not _elementwise(data) or data.get("copy")):
-                faults.append(f"{data['op']} step {r} reads the narrow value {a} as whole")
-    for s, operands in sorted(plan.dots.items()):
-        faults += [f"np.vdot at {s} reads the narrow value {a}" for a in operands if a in narrow]
-    for s, (target, _) in sorted(plan.masked.items()):
+                yield f"{data['op']} step {r} reads the narrow value {a} as whole"
+    for s, operands in plan.dots.items():
+        yield from (f"np.vdot at {s} reads the narrow value {a}" for a in operands if a in narrow)
+    for s, (target, _) in plan.masked.items():
         if target in narrow:
-            faults.append(f"the in-place mask at {s} works in the narrow value {target}")
-    for s, (prev, _) in sorted(plan.summed_transposed.items()):
+            yield f"the in-place mask at {s} works in the narrow value {target}"
+    for s, (prev, _) in plan.summed_transposed.items():
         if prev in narrow:
-            faults.append(f"the transposed sum at {s} reads the narrow value {prev}")
+            yield f"the transposed sum at {s} reads the narrow value {prev}"
     for i, n in g.graph["grads"].items():
         if n in narrow:
-            name = g.nodes[i]["name"]
-            faults.append(f"backward returns a narrow value as the gradient of {name}")
-    return faults
+            yield f"backward returns a narrow value as the gradient of {g.nodes[i]['name']}"
 
 
 def _check_narrow_values(program: Program, plan: Shortcuts) -> None:
     """The whole plan, checked again from the start: a fault would be a wrong gradient."""
     out_shape = program.graph.nodes[program.output]["shape"]
     narrow = narrow_shapes(program, () if plan.scalar_seed else out_shape, plan.scalars)
-    faults = whole_reads(program, narrow, plan)
+    faults = list(whole_reads(program, narrow, plan))
     if faults:
         raise GraphcError(
             "internal error: the generated module would compute a wrong gradient ("

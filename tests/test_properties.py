@@ -5,7 +5,8 @@ level="patterns" and fused at level="elementwise", and every version's gradients
 with an oracle that never calls graphc:
 
 - central finite differences (float64, a fourth-order central stencil) of the program run in
-  NumPy, relative error below 1e-6, for programs over scalars, vectors and matrices;
+  NumPy, relative error below 1e-6, for programs over scalars, vectors, matrices and batches of
+  matrices, and for programs made mostly of broadcasts and self-reductions;
 - SymPy differentiating the whole expression of a scalar program, evaluated to 30 correct
   digits, agreement to 1e-12 (where the derivative cancels to almost nothing, 1e-12 of a few
   ulps of the terms it sums, the most any float program can promise), for programs whose
@@ -24,7 +25,15 @@ import math
 import numpy as np
 import sympy
 from hypothesis import Phase, assume, given, settings
-from strategies import Case, NumpyOps, SympyOps, examples, scalar_programs, vector_programs
+from strategies import (
+    Case,
+    NumpyOps,
+    SympyOps,
+    broadcast_programs,
+    examples,
+    scalar_programs,
+    vector_programs,
+)
 
 from graphc import ops
 
@@ -110,6 +119,12 @@ def test_vector_graphs_match_finite_differences(case):
 @examples(ci=150, slow=2000)
 @given(scalar_programs())
 def test_scalar_graphs_match_finite_differences(case):
+    check_against_differences(case)
+
+
+@examples(ci=150, slow=1500)
+@given(broadcast_programs())
+def test_broadcast_graphs_match_finite_differences(case):
     check_against_differences(case)
 
 
