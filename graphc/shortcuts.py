@@ -60,7 +60,7 @@ class Shortcuts:
     masked: dict[int, tuple[int, sympy.Expr]] = field(default_factory=dict)  # step -> (g, mask)
     transposed: dict[int, tuple[int, int]] = field(default_factory=dict)  # X.T @ dh -> (X, dh)
     summed_transposed: dict[int, tuple[int, int]] = field(default_factory=dict)  # add -> (dW, mm)
-    scalar_seed: bool = True  # value_and_grad seeds backward with a 0-d one, not ones(out.shape)
+    scalar_seed: bool = False  # value_and_grad seeds backward with a 0-d one, not ones_like(out)
 
 
 # dgemm's slow shape: a product at least this many times taller than wide (see the docstring),
@@ -84,8 +84,9 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
     kept = {program.output, *program.grads, *program.cache}
     plan = Shortcuts()
     narrow = narrow_shapes(program, ())  # with a 0-d seed, where nothing reads one as whole
-    if next(whole_reads(program, narrow), None) is not None:
-        plan.scalar_seed, narrow = False, {}
+    plan.scalar_seed = next(whole_reads(program, narrow), None) is None
+    if not plan.scalar_seed:
+        narrow = {}
     sums = [s for s in statements if g.nodes[s]["op"] == "sum"]
     named_reads = {s: readers_of(g, s, program.inline) for s in statements} if sums else {}
     readers: dict[int, list[int]] = {}

@@ -14,6 +14,10 @@ oracle runs the same text with its own, independent implementation of every op (
 SymPy here, PyTorch in test_oracles_torch.py). A failing case is printed as this text; paste it
 into `Case.from_text(...)` to rerun it (see docs/verification.md).
 
+`broadcast_programs` writes programs made mostly of values broadcast into arrays and reduced
+again (`h * sum(h)` of a biased `h = x + b`, batched matmuls, permuted transposes, reshaped
+reductions): where a gradient has to be summed back to its input's shape.
+
 Every value stays in the safe domain of the gate that reads it. The generator evaluates each
 statement as it writes it (in NumPy) and repairs an argument that would leave the domain:
 magnitudes are scaled by a power of two before exp, tanh and friends; the arguments of log,
@@ -621,8 +625,8 @@ class _Builder:
         return self.emit(f"ops.reshape(ops.{reduce}({a.name}, {args}), {target!r})", op)
 
     def biased(self, a: _Val) -> _Val | None:
-        """`a` plus (or times) a fresh input that broadcasts to its shape: a bias of shape (),
-        (1,), a row, a row kept 2-d, a column (all of a's dimensions but the first)."""
+        """`a` plus (minus, times) a fresh input that broadcasts to its shape: a bias of shape (),
+        (1,), a row, a row kept 2-d, a column, or all of a's dimensions but the first."""
         s = a.shape
         options = [(), (1,)]
         if s:
@@ -754,8 +758,8 @@ def programs(draw, kind: str = VECTOR, max_steps: int = 8, focus: bool = False) 
     unused = [v.name for v in b.values if not v.is_input and v is not out and not b.used(v)]
     if unused and draw(st.booleans()):  # most often, every value reaches the output
         out = b.emit(" + ".join([out.name, *(f"ops.mean({u})" for u in unused)]), "add") or out
-    summed = draw(st.booleans()) and (not focus or draw(st.booleans()))  # focus: 1 in 4
-    if kind == VECTOR and out.shape and summed:  # else the seed dout = 1 has out's shape
+    summed = kind == VECTOR and out.shape and draw(st.booleans())
+    if summed and (not focus or draw(st.booleans())):  # focus: 1 in 4, else dout has out's shape
         out = b.emit(f"ops.sum({out.name})", "sum") or out
     return Case(b.lines, out.name, b.inputs, kind, b.gates)
 
@@ -766,7 +770,7 @@ def scalar_programs(max_steps: int = 8):
 
 
 def vector_programs(max_steps: int = 8):
-    """Programs over scalars, vectors and matrices, with every tensor gate."""
+    """Programs over scalars, vectors, matrices and batches of them, with every tensor gate."""
     return programs(VECTOR, max_steps)
 
 

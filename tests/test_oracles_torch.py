@@ -37,15 +37,20 @@ def _t(x):
     return x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64)
 
 
+def _numbers_too(fn):
+    """`fn` on tensors and on the plain numbers a program may write (`ops.exp(-1.5) + 0.25`)."""
+    return staticmethod(lambda x: fn(_t(x)))
+
+
 class TorchOps:
     """Every op in PyTorch, from its own library functions."""
 
     array = staticmethod(lambda v: torch.tensor(v, dtype=torch.float64))
-    exp, log, sqrt, abs, tanh = torch.exp, torch.log, torch.sqrt, torch.abs, torch.tanh
-    sigmoid = torch.sigmoid
-    softplus = staticmethod(torch.nn.functional.softplus)
-    log_sigmoid = staticmethod(torch.nn.functional.logsigmoid)
-    relu = torch.relu
+    exp, log, sqrt = _numbers_too(torch.exp), _numbers_too(torch.log), _numbers_too(torch.sqrt)
+    abs, tanh, relu = _numbers_too(torch.abs), _numbers_too(torch.tanh), _numbers_too(torch.relu)
+    sigmoid = _numbers_too(torch.sigmoid)
+    softplus = _numbers_too(torch.nn.functional.softplus)
+    log_sigmoid = _numbers_too(torch.nn.functional.logsigmoid)
 
     @staticmethod
     def leaky_relu(x, slope):

@@ -95,7 +95,11 @@ def relative_errors(actual, expected, floor: float) -> np.ndarray:
 
 
 def check_against_differences(case: Case):
+    """Every version's value and gradients against the differences; where a gradient misses
+    them, against differences with a quarter of the step (256 times less truncation error: a
+    chain of exps has fifth derivatives of 1e12), which then decide alone."""
     reference, noise = finite_differences(case)
+    refined = None
     expected_value, _ = _run(case, case.inputs)
     floor = max(1e-8, noise / FD_RTOL)  # below this, the differences are round-off
     for level, f in case.versions().items():
@@ -104,6 +108,13 @@ def check_against_differences(case: Case):
         assert list(grads) == list(case.inputs), level
         for name in case.inputs:
             worst = float(np.max(relative_errors(grads[name], reference[name], floor), initial=0))
+            if worst >= FD_RTOL and refined is None:
+                refined = finite_differences(case, h=2.5e-5)
+                reference, noise = refined
+                floor = max(1e-8, noise / FD_RTOL)
+            if refined is not None:
+                errors = relative_errors(grads[name], reference[name], floor)
+                worst = float(np.max(errors, initial=0))
             assert worst < FD_RTOL, (
                 f"level={level}: d/d{name} relative error {worst:.2e}\n"
                 f"graphc:      {grads[name]!r}\ndifferences: {reference[name]!r}"
@@ -181,7 +192,10 @@ def float_exact(case: Case, rtol: float = 1e-14, digits: int = 30) -> bool:
         with np.errstate(all="ignore"):
             value = eval(code, floats)  # the case's own code, on NumPy and on SymPy
             value = np.log(value) if log else value
-        want = eval(code, exact)
+        try:
+            want = eval(code, exact)
+        except TypeError:  # a branch not taken compares log(0) = zoo: SymPy has no expression
+            return False
         want = sympy.sympify(sympy.log(want) if log else want).evalf(precision, subs=point)
         if not want.is_real:  # the log of a negative base: no real derivative to compare
             return False
