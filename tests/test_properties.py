@@ -194,9 +194,9 @@ def float_exact(case: Case, rtol: float = 1e-14, digits: int = 30) -> bool:
             value = np.log(value) if log else value
         try:
             want = eval(code, exact)
-        except TypeError:  # a branch not taken compares log(0) = zoo: SymPy has no expression
+            want = sympy.sympify(sympy.log(want) if log else want).evalf(precision, subs=point)
+        except TypeError:  # a branch not taken compares log(0) = zoo: SymPy cannot evaluate it
             return False
-        want = sympy.sympify(sympy.log(want) if log else want).evalf(precision, subs=point)
         if not want.is_real:  # the log of a negative base: no real derivative to compare
             return False
         return abs(float(value) - float(want)) <= rtol * abs(float(want))
