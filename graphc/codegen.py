@@ -597,7 +597,7 @@ def emit_module(
         lines.append(f"    return {', '.join(grads) or '()'}")
     result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
     # dout = 1 as a NumPy number of out's dtype: it broadcasts, and 1/0 in backward gives inf
-    if g.nodes[out]["shape"] == () or program.scalar_seed:
+    if plan.scalar_seed:  # a 0-d one where it leaves every gradient right (see shortcuts.py)
         one = f"np.{dtype}(1.0)"
     else:
         one = f"np.ones_like({result})"

@@ -13,6 +13,7 @@ no Jacobian is ever formed.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import keyword
 import numbers
@@ -122,7 +123,10 @@ def lecture_form(derivative: sympy.Expr, formula: sympy.Expr) -> sympy.Expr:
     """
     plain = [derivative, sympy.powsimp(derivative)]
     if sympy.count_ops(derivative) <= SIMPLIFY_OPS:
-        plain.append(sympy.simplify(derivative))
+        # where SymPy itself fails (logcombine of log(|log(x**2 + 1/2)|) raises KeyError: zoo),
+        # the other candidates stand
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            plain.append(sympy.simplify(derivative))
     candidates = []
     for c in plain:
         candidates.append((c, 1))

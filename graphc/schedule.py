@@ -1,6 +1,6 @@
 """Scheduling: which nodes become statements, in what order, under which names.
 
-Stage: pass (graph with gradients -> `Program`). Imports `ops`, `graph` and `autodiff`.
+Stage: pass (graph with gradients -> `Program`). Imports `graph` and `special`.
 
 Dead nodes are dropped; cheap views and scalar constants are written inside the statement that
 uses them; every other node is one statement. Names carry meaning: inputs keep the user's names,
@@ -20,7 +20,6 @@ import numpy as np
 
 from . import text
 from .graph import args_of, topo_order
-from .ops import TENSOR, gate_of
 from .special import HELPERS
 
 # Every fixed name a generated module uses for itself, by module. A user's name (an input, a hint)
@@ -57,7 +56,7 @@ class Program:
     inline: set[int]
     cache: list[int]
     constants: list[int] = field(default_factory=list)
-    scalar_seed: bool = False  # a 0-d seed (dout = 1) gives every gradient its full shape
+    order: list[int] = field(default_factory=list)  # every live node, in topological order
 
     @property
     def inputs(self) -> list[int]:
@@ -203,40 +202,4 @@ def schedule(g: nx.DiGraph) -> Program:
         for n in [*g.graph["inputs"], *forward]
         if n not in inline and not readers.get(n, set()).isdisjoint(in_backward)
     ]  # the named values backward statements read, looking through inlined expressions
-    scalar_seed = _scalar_seed_is_enough(g, [n for n in order if is_grad[n]], args)
-    return Program(g, forward, backward, names, inline, cache, constants, scalar_seed)
-
-
-def _scalar_seed_is_enough(g: nx.DiGraph, grad_nodes: list[int], args: dict) -> bool:
-    """Whether backward seeded with a 0-d one computes the same as with ones(out.shape).
-
-    Multiplying by an array of ones is an allocation and a pass over memory for nothing. A
-    scalar seed broadcasts through elementwise steps; it is enough where every tensor step and
-    every returned gradient still sees its full shape (follows the gradient nodes in order;
-    `args` holds each node's arguments).
-    """
-    seed = g.graph["seed"]
-    actual = {seed: ()}
-    for n in grad_nodes:
-        if n == seed:
-            continue
-        data = g.nodes[n]
-        shapes = [actual[a] if a in actual else g.nodes[a]["shape"] for a in args[n]]
-        if data["op"] == "const":
-            actual[n] = data["shape"]
-        elif data["op"] == "expr" or gate_of(data["op"]).kind != TENSOR:
-            if data.get("copy"):
-                return False  # np.copy of a scalar stays a scalar
-            if not shapes:
-                actual[n] = data["shape"]
-            elif all(s == shapes[0] for s in shapes):  # nothing broadcasts: the common case
-                actual[n] = shapes[0]
-            else:
-                actual[n] = np.broadcast_shapes(*shapes)
-        elif shapes != [g.nodes[a]["shape"] for a in args[n]]:
-            return False
-        else:
-            actual[n] = data["shape"]
-    return all(
-        actual.get(n, g.nodes[n]["shape"]) == g.nodes[n]["shape"] for n in g.graph["grads"].values()
-    )
+    return Program(g, forward, backward, names, inline, cache, constants, order)

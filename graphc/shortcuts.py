@@ -1,13 +1,22 @@
 """Print-time shortcuts: the generated module computes the same values in fewer passes.
 
 Stage: backend planning (`Program` -> `Shortcuts`), read by `codegen.emit_module` alone. Imports
-`graph`, `ops` and `schedule`. The values module behind drawings and checks still runs every
-step, so each wire keeps its number; the shortcuts only change how the module spells them.
+`errors`, `graph`, `ops` and `schedule`. The values module behind drawings and checks still runs
+every step, so each wire keeps its number; the shortcuts only change how the module spells them.
 
+Two of them let a scalar stand for an array of its copies: `value_and_grad` seeds backward with
+a 0-d one, and a scalar that `broadcast_to` would spread is read as it is. One rule decides both
+(see "Narrow values" below): a value computed with fewer entries than its shape is exact only in
+elementwise steps, where NumPy broadcasts it; it must never reach a step that reads it as whole
+(a sum, reshape, transpose, matmul, in-place mask, copy, np.vdot or backward's return).
+
+- `value_and_grad` passes `dout = 1` as a 0-d NumPy number where no narrow value then reaches a
+  step that reads it as whole: no array of ones to allocate and multiply by.
 - A full sum of a product, `sum(x * y)` with x and y of one shape, is `np.vdot(x, y)`: one pass,
   no temporary (the regulariser's `sum(W * W)` made and kept a W-sized array).
 - A scalar spread by `np.broadcast_to` and read only by elementwise steps whose other operands
-  have the full shape is read as the scalar: `dW = 2 * dreg * W` is one pass over W, where
+  give them their shape (as computed: with a 0-d seed, `dout * mean` is a scalar) is read as the
+  scalar: `dW = 2 * dreg * W` is one pass over W, where
   `2 * np.broadcast_to(dreg, W.shape) * W` first made a W-sized array of copies of `2 * dreg`.
 - A gradient that is only summed into later (`dW = 2 * dreg * W` ... `dW = dW + X.T @ dh`) is
   computed just before that sum, not held through the rest of backward: a smaller peak.
@@ -32,6 +41,7 @@ import networkx as nx
 import numpy as np
 import sympy
 
+from .errors import GraphcError
 from .graph import args_of
 from .ops import ARGS, TENSOR, gate_of
 from .schedule import Program
@@ -50,6 +60,7 @@ class Shortcuts:
     masked: dict[int, tuple[int, sympy.Expr]] = field(default_factory=dict)  # step -> (g, mask)
     transposed: dict[int, tuple[int, int]] = field(default_factory=dict)  # X.T @ dh -> (X, dh)
     summed_transposed: dict[int, tuple[int, int]] = field(default_factory=dict)  # add -> (dW, mm)
+    scalar_seed: bool = False  # value_and_grad seeds backward with a 0-d one, not ones_like(out)
 
 
 # dgemm's slow shape: a product at least this many times taller than wide (see the docstring),
@@ -72,6 +83,10 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
     statements = [*program.forward, *program.backward]
     kept = {program.output, *program.grads, *program.cache}
     plan = Shortcuts()
+    narrow = narrow_shapes(program, ())  # with a 0-d seed, where nothing reads one as whole
+    plan.scalar_seed = next(whole_reads(program, narrow), None) is None
+    if not plan.scalar_seed:
+        narrow = {}
     sums = [s for s in statements if g.nodes[s]["op"] == "sum"]
     named_reads = {s: readers_of(g, s, program.inline) for s in statements} if sums else {}
     readers: dict[int, list[int]] = {}
@@ -80,17 +95,20 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
             readers.setdefault(a, []).append(s)
     for s in sums:
         product = _product_summed(g, s, program)
-        if product is not None and readers.get(product) == [s] and product not in kept:
+        if product is None or any(a in narrow for a in args_of(g, product)):
+            continue  # np.vdot reads both operands as whole
+        if readers.get(product) == [s] and product not in kept:
             plan.dots[s] = tuple(args_of(g, product))
             plan.skipped.add(product)
-    printed = set(statements) | program.inline
+    printed = (set(statements) | program.inline) - plan.skipped
     for s in sorted(printed):
         if s in kept or not _spreads_a_scalar(g, s):
             continue
         users = list(g.successors(s))
         spread = {s, *plan.scalars}  # a step may read two of them: one must keep its shape
-        if users and all(u in printed and _broadcasts_anyway(g, u, spread) for u in users):
+        if users and all(u in printed and _broadcasts_anyway(g, u, spread, narrow) for u in users):
             plan.scalars[s] = args_of(g, s)[0]
+            narrow[s] = ()
             if s not in program.inline:
                 plan.skipped.add(s)
     for s in program.backward:
@@ -108,16 +126,17 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
     reads = {s: _values_read(program, plan, s) for s in program.backward if s not in plan.skipped}
     plan.backward = _late_contributions(program, plan, reads)
     if dtype == "float64":
-        _transpose_tall_products(program, plan)
+        _transpose_tall_products(program, plan, narrow)
     users = None
     for s in plan.backward:
         found = _mask_of(g, s)
-        if found is None or found[0] in kept:
+        if found is None or found[0] in kept or found[0] in narrow:  # *= reads its array whole
             continue
         target, mask = found
         users = _users(plan.backward, reads) if users is None else users
         if _fresh(g, target, program) and users.get(target) == [s]:
             plan.masked[s] = found
+    _check_narrow_values(program, plan)
     return plan
 
 
@@ -240,16 +259,14 @@ def _spreads_a_scalar(g: nx.DiGraph, s: int) -> bool:
     return data["op"] == "broadcast_to" and g.nodes[args_of(g, s)[0]]["shape"] == ()
 
 
-def _broadcasts_anyway(g: nx.DiGraph, u: int, spread: set[int]) -> bool:
-    """Whether elementwise step `u` has its full shape without its broadcast operands."""
+def _broadcasts_anyway(g: nx.DiGraph, u: int, spread: set[int], narrow: dict) -> bool:
+    """Whether elementwise step `u` is computed with the same shape without its broadcast
+    operands (`narrow`: the shapes of values computed narrower than their own)."""
     data = g.nodes[u]
-    gate = gate_of(data["op"])
-    if gate is None or gate.kind == TENSOR:
+    if not _elementwise(data) or data.get("copy"):
         return False
-    if data.get("copy"):
-        return False
-    others = [g.nodes[a]["shape"] for a in args_of(g, u) if a not in spread]
-    return bool(others) and np.broadcast_shapes(*others) == data["shape"]
+    others = [narrow.get(a, g.nodes[a]["shape"]) for a in args_of(g, u) if a not in spread]
+    return bool(others) and np.broadcast_shapes(*others) == narrow.get(u, data["shape"])
 
 
 def _mask_from_output(g: nx.DiGraph, s: int, cache: list[int]) -> tuple[int, int] | None:
@@ -267,8 +284,9 @@ def _mask_from_output(g: nx.DiGraph, s: int, cache: list[int]) -> tuple[int, int
     return (x, gate) if slot not in masked.free_symbols else None
 
 
-def _transpose_tall_products(program: Program, plan: Shortcuts) -> None:
-    """Mark each backward `X.T @ dh` of a tall result, and a fork that sums one into a gradient."""
+def _transpose_tall_products(program: Program, plan: Shortcuts, narrow: dict) -> None:
+    """Mark each backward `X.T @ dh` of a tall result, and a fork that sums one into a gradient
+    (`dW.T` in `(dh.T @ X + dW.T).T` reads dW as whole)."""
     g = program.graph
     for m in sorted(set(program.backward) | program.inline):
         found = _tall_transposed_product(g, m, program)
@@ -284,7 +302,8 @@ def _transpose_tall_products(program: Program, plan: Shortcuts) -> None:
         ):
             continue
         prev, m = args_of(g, n)
-        if m in plan.transposed and m in program.inline and g.nodes[prev]["shape"] == data["shape"]:
+        full = g.nodes[prev]["shape"] == data["shape"] and prev not in narrow
+        if m in plan.transposed and m in program.inline and full:
             plan.summed_transposed[n] = (prev, m)
 
 
@@ -313,3 +332,80 @@ def readers_of(g: nx.DiGraph, s: int, inline: set[int]) -> set[int]:
         else:
             out.add(a)
     return out
+
+
+# ---------------------------------------------------------------- narrow values
+# A value computed with fewer entries than its shape stands for the array of its copies: the 0-d
+# seed `dout = 1`, a scalar a spread step leaves unspread, and every elementwise step computed
+# from them that nothing else gives its full shape (`dout * mean` is a scalar). NumPy's
+# broadcasting makes that exact in elementwise steps. Every other step reads a value as whole:
+# a tensor gate (sum, sum_to, reshape, transpose, matmul, broadcast_to, ...) works on the entries
+# it has (np.sum of the scalar `dh` is not the sum over its broadcast shape), np.vdot and an
+# in-place mask need both shapes equal, np.copy keeps the scalar a scalar, and `backward` returns
+# each gradient with its input's shape. A narrow value must never reach one of them.
+
+
+def _elementwise(data: dict) -> bool:
+    gate = gate_of(data["op"])
+    return gate is not None and gate.kind != TENSOR  # "expr" is an elementwise row too
+
+
+def narrow_shapes(program: Program, seed_shape: tuple, spread=()) -> dict[int, tuple]:
+    """The shape each value is computed with, where that is narrower than its own, when backward
+    is seeded with an array of `seed_shape` and the steps `spread` are read as their scalar."""
+    g = program.graph
+    narrow = {n: () for n in spread}
+    if seed_shape != g.nodes[program.seed]["shape"]:
+        narrow[program.seed] = tuple(seed_shape)
+    if not narrow:
+        return narrow
+    for n in program.order:
+        data = g.nodes[n]
+        if n in narrow or not _elementwise(data) or not any(a in narrow for a in g._pred[n]):
+            continue
+        shapes = [narrow.get(a, g.nodes[a]["shape"]) for a in args_of(g, n)]
+        if not shapes or any(s != shapes[0] for s in shapes):
+            computed = tuple(np.broadcast_shapes(*shapes)) if shapes else data["shape"]
+        else:  # the common case: nothing else broadcasts here
+            computed = shapes[0]
+        if computed != data["shape"]:
+            narrow[n] = computed
+    return narrow
+
+
+def whole_reads(program: Program, narrow: dict, plan: Shortcuts | None = None):
+    """Each place where the module would read a narrow value as whole (see above), `plan`'s
+    np.vdot sums, in-place masks and transposed sums included: nothing where all is right."""
+    if not narrow:
+        return
+    g, plan = program.graph, plan or Shortcuts()
+    printed = (set(program.forward) | set(program.backward) | program.inline) - plan.skipped
+    for a in narrow:  # in program order
+        for r in sorted(g._succ[a]):
+            data = g.nodes[r]
+            if r in printed and (not _elementwise(data) or data.get("copy")):
+                yield f"{data['op']} step {r} reads the narrow value {a} as whole"
+    for s, operands in plan.dots.items():
+        yield from (f"np.vdot at {s} reads the narrow value {a}" for a in operands if a in narrow)
+    for s, (target, _) in plan.masked.items():
+        if target in narrow:
+            yield f"the in-place mask at {s} works in the narrow value {target}"
+    for s, (prev, _) in plan.summed_transposed.items():
+        if prev in narrow:
+            yield f"the transposed sum at {s} reads the narrow value {prev}"
+    for i, n in g.graph["grads"].items():
+        if n in narrow:
+            yield f"backward returns a narrow value as the gradient of {g.nodes[i]['name']}"
+
+
+def _check_narrow_values(program: Program, plan: Shortcuts) -> None:
+    """The whole plan, checked again from the start: a fault would be a wrong gradient."""
+    out_shape = program.graph.nodes[program.output]["shape"]
+    narrow = narrow_shapes(program, () if plan.scalar_seed else out_shape, plan.scalars)
+    faults = list(whole_reads(program, narrow, plan))
+    if faults:
+        raise GraphcError(
+            "internal error: the generated module would compute a wrong gradient ("
+            + "; ".join(faults[:3])
+            + "); please report this function to graphc's maintainers"
+        )

@@ -213,11 +213,14 @@ def _vjp_matmul(b, node, args, dout):
         return b.op("matmul", [y, dout]), b.op("mul", [b.column(x), dout])
     if len(sx) == 2 and len(sy) == 1:  # W @ x: dW = outer(dout, x), dx = W.T @ dout
         return b.op("mul", [b.column(dout), y]), b.op("matmul", [b.swap(x), dout])
-    if len(sx) == 1 or len(sy) == 1:
-        raise ShapeError(
-            f"gate 'matmul': a vector times a batch of matrices ({sx} @ {sy}) has no gradient "
-            "rule yet; reshape the vector into a matrix with one row or column"
-        )
+    if len(sx) == 1:  # x @ Ws, a batch of matrices: x as one row, dout as a batch of rows
+        rows = b.op("reshape", [dout], shape=b.shape(dout)[:-1] + (1, sy[-1]))
+        b.g.nodes[rows]["comment"] = "matmul backward: dout as one row per matrix"
+        return b.op("matmul", [rows, b.swap(y)]), b.op("mul", [b.column(x), rows])
+    if len(sy) == 1:  # Ws @ x: dW = outer(dout, x) per matrix, dx = W.T @ dout summed over them
+        column = b.column(dout)
+        b.g.nodes[column]["comment"] = "matmul backward: dout as one column per matrix"
+        return b.op("mul", [column, y]), b.op("mul", [x, column])
     return b.op("matmul", [dout, b.swap(y)]), b.op("matmul", [b.swap(x), dout])
 
 

@@ -14,6 +14,10 @@ oracle runs the same text with its own, independent implementation of every op (
 SymPy here, PyTorch in test_oracles_torch.py). A failing case is printed as this text; paste it
 into `Case.from_text(...)` to rerun it (see docs/verification.md).
 
+`broadcast_programs` writes programs made mostly of values broadcast into arrays and reduced
+again (`h * sum(h)` of a biased `h = x + b`, batched matmuls, permuted transposes, reshaped
+reductions): where a gradient has to be summed back to its input's shape.
+
 Every value stays in the safe domain of the gate that reads it. The generator evaluates each
 statement as it writes it (in NumPy) and repairs an argument that would leave the domain:
 magnitudes are scaled by a power of two before exp, tanh and friends; the arguments of log,
@@ -127,8 +131,8 @@ class NumpyOps:
         self.decisions.append(np.argmax(x, axis=axis))
         return np.max(x, axis=axis, keepdims=keepdims)
 
-    def transpose(self, x):
-        return np.transpose(x)
+    def transpose(self, x, axes=None):
+        return np.transpose(x, axes)
 
     def reshape(self, x, shape):
         return np.reshape(x, shape)
@@ -198,6 +202,19 @@ def graphc_ops():
     ns.leaky_relu = lambda x, slope: apply("leaky_relu", x, slope)
     ns.array = lambda v: np.array(v, dtype=np.float64)
     return ns
+
+
+def module_gradients(f, inputs: dict, dout=None) -> tuple:
+    """The gradients the generated module of Function `f` itself returns at `inputs` (the
+    Function broadcasts each to its input's shape; the module must not need that), by
+    `value_and_grad`, or by `backward(dout, cache)` with an upstream gradient `dout`."""
+    module = f.compiled_for(**inputs).module
+    args = [np.float64(v) if isinstance(v, float) else v for v in inputs.values()]
+    with np.errstate(all="ignore"):
+        if dout is None:
+            return tuple(module.value_and_grad(*args)[1])
+        _, cache = module.forward(*args)
+        return tuple(module.backward(dout, cache))
 
 
 # ---------------------------------------------------------------- a case
@@ -315,7 +332,18 @@ TENSOR = [
     "sum", "mean", "max", "matmul", "transpose", "reshape", "affine", "sum_squares",
     "logsumexp", "log_softmax", "cross_entropy",
 ]  # fmt: skip
-OPS = {SCALAR: UNARY + BINARY + SPELLED, VECTOR: UNARY + BINARY + SPELLED + TENSOR}
+BROADCAST = [  # values broadcast into arrays and reduced again: where a gradient must sum back
+    "bias", "self_reduction", "batched_matmul", "permute", "reshape_reduced",
+]  # fmt: skip
+OPS = {
+    SCALAR: UNARY + BINARY + SPELLED,
+    VECTOR: UNARY + BINARY + SPELLED + TENSOR + BROADCAST,
+}
+# the mix of `broadcast_programs`: mostly the broadcasting ops, with the gates they meet
+FOCUS = BROADCAST * 3 + ["self_reduction"] * 3 + [
+    "sum", "mean", "max", "matmul", "reshape", "transpose", "add", "sub", "mul", "tanh", "relu",
+    "exp",
+]  # fmt: skip
 
 
 class _Val:
@@ -337,7 +365,7 @@ class _Val:
 class _Builder:
     """Writes one program statement by statement, evaluating each in NumPy as it goes."""
 
-    def __init__(self, draw, kind: str, dims: tuple[int, int, int]):
+    def __init__(self, draw, kind: str, dims: tuple[int, int, int, int]):
         self.draw, self.kind, self.dims = draw, kind, dims
         self.values: list[_Val] = []
         self.inputs: dict[str, object] = {}
@@ -350,8 +378,8 @@ class _Builder:
     def shapes(self) -> list[tuple]:
         if self.kind == SCALAR:
             return [()]
-        m, n, k = self.dims
-        return [(), (n,), (m, n), (n, k), (m,), (k,)]
+        m, n, k, p = self.dims
+        return [(), (n,), (m, n), (n, k), (m,), (k,), (p, m, n)]
 
     def new_input(self, shape) -> _Val:
         name = f"x{len(self.inputs)}"
@@ -398,6 +426,8 @@ class _Builder:
         options = [shape, ()]
         if len(shape) == 2:
             options += [(shape[1],), (shape[0], 1)]
+        if len(shape) == 3:
+            options += [(shape[2],), shape[1:], (shape[0], 1, 1)]
         if len(shape) == 1:
             options += [(self.dims[0], shape[0])] if self.kind == VECTOR else []
         return self.operand(self.draw(st.sampled_from(options)), allow_const=allow_const)
@@ -460,6 +490,8 @@ class _Builder:
     def step(self, op: str) -> _Val | None:
         if op in TENSOR:
             return self.tensor_step(op)
+        if op in BROADCAST:
+            return self.broadcast_step(op)
         a = self.operand()
         name = a.name
         unary = {
@@ -520,7 +552,7 @@ class _Builder:
         raise AssertionError(op)
 
     def tensor_step(self, op: str) -> _Val | None:
-        m, n, k = self.dims
+        m, n, k, _ = self.dims
         if op in ("sum", "mean", "max", "sum_squares"):
             a = self.operand()
             axis, keepdims = self.axis_for(a, allow_tuple=op != "max")
@@ -560,10 +592,105 @@ class _Builder:
         y = self.operand(a.shape, allow_const=True)
         return self.emit(f"-ops.sum({y.name} * ({x} - {lse}), axis={axis})", op)
 
+    # ---- broadcast values and their reductions
+
+    def broadcast_step(self, op: str) -> _Val | None:
+        m, n, k, p = self.dims
+        if op == "bias":
+            return self.biased(self.operand())
+        if op == "self_reduction":
+            return self.self_reduction()
+        if op == "batched_matmul":  # batches on either side, broadcast batches, vectors
+            pairs = [
+                ((p, m, n), (p, n, k)), ((p, m, n), (n, k)), ((m, n), (p, n, k)),
+                ((1, m, n), (p, n, k)), ((p, m, n), (1, n, k)), ((n,), (p, n, k)),
+                ((p, m, n), (n,)),
+            ]  # fmt: skip
+            left, right = self.draw(st.sampled_from(pairs))
+            a, b = self.operand(left), self.operand(right, allow_const=True)
+            return self.emit(f"{self._bounded_code(a, 3.0)} @ {self._bounded_code(b, 3.0)}", op)
+        if op == "permute":  # transpose by a permutation, some axes counted from the end
+            a = self.operand(self.draw(st.sampled_from([(m, n), (p, m, n)])))
+            order = self.draw(st.permutations(range(a.ndim)))
+            ends = self.draw(st.lists(st.booleans(), min_size=a.ndim, max_size=a.ndim))
+            axes = tuple(i - a.ndim if end else i for i, end in zip(order, ends))
+            return self.emit(f"ops.transpose({a.name}, axes={axes!r})", op)
+        # reshape_reduced: a reduction's result given another shape
+        a = self.operand()
+        reduce = self.draw(st.sampled_from(["sum", "mean"]))
+        axis, keepdims = self.axis_for(a, allow_tuple=True)
+        args = f"axis={axis!r}" + (", keepdims=True" if keepdims else "")
+        size = math.prod(np.shape(self.evaluate(f"ops.{reduce}({a.name}, {args})")))
+        target = self.draw(st.sampled_from([(size,), (1, size), (size, 1), (-1,), (1, -1, 1)]))
+        return self.emit(f"ops.reshape(ops.{reduce}({a.name}, {args}), {target!r})", op)
+
+    def biased(self, a: _Val) -> _Val | None:
+        """`a` plus (minus, times) a fresh input that broadcasts to its shape: a bias of shape (),
+        (1,), a row, a row kept 2-d, a column, or all of a's dimensions but the first."""
+        s = a.shape
+        options = [(), (1,)]
+        if s:
+            options += [s[-1:], (1, s[-1])]
+        if len(s) >= 2:
+            options += [(s[-2], 1), s[1:]]
+        if len(self.inputs) >= 6:  # enough inputs: a constant bias
+            b = self.constant(self.draw(st.sampled_from(options)))
+        else:
+            b = self.new_input(self.draw(st.sampled_from(options)))
+        template = self.draw(st.sampled_from(["{} + {}", "{1} + {0}", "{} - {}", "{} * {}"]))
+        return self.emit(template.format(a.name, self._paren(b.name)), "bias")
+
+    def self_reduction(self) -> _Val | None:
+        """h op reduce(h): a value times (plus, minus, over) its own sum, mean or max, over any
+        axes (kept where they would not broadcast back); h most often a fresh bias sum."""
+        h = self.operand()
+        if not h.shape or self.draw(st.sampled_from([True, True, False])):
+            h = self.biased(h) or h
+        reduce = self.draw(st.sampled_from(["sum", "mean", "max"]))
+        axis, kept = self.axis_for(h, allow_tuple=reduce != "max")
+        if not self._broadcasts(h, f"ops.{reduce}({h.name}, axis={axis!r})"):
+            kept = True
+        args = f"axis={axis!r}" + (", keepdims=True" if kept else "")
+        if reduce == "max":
+            h = self.untied(h, None if axis is None else axis % h.ndim)
+        for attempt in range(2):
+            if h is None:
+                return None
+            reduced = f"ops.{reduce}({h.name}, {args})"
+            op = self.draw(st.sampled_from(["*", "-", "+", "/"] if reduce != "max" else ["-"]))
+            if op == "/":
+                reduced = self.shift(reduced, self.evaluate(reduced), 0.0, 0.3)
+            code = None if reduced is None else f"{h.name} {op} {reduced}"
+            out = None if code is None else self.emit(code, "self_reduction")
+            if out is not None or attempt:
+                return out
+            h = self.emit(f"{h.name} * 0.125", "mul")  # smaller: h * sum(h) stays bounded
+        return None
+
+    def _broadcasts(self, a: _Val, code: str) -> bool:
+        try:
+            np.broadcast_shapes(a.shape, np.shape(self.evaluate(code)))
+        except ValueError:
+            return False
+        return True
+
+    def untied(self, a: _Val, axis) -> _Val | None:
+        """`a`, or `a` plus a ramp (a statement of its own): no tie for the max over `axis`."""
+        for scale in (0.0, 0.37, 0.61, 1.3, 2.9):
+            if a.ndim == 0 or scale == 0.0:
+                code = a.name
+            else:
+                ramp = np.arange(math.prod(a.shape), dtype=np.float64).reshape(a.shape) * scale
+                code = f"{a.name} + ops.array({np.round(ramp, 6).tolist()!r})"
+            if _runner_up_gap(self.evaluate(code), axis) >= MARGIN:
+                return a if code == a.name else self.emit(code, "add")
+        return None
+
     def axis_for(self, a: _Val, allow_tuple: bool):
-        axes = [None, *range(a.ndim)]
-        if allow_tuple and a.ndim == 2:
-            axes.append((0, 1))
+        """An axis of `a` (None, an int, negative ones too, or a tuple) and keepdims."""
+        axes = [None, *range(a.ndim), *range(-a.ndim, 0)]
+        if allow_tuple and a.ndim >= 2:
+            axes += [(0, 1), (-1, 0)] + ([(0, 2), (-1, -2), (2, 0, 1)] if a.ndim == 3 else [])
         return self.draw(st.sampled_from(axes)), self.draw(st.booleans())
 
     def max_step(self, a: _Val, axis, args: str) -> _Val | None:
@@ -614,14 +741,15 @@ def _runner_up_gap(x, axis) -> float:
 
 
 @st.composite
-def programs(draw, kind: str = VECTOR, max_steps: int = 8) -> Case:
-    """A random program over every gate graphc supports (scalar kind: elementwise gates only)."""
-    dims = (1, 1, 1) if kind == SCALAR else tuple(draw(st.integers(1, 3)) for _ in range(3))
+def programs(draw, kind: str = VECTOR, max_steps: int = 8, focus: bool = False) -> Case:
+    """A random program over every gate graphc supports (scalar kind: elementwise gates only;
+    `focus`: mostly broadcasts, biases, self-reductions, batched matmuls and permutations)."""
+    dims = (1, 1, 1, 1) if kind == SCALAR else tuple(draw(st.integers(1, 3)) for _ in range(4))
     b = _Builder(draw, kind, dims)
     b.new_input(b.draw_shape())
     steps = draw(st.integers(1, max_steps))
     for _ in range(steps):
-        op = draw(st.sampled_from(OPS[kind]))
+        op = draw(st.sampled_from(FOCUS if focus else OPS[kind]))
         if b.step(op) is None:  # out of domain even after repairs: a safe op instead
             b.emit(f"ops.tanh({b.bounded(b.values[-1], 6.0)})", "tanh")
     out = b.values[-1]
@@ -630,7 +758,8 @@ def programs(draw, kind: str = VECTOR, max_steps: int = 8) -> Case:
     unused = [v.name for v in b.values if not v.is_input and v is not out and not b.used(v)]
     if unused and draw(st.booleans()):  # most often, every value reaches the output
         out = b.emit(" + ".join([out.name, *(f"ops.mean({u})" for u in unused)]), "add") or out
-    if kind == VECTOR and out.shape and draw(st.booleans()):
+    summed = kind == VECTOR and out.shape and draw(st.booleans())
+    if summed and (not focus or draw(st.booleans())):  # focus: 1 in 4, else dout has out's shape
         out = b.emit(f"ops.sum({out.name})", "sum") or out
     return Case(b.lines, out.name, b.inputs, kind, b.gates)
 
@@ -641,5 +770,11 @@ def scalar_programs(max_steps: int = 8):
 
 
 def vector_programs(max_steps: int = 8):
-    """Programs over scalars, vectors and matrices, with every tensor gate."""
+    """Programs over scalars, vectors, matrices and batches of them, with every tensor gate."""
     return programs(VECTOR, max_steps)
+
+
+def broadcast_programs(max_steps: int = 6):
+    """Vector programs made mostly of the broadcasting ops (`BROADCAST`): `h * sum(h)` of a
+    biased h, batched matmuls, permuted transposes, reshaped reductions."""
+    return programs(VECTOR, max_steps, focus=True)

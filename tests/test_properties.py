@@ -5,7 +5,8 @@ level="patterns" and fused at level="elementwise", and every version's gradients
 with an oracle that never calls graphc:
 
 - central finite differences (float64, a fourth-order central stencil) of the program run in
-  NumPy, relative error below 1e-6, for programs over scalars, vectors and matrices;
+  NumPy, relative error below 1e-6, for programs over scalars, vectors, matrices and batches of
+  matrices, and for programs made mostly of broadcasts and self-reductions;
 - SymPy differentiating the whole expression of a scalar program, evaluated to 30 correct
   digits, agreement to 1e-12 (where the derivative cancels to almost nothing, 1e-12 of a few
   ulps of the terms it sums, the most any float program can promise), for programs whose
@@ -24,7 +25,15 @@ import math
 import numpy as np
 import sympy
 from hypothesis import Phase, assume, given, settings
-from strategies import Case, NumpyOps, SympyOps, examples, scalar_programs, vector_programs
+from strategies import (
+    Case,
+    NumpyOps,
+    SympyOps,
+    broadcast_programs,
+    examples,
+    scalar_programs,
+    vector_programs,
+)
 
 from graphc import ops
 
@@ -86,7 +95,11 @@ def relative_errors(actual, expected, floor: float) -> np.ndarray:
 
 
 def check_against_differences(case: Case):
+    """Every version's value and gradients against the differences; where a gradient misses
+    them, against differences with a quarter of the step (256 times less truncation error: a
+    chain of exps has fifth derivatives of 1e12), which then decide alone."""
     reference, noise = finite_differences(case)
+    refined = None
     expected_value, _ = _run(case, case.inputs)
     floor = max(1e-8, noise / FD_RTOL)  # below this, the differences are round-off
     for level, f in case.versions().items():
@@ -95,6 +108,13 @@ def check_against_differences(case: Case):
         assert list(grads) == list(case.inputs), level
         for name in case.inputs:
             worst = float(np.max(relative_errors(grads[name], reference[name], floor), initial=0))
+            if worst >= FD_RTOL and refined is None:
+                refined = finite_differences(case, h=2.5e-5)
+                reference, noise = refined
+                floor = max(1e-8, noise / FD_RTOL)
+            if refined is not None:
+                errors = relative_errors(grads[name], reference[name], floor)
+                worst = float(np.max(errors, initial=0))
             assert worst < FD_RTOL, (
                 f"level={level}: d/d{name} relative error {worst:.2e}\n"
                 f"graphc:      {grads[name]!r}\ndifferences: {reference[name]!r}"
@@ -110,6 +130,12 @@ def test_vector_graphs_match_finite_differences(case):
 @examples(ci=150, slow=2000)
 @given(scalar_programs())
 def test_scalar_graphs_match_finite_differences(case):
+    check_against_differences(case)
+
+
+@examples(ci=150, slow=1500)
+@given(broadcast_programs())
+def test_broadcast_graphs_match_finite_differences(case):
     check_against_differences(case)
 
 
@@ -166,8 +192,11 @@ def float_exact(case: Case, rtol: float = 1e-14, digits: int = 30) -> bool:
         with np.errstate(all="ignore"):
             value = eval(code, floats)  # the case's own code, on NumPy and on SymPy
             value = np.log(value) if log else value
-        want = eval(code, exact)
-        want = sympy.sympify(sympy.log(want) if log else want).evalf(precision, subs=point)
+        try:
+            want = eval(code, exact)
+            want = sympy.sympify(sympy.log(want) if log else want).evalf(precision, subs=point)
+        except TypeError:  # a branch not taken compares log(0) = zoo: SymPy cannot evaluate it
+            return False
         if not want.is_real:  # the log of a negative base: no real derivative to compare
             return False
         return abs(float(value) - float(want)) <= rtol * abs(float(want))

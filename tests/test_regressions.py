@@ -65,3 +65,19 @@ def test_fused_gradient_of_an_abs_of_graphc_functions_has_no_complex_parts():
     np.testing.assert_allclose(value, np.abs(np.tanh(xs) / 2), rtol=1e-14)
     want = np.sign(np.tanh(xs)) * (1 - np.tanh(xs) ** 2) / 2
     np.testing.assert_allclose(grads["x"], want, rtol=1e-12)
+
+
+def test_elementwise_fusion_survives_sympy_failing_to_simplify_a_derivative():
+    """sympy.simplify of the fused derivative of |log|log(x**2 + 0.5)||| raises KeyError: zoo
+    (inside logcombine); the fused gate then keeps its unsimplified derivative (found by the
+    SymPy property test's long run)."""
+    f = gc.function(lambda x: gc.abs(gc.log(gc.abs(gc.log(x**2 + 0.5)))))
+    xs = np.array([-2.0, -0.3, 0.0, 0.4, 1.5])
+    inner = np.log(xs**2 + 0.5)
+    # d/dx |log|u||| with u = log(x**2 + 0.5): sign(log|u|) * sign(u) / |u| * 2x / (x**2 + 0.5)
+    want = np.sign(np.log(np.abs(inner))) * np.sign(inner) / np.abs(inner) * 2 * xs / (xs**2 + 0.5)
+    for level in ("none", "elementwise"):
+        value, grads = f.fused(level=level).value_and_grad(x=xs)
+        np.testing.assert_allclose(value, np.abs(np.log(np.abs(inner))), rtol=1e-14)
+        np.testing.assert_allclose(grads["x"], want, rtol=1e-12, atol=1e-300)
+    assert f.fused(level="elementwise").grad(0.0) == {"x": 0.0}
