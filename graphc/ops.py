@@ -575,6 +575,33 @@ def _numpy_namespace() -> dict:
     return namespace
 
 
+class _ElementwisePrinter(NumPyPrinter):
+    """Max and Min elementwise, nested (SymPy before 1.13 prints Max as `amax` of a tuple: no
+    elementwise maximum of arrays)."""
+
+    def _print_Max(self, expr):
+        return functools.reduce(
+            lambda a, b: f"numpy.maximum({a}, {b})", map(self._print, expr.args)
+        )
+
+    def _print_Min(self, expr):
+        return functools.reduce(
+            lambda a, b: f"numpy.minimum({a}, {b})", map(self._print, expr.args)
+        )
+
+
 @functools.cache
 def _numpy_function(gate: Gate):
-    return sympy.lambdify(gate.symbols(), gate.expr(), modules=[_numpy_namespace(), "numpy"])
+    return sympy.lambdify(
+        gate.symbols(),
+        gate.expr(),
+        modules=[_numpy_namespace(), "numpy"],
+        printer=_ElementwisePrinter(  # the settings lambdify gives its own printer
+            {
+                "fully_qualified_modules": False,
+                "inline": True,
+                "allow_unknown_functions": True,
+                "user_functions": {k: k for k in _numpy_namespace()},
+            }
+        ),
+    )

@@ -7,7 +7,6 @@ answer for (NaN, inf, division by zero, empty arrays), the subgradients graphc c
 kinks, graphs loaded from a saved file, integer and other numeric types, and deep graphs.
 """
 
-import inspect
 import json
 import os
 import stat
@@ -17,6 +16,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
+from node_link import edge_list
 
 import graphc as gc
 
@@ -315,11 +315,7 @@ def test_a_mask_that_cannot_broadcast_names_the_gate():
 # ---------------------------------------------------------------- graphs from a saved file
 
 
-# The node-link keyword naming the edge list: `link` up to networkx 3.3, `edges` from 3.4 (3.6
-# drops `link`). The files here call that list "edges" on every networkx the floor allows.
-EDGE_LIST = {
-    ("edges" if "edges" in inspect.signature(nx.node_link_data).parameters else "link"): "edges"
-}
+EDGE_LIST = edge_list("edges")  # the files here call the edge list "edges"
 
 
 def save(g: nx.DiGraph, path) -> None:

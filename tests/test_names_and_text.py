@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import sympy
 from conftest import central_diff_all
+from node_link import edge_list
 
 import graphc as gc
 from graphc import numba_backend, schedule, text
@@ -166,10 +167,7 @@ def saved_graph() -> dict:
     }
 
 
-# The node-link keyword naming the edge list: `link` up to networkx 3.3, `edges` from 3.4
-LINKS = {
-    ("edges" if "edges" in inspect.signature(nx.node_link_graph).parameters else "link"): "links"
-}
+LINKS = edge_list("links")
 
 
 def node(data: dict, key: str) -> dict:
