@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from collections.abc import Callable
-from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -28,13 +27,9 @@ from .ir.errors import GraphcError, InputError
 from .ir.graph import normalize, validate
 from .passes.fusion import fuse
 
+VALUE_AND_GRAD_DOC = """The value and a dict of gradients, one per input, each shaped like it.
 
-class Entry(NamedTuple):
-    """The code a `Function`'s calls run: the NumPy path, or the float path (see Dispatch)."""
-
-    value: Callable  # f(*args, **kwargs) -> out
-    value_and_grad: Callable  # -> (out, {input: gradient})
-
+For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
 DRAWING_OPTIONS = ("digits", "show_local", "theme")
@@ -48,7 +43,13 @@ class Function:
     ...     return (x + y) * z
     >>> f.value_and_grad(x=-2.0, y=5.0, z=-4.0)
     (-12.0, {'x': -4.0, 'y': -4.0, 'z': 3.0})
+
+    `f(*inputs)` gives the value and `f.value_and_grad(*inputs)` the value and a dict of
+    gradients (see VALUE_AND_GRAD_DOC); both are per-instance slots that `_dispatch` sets (see
+    "Dispatch" below).
     """
+
+    __slots__ = ("__dict__", "__weakref__", "__call__", "value_and_grad")
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class Function:
         self.readable = readable  # False: faster code where it must differ from the lecture's
         self._compiled: dict[tuple, Compiled] = {}
         self._last: tuple | None = None
-        self._entry = Entry(self._numpy_value, self._numpy_value_and_grad)  # see Dispatch
+        self._dispatch(self._numpy_value, self._numpy_value_and_grad)
 
     def __repr__(self) -> str:
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
@@ -224,40 +225,37 @@ class Function:
 
     # ------------------------------------------------------------ dispatch
     #
-    # Which code a call runs is one choice per instance, `self._entry` (an `Entry`), read by
-    # `__call__` and `value_and_grad` alone. It starts as the NumPy path: bind the arguments,
-    # pick the module compiled for their shapes and dtypes, run it. The first call with Python
-    # floats only also compiles the float path (`emit.scalar`: the module's statements run on
-    # floats, straight through) and makes it the entry; that code checks its arguments itself
-    # and calls the NumPy path for any call that is not all Python floats, or where NumPy gives
-    # inf or NaN. Both attributes are properties returning the entry's function, so a call on
-    # floats costs what a hand-written function costs, with no method frame in between.
+    # Which code a call runs is one choice per instance, made by `_dispatch` alone: the two slots
+    # `__call__` and `value_and_grad` (declared in `__slots__`, so no method is shadowed) hold
+    # the functions calls run. They start as the NumPy path: bind the arguments, pick the module
+    # compiled for their shapes and dtypes, run it. The first call with Python floats only also
+    # compiles the float path (`emit.scalar`: the module's statements run on floats, straight
+    # through) and dispatches to it; that code checks its arguments itself and calls the NumPy
+    # path for any call that is not all Python floats, or where NumPy gives inf or NaN. A slot
+    # is read as fast as an instance attribute, so a call on floats costs what a hand-written
+    # function costs, with no method frame in between.
 
-    @property
-    def __call__(self):
-        """f(*inputs) -> the value, as NumPy computes it (see `value_and_grad`)."""
-        return self._entry.value
-
-    @property
-    def value_and_grad(self):
-        """f.value_and_grad(*inputs) -> the value and a dict of gradients, one per input, each
-        shaped like its input. For a non-scalar output this is the gradient of the sum of its
-        entries."""
-        return self._entry.value_and_grad
+    def _dispatch(self, value: Callable, value_and_grad: Callable) -> None:
+        """Make `value` what `f(...)` runs and `value_and_grad` what `f.value_and_grad` runs."""
+        self.__call__ = value
+        self.value_and_grad = value_and_grad
 
     def _numpy_value(self, /, *args, **kwargs):
+        """The value, as NumPy computes it."""
         values = self._bind(args, kwargs)
         compiled = self._specialised(values)
         out, _ = compiled.module.forward(*compiled.prepared(values))
         return _result(out, values, compiled.dtype)
 
     def _numpy_value_and_grad(self, /, *args, **kwargs):
-        entry = self._entry
+        entry = self.value_and_grad
         values = self._bind(args, kwargs)
         compiled = self._specialised(values)
-        if self._entry is not entry:  # this call made the float path: it answers from now on
-            return self._entry.value_and_grad(*args, **kwargs)
+        if self.value_and_grad is not entry:  # this call made the float path: it answers now
+            return self.value_and_grad(*args, **kwargs)
         return self._gradients(compiled, values)
+
+    _numpy_value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
     def _gradients(self, compiled: Compiled, values: list):
         out, grads = compiled.module.value_and_grad(*compiled.prepared(values))
@@ -278,13 +276,13 @@ class Function:
             code = straight_line(source, self.__name__, self.gradient_names, numpy)
         if code is None:
             return
-        code.value_and_grad.__doc__ = Function.value_and_grad.__doc__
+        code.value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
         def first_value(*args, **kwargs):  # compiled now: f(...) with floats may never be called
-            self._entry = Entry(code.value, code.value_and_grad)
+            self._dispatch(code.value, code.value_and_grad)
             return code.value(*args, **kwargs)
 
-        self._entry = Entry(first_value, code.value_and_grad)
+        self._dispatch(first_value, code.value_and_grad)
 
     def grad(self, /, *args, **kwargs) -> dict:
         """The dict of gradients alone (see `value_and_grad`)."""
