@@ -8,7 +8,7 @@ load = Python's compile of the generated module, first call) in a plain run, the
 stages again under cProfile, listing the functions with the most cumulative and the most own
 time. With two or more T, a last table compares each stage's time per gate across T: a ratio
 well above 1 means the stage is super-linear. The stage split mirrors
-`graphc.function._compile`; should graphc's internals move, the compile is profiled as one
+`graphc.compiler._compile`; should graphc's internals move, the compile is profiled as one
 stage instead.
 """
 
@@ -32,10 +32,10 @@ def stages_of(fn):
 
     try:
         from graphc import __version__
-        from graphc.autodiff import backward
-        from graphc.codegen import emit_module, load_module
-        from graphc.schedule import sanitize, schedule
-        from graphc.shapes import infer_shapes
+        from graphc.emit.codegen import emit_module, load_module
+        from graphc.ir.shapes import infer_shapes
+        from graphc.passes.autodiff import backward
+        from graphc.passes.schedule import sanitize, schedule
     except ImportError:
         return [
             ("trace", lambda _: gc.function(fn)),
@@ -70,7 +70,7 @@ def stages_of(fn):
 
 def _paused():
     try:
-        from graphc.function import gc_paused
+        from graphc.compiler import gc_paused
 
         return gc_paused()
     except ImportError:

@@ -14,11 +14,8 @@ gate's local gradient with SymPy and emits readable, vectorized NumPy forward/ba
 __version__ = "0.1.0"
 
 from .check import check_grad
-from .compare import Comparison, compare
-from .errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
-from .function import Function, from_graph, function
-from .fusion import fuse
-from .gates import (
+from .draw.compare import Comparison, compare
+from .front.gates import (
     abs,
     exp,
     gate,
@@ -37,8 +34,11 @@ from .gates import (
     transpose,
     where,
 )
-from .lint import lint
-from .trace import symbols, sympy_graph
+from .front.trace import symbols, sympy_graph
+from .function import Function, from_graph, function
+from .ir.errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
+from .passes.fusion import fuse
+from .passes.lint import lint
 
 
 def from_sympy(expr, name: str = "f") -> Function:

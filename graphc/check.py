@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .autodiff import gate_local_gradients
-from .codegen import formula_template, load_module
-from .function import compile_graph
-from .graph import add_node, args_of, new_graph, topo_order
-from .ops import ELEMENTWISE, GATES, MASK, TENSOR, gate_of
-from .special import HELPERS
+from .compiler import compile_graph
+from .emit.codegen import formula_template, load_module
+from .ir.graph import add_node, args_of, new_graph, topo_order
+from .ir.ops import ELEMENTWISE, GATES, MASK, TENSOR, gate_of
+from .ir.special import HELPERS
+from .passes.autodiff import gate_local_gradients
 
 
 def relative_error(a, b) -> float:

@@ -21,21 +21,21 @@ import keyword
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .compare import Comparison, compare
-from .errors import GraphcError
-from .function import Function, function, write_atomic, write_picture
+from .draw.compare import compare
+from .draw.gallery import GALLERY_COMMAND, Circuit, demo_files
+from .files import write_atomic, write_files, write_frames, write_picture
+from .front.parse import parse
+from .function import Function, function
+from .ir.errors import GraphcError
 from .lectures import LECTURES
-from .parse import parse
 
 PICTURE_SUFFIXES = (".svg", ".pdf", ".png")
 MAX_AT_LENGTH = 1_000_000  # characters of --at values; a literal list is read, never run
-GALLERY_COMMAND = "graphc demo --gallery -o docs/gallery"  # run from the repository's root
 
 EXAMPLES = {
     "render": [
@@ -313,7 +313,7 @@ def _compare(args) -> None:
 def _steps(args) -> None:
     f, inputs = _function(args), _inputs(args)
     frames = f.render_steps(**_drawing_options(args, inputs), **inputs)
-    for path in _write_frames(frames, Path(args.output)):
+    for path in write_frames(frames, _folder(args.output, "steps writes its frames into a folder")):
         print(path)
 
 
@@ -485,163 +485,23 @@ def _check_suffix(path: str) -> None:
         )
 
 
-def _write_frames(frames: list[str], folder: Path) -> list[Path]:
-    """frame-01.svg, frame-02.svg, ... in `folder`; frames of an earlier, longer run are removed."""
+def _folder(path: str, what: str) -> Path:
+    """`path` as the folder a command writes into; a UsageError if a file is in the way."""
+    folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} is a file; steps writes its frames into a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    width = max(2, len(str(len(frames))))
-    paths = [folder / f"frame-{i:0{width}d}.svg" for i in range(1, len(frames) + 1)]
-    for svg, path in zip(frames, paths):
-        write_picture(svg, path)
-    written = {p.name for p in paths}
-    for old in folder.glob("frame-*.svg"):
-        if re.fullmatch(r"frame-\d+\.svg", old.name) and old.name not in written:
-            old.unlink()
-    return paths
-
-
-# ---------------------------------------------------------------- the demo and the gallery
-
-TIMING_ROW = "forward+backward time"
-
-
-class _Untimed(Comparison):
-    """A comparison without its timing row, which varies from run to run (the gallery's)."""
-
-    def rows(self) -> list[tuple[str, str, str]]:
-        return [row for row in super().rows() if row[0] != TIMING_ROW]
+        raise UsageError(f"{folder} is a file; {what}")
+    return folder
 
 
 def write_demo(folder: Path, repeat: int = 3, gallery: bool = False):
-    """Draw and compile every lecture circuit into `folder`, yielding each path as it is written.
-
-    The page showing them all is `folder/README.md`. With `gallery` (the docs' checked-in
-    gallery) it is `<folder>.md` beside the folder instead, e.g. docs/gallery.md for
-    docs/gallery, and the timings are left out of tables and pictures: then the same versions
-    of graphc, NumPy and Graphviz write byte-identical files on every run.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} is a file; the demo writes into a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    """Draw and compile every lecture circuit into `folder`, yielding each path as it is written
+    (the files are made by `draw.gallery`; see there for the page and the gallery)."""
+    folder = _folder(folder, "the demo writes into a folder")
+    circuits = (
+        Circuit(c.name, c.title, c.inputs, f, f.fused())
+        for c in LECTURES
+        for f in [function(c.fn, name=c.name)]
+    )
     name = folder.resolve().name
-    page = _page_header(gallery)
-    for lecture in LECTURES:
-        made = yield from _write_lecture(lecture, folder, repeat, gallery)
-        page += _section(lecture, made, f"{name}/" if gallery else "")
-    page_path = folder.parent / f"{name}.md" if gallery else folder / "README.md"
-    write_atomic(page_path, "\n".join(page) + "\n")
-    yield page_path
-
-
-@dataclass
-class _Made:
-    """What was written for one lecture circuit (file name -> content), for its page section."""
-
-    pictures: dict[str, str]
-    code: dict[str, str]
-    table: list[tuple[str, str, str]]
-    frames: list[Path]
-
-
-def _write_lecture(lecture, folder: Path, repeat: int, gallery: bool):
-    """One circuit's pictures, code and (for the first circuit) step frames, into `folder`."""
-    name, inputs = lecture.name, lecture.inputs
-    f = function(lecture.fn, name=name)
-    fused = f.fused()
-    comparison = compare(f, repeat=1 if gallery else repeat, **inputs)
-    if gallery:
-        comparison = _Untimed(
-            comparison.unfused, comparison.fused, comparison.sides, comparison.value_diff,
-            comparison.grad_diffs, comparison.inputs,
-        )  # fmt: skip
-    made = _Made(
-        pictures={
-            f"{name}.svg": f.svg(**inputs),
-            f"{name}-fused.svg": fused.svg(**inputs),
-            f"{name}-compare.svg": comparison.svg,
-        },
-        code={f"{name}.py": f.source_for(**inputs), f"{name}-fused.py": fused.source_for(**inputs)},
-        table=comparison.rows(),
-        frames=[],
-    )
-    for file, svg in made.pictures.items():
-        write_picture(svg, folder / file)
-        yield folder / file
-    for file, source in made.code.items():
-        write_atomic(folder / file, source)
-        yield folder / file
-    if lecture is LECTURES[0]:
-        made.frames = _write_frames(f.render_steps(**inputs), folder / f"{name}-steps")
-        yield from made.frames
-    return made
-
-
-def _page_header(gallery: bool) -> list[str]:
-    about = (
-        "The circuits of the backpropagation lecture (`graphc/lectures.py`), drawn and compiled "
-        f"by graphc {__version__}: forward values above the wires (green), gradients below "
-        "(red); each unfused and fused, with its generated NumPy code and the comparison of the "
-        "two."
-    )
-    if not gallery:
-        return ["# graphc demo", "", about, "", "Made by `graphc demo`."]
-    return [
-        "# Gallery",
-        "",
-        about,
-        "",
-        f"Made by `{GALLERY_COMMAND}`, which rewrites this page and the files in `gallery/`; "
-        "`tests/test_gallery.py` fails when they are out of date. The tables leave out the "
-        "forward+backward time, which varies from run to run: `graphc compare` measures it "
-        '(for example `graphc compare "1/(1+exp(-(w0*x0+w1*x1+w2)))" '
-        "--at w0=2,x0=-1,w1=-3,x1=-2,w2=-3`), and [fusion.md](fusion.md) reports measured "
-        "speed-ups.",
-    ]
-
-
-def _section(lecture, made: _Made, link: str) -> list[str]:
-    """A circuit's part of the page: pictures, comparison table, code; `link` prefixes files."""
-    name, inputs = lecture.name, lecture.inputs
-
-    def ref(file: str) -> str:
-        return f"[{file}]({link}{file})"
-
-    unfused_svg, fused_svg, compare_svg = made.pictures
-    unfused_py, fused_py = made.code
-    at = ", ".join(f"{k}={v:g}" for k, v in inputs.items())
-    lines = ["", f"## {lecture.title}", "", f"At {at}.", ""]
-    lines += [f"Unfused ({ref(unfused_svg)}):", "", f"![{name}]({link}{unfused_svg})", ""]
-    if made.pictures[fused_svg] == made.pictures[unfused_svg]:
-        lines += [f"Fused ({ref(fused_svg)}): the same circuit, no fusion rule applies.", ""]
-    else:
-        lines += [f"Fused ({ref(fused_svg)}):", "", f"![{name}, fused]({link}{fused_svg})", ""]
-    lines += [f"Unfused and fused compared ({ref(compare_svg)} draws both beside this table):"]
-    lines += ["", *_markdown_table(made.table), ""]
-    lines += [f"Generated code, unfused ({ref(unfused_py)}):", ""]
-    lines += ["```python", made.code[unfused_py].rstrip("\n"), "```", ""]
-    if made.code[fused_py] == made.code[unfused_py]:
-        lines += [f"Generated code, fused ({ref(fused_py)}): the same."]
-    else:
-        lines += [f"Generated code, fused ({ref(fused_py)}):", ""]
-        lines += ["```python", made.code[fused_py].rstrip("\n"), "```"]
-    if made.frames:
-        steps = f"{name}-steps/"
-        lines += [
-            "",
-            f"A slide build-up ({ref(steps)}, as `graphc steps` makes it): {len(made.frames)} "
-            "frames, forward values first, then one gate's gradients more per frame.",
-        ]
-        for path in made.frames:
-            lines += ["", f"![{name}, {path.stem}]({link}{steps}{path.name})"]
-    return lines
-
-
-def _markdown_table(rows) -> list[str]:
-    """Rows of cells (the first is the header) as a Markdown table, numbers right-aligned."""
-
-    def cells(row) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-
-    return [cells(rows[0]), "|:--" + "|--:" * (len(rows[0]) - 1) + "|", *map(cells, rows[1:])]
+    files = demo_files(circuits, name, __version__, repeat, gallery)
+    yield from map(Path, write_files(folder, files))

@@ -1,142 +1,35 @@
-"""The function object: the user's handle on a compiled graph, and the pipeline in one place.
+"""The function object: the user's handle on the compiler.
 
-Stage: surface. Imports every stage before it; nothing imports it but `__init__`.
+Stage: top. Imports the wings and `compiler`; nothing imports it but the rest of the top.
 
-`compile_graph` is the whole compiler, in order: shapes -> backward -> schedule -> print -> load.
-A `Function` keeps one compiled module per input signature (shapes and dtypes), so code is
-specialised to how it is called, and converts arguments and results at the boundary.
+`compiler.compile_graph` is the whole compiler, top to bottom (see compiler.py). A `Function`
+keeps one compiled module per input signature (shapes and dtypes), so code is specialised to how
+it is called, and converts arguments and results at the boundary.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import numbers
-import os
-import secrets
-import stat
-import types
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import networkx as nx
 import numpy as np
 
-from . import __version__, dtypes, numba_backend, render, text
-from .autodiff import backward, gate_local_gradients
-from .codegen import emit_module, emit_values_module, load_module
-from .errors import GraphcError, InputError
-from .fusion import fuse
-from .graph import normalize, validate
-from .lower import lower
-from .scalar import Fallbacks, straight_line
-from .schedule import Program, sanitize, schedule
-from .shapes import infer_shapes
-from .trace import Value, build_graph, trace
+from .compiler import Compiled, compile_graph, gc_paused
+from .draw import render
+from .emit import numba_backend
+from .emit.scalar import Fallbacks, straight_line
+from .files import write_atomic
+from .front.trace import Value, build_graph, trace
+from .ir import dtypes, text
+from .ir.errors import GraphcError, InputError
+from .ir.graph import normalize, validate
+from .passes.fusion import fuse
 
+VALUE_AND_GRAD_DOC = """The value and a dict of gradients, one per input, each shaped like it.
 
-@dataclass
-class Compiled:
-    """One specialisation: the program, its generated source and the module (loaded on first
-    use: a call with Python floats may never need it, see `graphc.scalar`)."""
-
-    program: Program
-    source: str
-    name: str
-    _module: types.ModuleType | None = None
-    _values: types.ModuleType | None = None
-    kinds: dict | None = None  # the nodes' dtypes, where Python floats meet float32 arrays
-    dtype: np.dtype | None = None  # the value's dtype, as NumPy gives it (None: a Python float)
-    converted: tuple[tuple[int, np.dtype], ...] = ()  # inputs the module takes in another dtype
-
-    def prepared(self, values: list) -> list:
-        """The inputs as the module takes them: a Python number as a NumPy number of the dtype
-        it is computed in (float64, or float32 next to float32 arrays: `dtypes.signature`),
-        so that division by zero and overflow follow NumPy; float16 as float32 for numba,
-        which has no float16."""
-        if not self.converted:
-            return values
-        values = list(values)
-        for i, dtype in self.converted:
-            v = values[i]
-            values[i] = v.astype(dtype) if isinstance(v, np.ndarray) else dtype.type(v)
-        return values
-
-    @property
-    def module(self) -> types.ModuleType:
-        if self._module is None:
-            self._module = load_module(self.source, self.name)
-        return self._module
-
-    def values(self, inputs: list, dout) -> dict[int, object]:
-        """Every value forward and backward compute, by node id (compiled on first use)."""
-        if self._values is None:
-            self._values = load_module(emit_values_module(self.program, self.kinds), "values")
-        return self._values.all_values(*self.prepared(inputs), dout)
-
-
-def compile_graph(
-    g: nx.DiGraph,
-    shapes: dict[str, tuple[int, ...]],
-    wrt: tuple[str, ...] | None = None,
-    readable: bool = True,
-    dtype: str = "float64",
-    backend: str = "numpy",
-    input_dtypes: dict[str, np.dtype | None] | None = None,
-) -> Compiled:
-    """Trace-independent compiler: graph + input shapes -> generated NumPy module.
-
-    `wrt` names the inputs whose gradients `backward` returns (default: all, in order).
-    `readable=False` trades the lecture's one-statement-per-gate form for speed where they
-    differ: sigmoid-like gates then cache exp(-|x|) for backward instead of recomputing it.
-    `dtype` is the output's NumPy type, for the `dout = 1` that `value_and_grad` passes;
-    `input_dtypes` the inputs' dtypes by name (None: a Python float, computed in float64), where
-    a Python float meets float32 (or float16) arrays: the module converts it there, as NumPy does.
-    `backend="numba"` (elementwise programs): the module runs one numba loop per call instead
-    (see `numba_backend`); the program, for drawings and values, is still the NumPy one.
-    """
-    with gc_paused():
-        compiled = _compile(g, shapes, wrt, readable, dtype, input_dtypes)
-        if backend == "numba":
-            kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
-            scalars = frozenset(k for k, shape in shapes.items() if np.prod(shape) == 1)
-            source = numba_backend.emit_kernel_module(kernel, _title(g), __version__, scalars)
-            module = numba_backend.load_kernel_module(source, sanitize(g.graph["name"]))
-            compiled = dataclasses.replace(compiled, source=source, _module=module)
-        return compiled
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Compiling allocates many long-lived objects; Python's cyclic collector would rescan them
-    all again and again (a cost that grows with the graph), so it waits until we are done."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _compile(g, shapes, wrt, readable, dtype, input_dtypes=None) -> Compiled:
-    shaped = infer_shapes(g if readable else lower(g), shapes)
-    node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
-    with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
-    program = schedule(with_grads)
-    kinds = None
-    if input_dtypes and None in input_dtypes.values():  # a Python float, computed in float64
-        given = dtypes.by_node(program.graph, input_dtypes)
-        kinds = dtypes.node_kinds(program.graph, {**given, program.seed: np.dtype(dtype)})
-        if not any(dtypes.narrow(k) for k in kinds.values()):
-            kinds = None  # nothing to convert it for
-    source = emit_module(program, _title(g), __version__, dtype, kinds)
-    return Compiled(program, source, sanitize(g.graph["name"]), kinds=kinds)
-
-
-def _title(g: nx.DiGraph) -> str:
-    return f"{g.graph['name']}({', '.join(g.nodes[i]['name'] for i in g.graph['inputs'])})"
-
+For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
 DRAWING_OPTIONS = ("digits", "show_local", "theme")
@@ -150,7 +43,13 @@ class Function:
     ...     return (x + y) * z
     >>> f.value_and_grad(x=-2.0, y=5.0, z=-4.0)
     (-12.0, {'x': -4.0, 'y': -4.0, 'z': 3.0})
+
+    `f(*inputs)` gives the value and `f.value_and_grad(*inputs)` the value and a dict of
+    gradients (see VALUE_AND_GRAD_DOC); both are per-instance slots that `_dispatch` sets (see
+    "Dispatch" below).
     """
+
+    __slots__ = ("__dict__", "__weakref__", "__call__", "value_and_grad")
 
     def __init__(
         self,
@@ -177,7 +76,7 @@ class Function:
         self.readable = readable  # False: faster code where it must differ from the lecture's
         self._compiled: dict[tuple, Compiled] = {}
         self._last: tuple | None = None
-        self._value = self._numpy_value  # Python floats get their own (_take_floats_straight)
+        self._dispatch(self._numpy_value, self._numpy_value_and_grad)
 
     def __repr__(self) -> str:
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
@@ -324,29 +223,39 @@ class Function:
     def _module_for(self, values: list):
         return self._specialised(values).module
 
-    def __call__(self, /, *args, **kwargs):
-        return self._value(*args, **kwargs)
+    # ------------------------------------------------------------ dispatch
+    #
+    # Which code a call runs is one choice per instance, made by `_dispatch` alone: the two slots
+    # `__call__` and `value_and_grad` (declared in `__slots__`, so no method is shadowed) hold
+    # the functions calls run. They start as the NumPy path: bind the arguments, pick the module
+    # compiled for their shapes and dtypes, run it. The first call with Python floats only also
+    # compiles the float path (`emit.scalar`: the module's statements run on floats, straight
+    # through) and dispatches to it; that code checks its arguments itself and calls the NumPy
+    # path for any call that is not all Python floats, or where NumPy gives inf or NaN. A slot
+    # is read as fast as an instance attribute, so a call on floats costs what a hand-written
+    # function costs, with no method frame in between.
+
+    def _dispatch(self, value: Callable, value_and_grad: Callable) -> None:
+        """Make `value` what `f(...)` runs and `value_and_grad` what `f.value_and_grad` runs."""
+        self.__call__ = value
+        self.value_and_grad = value_and_grad
 
     def _numpy_value(self, /, *args, **kwargs):
+        """The value, as NumPy computes it."""
         values = self._bind(args, kwargs)
         compiled = self._specialised(values)
         out, _ = compiled.module.forward(*compiled.prepared(values))
         return _result(out, values, compiled.dtype)
 
-    def value_and_grad(self, /, *args, **kwargs):
-        """The value and a dict of gradients, one per input, each shaped like its input.
-
-        For a non-scalar output this is the gradient of the sum of its entries.
-        """
+    def _numpy_value_and_grad(self, /, *args, **kwargs):
+        entry = self.value_and_grad
         values = self._bind(args, kwargs)
         compiled = self._specialised(values)
-        if "value_and_grad" in vars(self):  # the first call with Python floats made an entry
+        if self.value_and_grad is not entry:  # this call made the float path: it answers now
             return self.value_and_grad(*args, **kwargs)
         return self._gradients(compiled, values)
 
-    def _numpy_value_and_grad(self, /, *args, **kwargs):
-        values = self._bind(args, kwargs)
-        return self._gradients(self._specialised(values), values)
+    _numpy_value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
     def _gradients(self, compiled: Compiled, values: list):
         out, grads = compiled.module.value_and_grad(*compiled.prepared(values))
@@ -356,13 +265,8 @@ class Function:
         }
 
     def _take_floats_straight(self, source: str) -> None:
-        """Once called with Python floats: from now on such calls run the module's statements
-        on Python floats, straight through (`graphc.scalar`), with no NumPy call per gate;
-        other calls, and inputs where NumPy gives inf or NaN, still run the NumPy module.
-
-        The entries are instance attributes shadowing `value_and_grad` (and `_value`, which
-        `__call__` calls): a call costs what a hand-written function costs, not a method's
-        argument handling besides."""
+        """Once called with Python floats: make the float path the entry (see Dispatch above);
+        other calls, and inputs where NumPy gives inf or NaN, still run the NumPy module."""
         numpy = Fallbacks(
             lambda args, kwargs: tuple(self._named(args, kwargs).values()),
             self._numpy_value,
@@ -372,14 +276,13 @@ class Function:
             code = straight_line(source, self.__name__, self.gradient_names, numpy)
         if code is None:
             return
-        code.value_and_grad.__doc__ = Function.value_and_grad.__doc__
-        self.value_and_grad = code.value_and_grad
+        code.value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
-        def first_value(*args, **kwargs):
-            self._value = code.value  # compiled now: f(...) with floats may never be called
-            return self._value(*args, **kwargs)
+        def first_value(*args, **kwargs):  # compiled now: f(...) with floats may never be called
+            self._dispatch(code.value, code.value_and_grad)
+            return code.value(*args, **kwargs)
 
-        self._value = first_value
+        self._dispatch(first_value, code.value_and_grad)
 
     def grad(self, /, *args, **kwargs) -> dict:
         """The dict of gradients alone (see `value_and_grad`)."""
@@ -415,33 +318,20 @@ class Function:
 
     def save_source(self, path) -> str:
         """Write `source` to `path` atomically (a temporary file renamed into place)."""
-        write_atomic(path, self.source)
-        return os.fspath(path)
+        return write_atomic(path, self.source)
 
     # ------------------------------------------------------------ pictures
 
-    def _panel(self, inputs: dict, digits: int, show_local: bool, reveal=None, title=None):
-        graph = self._graph
-        local = None
-        if not inputs:
-            scene = render.build_scene(
-                graph, output_name=graph.nodes[graph.graph["output"]].get("hint", "out")
-            )
-            compiled = None
-        else:
-            compiled = self.compiled_for(**inputs)
-            program = compiled.program
-            out_shape = program.graph.nodes[program.output]["shape"]
-            seed = 1.0 if out_shape == () else np.ones(out_shape)
-            with np.errstate(all="ignore"):  # an overflow is drawn on its wire, not warned about
-                values = compiled.values(self._bind((), inputs), seed)
-            scene = render.build_scene(
-                graph, values, program.graph.graph["wires"], program.seed,
-                program.names.get(program.output, "out"), digits,
-            )  # fmt: skip
-        if show_local:
-            local = render.local_texts(graph, gate_local_gradients)
-        return render.Panel(scene, title, local, reveal)
+    def values_for(self, /, *args, **kwargs) -> tuple[Compiled, dict]:
+        """The compiled specialisation for these inputs, and every value its forward and
+        backward compute there (by node id, backward seeded with ones): what drawings show."""
+        values = self._bind(args, kwargs)
+        compiled = self._specialised(values)
+        program = compiled.program
+        out_shape = program.graph.nodes[program.output]["shape"]
+        seed = 1.0 if out_shape == () else np.ones(out_shape)
+        with np.errstate(all="ignore"):  # an overflow is drawn on its wire, not warned about
+            return compiled, compiled.values(values, seed)
 
     def _drawn(self, args, inputs, caller: str) -> dict:
         """The inputs to draw with, by name ({} for the structure alone)."""
@@ -459,7 +349,8 @@ class Function:
 
         >>> f.render(x=-2.0, y=5.0, z=-4.0)   # f.render() draws the structure alone
         """
-        panel = self._panel(self._drawn(args, inputs, "render()"), digits, show_local)
+        named = self._drawn(args, inputs, "render()")
+        panel = render.function_panel(self, named, digits, show_local)
         return render.picture([panel], theme, digits)
 
     def svg(
@@ -481,73 +372,11 @@ class Function:
             raise InputError(
                 "render_steps needs input values: the frames reveal values and gradients"
             )
-        frames = []
-        gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
-        for reveal in range(-1, gates + 1):
-            if reveal == 0:
-                continue  # the output wire's gradient comes with the first gate's frame
-            panel = self._panel(
-                named, digits, show_local, reveal=None if reveal == gates else reveal
-            )
-            frames.append(render.svg_text(render.picture([panel], theme, digits)))
-        return frames
+        return render.steps(self, named, digits, show_local, theme)
 
     def _repr_svg_(self) -> str:
         """Jupyter shows the circuit's structure."""
         return self.svg()
-
-
-def write_atomic(path, data: str | bytes) -> None:
-    """Write text or bytes to path via a temporary file in the same folder, renamed into place,
-    so no half-written file is ever seen and a failure leaves an existing file as it was.
-
-    The file gets the permissions any new file gets (0666 minus the umask), or keeps those of
-    the file it replaces.
-    """
-    path = os.fspath(path)
-    fd, tmp = _new_file_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _new_file_beside(path: str) -> tuple[int, str]:
-    """A new, empty temporary file in path's folder. Created with mode 0666 as `open` does, so
-    the umask applies (tempfile's files are 0600, private to their owner)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".graphc-{secrets.token_hex(8)}.tmp")
-        with contextlib.suppress(FileExistsError):  # a name already taken: draw another
-            return os.open(tmp, flags, 0o666), tmp
-    raise FileExistsError(f"no free temporary file name in {folder!r}")
-
-
-def write_picture(picture, path) -> str:
-    """Write a drawing to `path` in the format its suffix names (.svg, .pdf, .png), atomically.
-
-    `picture` is a graphviz Digraph, or SVG text (for .svg only). A failure leaves any existing
-    file at `path` as it was.
-    """
-    path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower().lstrip(".")
-    if suffix not in ("svg", "pdf", "png"):
-        raise GraphcError(f"cannot write a picture to {path!r}: use a .svg, .pdf or .png file name")
-    if isinstance(picture, str):
-        if suffix != "svg":
-            raise GraphcError(f"only SVG text is at hand for {path!r}; write it to a .svg file")
-        data = picture.encode("utf-8")
-    else:
-        data = render.pipe(picture, suffix)
-    write_atomic(path, data)
-    return path
 
 
 def _signature(v) -> tuple:

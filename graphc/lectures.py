@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import gates
+from .front import gates
 
 
 def circuit(x, y, z):

@@ -194,7 +194,7 @@ def graphc_ops():
     import types
 
     import graphc as gc
-    from graphc.trace import apply
+    from graphc.front.trace import apply
 
     ns = types.SimpleNamespace(**{k: getattr(gc, k) for k in GRAPHC_GATES})
     ns.softplus = lambda x: apply("softplus", x)

@@ -503,7 +503,7 @@ def test_a_deep_graph_round_trips_through_a_saved_file(tmp_path):
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_written_files_get_the_usual_permissions(tmp_path):
-    from graphc.function import write_atomic, write_picture
+    from graphc.files import write_atomic, write_picture
 
     def mode(path):
         return stat.S_IMODE(Path(path).stat().st_mode)

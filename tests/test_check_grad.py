@@ -13,8 +13,9 @@ import pytest
 import sympy
 
 import graphc as gc
-from graphc import autodiff, ops
 from graphc.check import GateCheck, GateReport
+from graphc.ir import ops
+from graphc.passes import autodiff
 
 TOL = 1e-6
 

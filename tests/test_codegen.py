@@ -431,8 +431,8 @@ def numpy_names(source: str) -> set[str]:
 
 
 def test_generated_code_uses_numpy_names_of_every_allowed_numpy():
+    from graphc.ir.special import HELPERS
     from graphc.lectures import LECTURES
-    from graphc.special import HELPERS
 
     sources = list(HELPERS.values())
     for lecture in LECTURES:

@@ -19,8 +19,8 @@ import sympy
 from node_link import round_trip
 
 import graphc as gc
-from graphc import numba_backend
-from graphc.parse import parse
+from graphc.emit import numba_backend
+from graphc.front.parse import parse
 
 LEVELS = ["none", "patterns", "elementwise"]
 F64 = np.float64

@@ -37,7 +37,7 @@ def test_snippets_print_what_the_docs_show(name, tmp_path, monkeypatch):
 
 
 def test_fusion_guide_lists_every_rule():
-    from graphc.fusion import RULE_NAMES
+    from graphc.passes.fusion import RULE_NAMES
 
     text = (ROOT / "docs" / "fusion.md").read_text(encoding="utf-8")
     missing = [name for name in RULE_NAMES if f"`{name}`" not in text]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from strategies import NumpyOps, examples, scalar_programs, vector_programs
 
 import graphc as gc
-from graphc import numba_backend
+from graphc.emit import numba_backend
 
 NEP50 = int(np.__version__.split(".")[0]) >= 2
 needs_nep50 = pytest.mark.skipif(not NEP50, reason="NumPy 1.x promotes by value, not NEP 50")

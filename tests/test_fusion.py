@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, assume, given, settings, target
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc import fusion
-from graphc.rewrite import OneOf
+from graphc.passes import fusion
+from graphc.passes.rewrite import OneOf
 
 # ---------------------------------------------------------------- helpers
 
@@ -132,7 +132,7 @@ def test_sigmoid_gate_local_gradient_at_the_lecture_input_is_0_1966():
 def test_sigmoid_gate_local_gradient_from_the_gate_table_via_sympy():
     import sympy
 
-    from graphc import ops
+    from graphc.ir import ops
 
     (local,) = ops.local_gradients(ops.GATES["sigmoid"])
     s = 1.0 / (1.0 + math.exp(-1.0))

@@ -42,7 +42,7 @@ def regenerated(tmp_path_factory) -> Path:
     dot = subprocess.run(["dot", "-V"], capture_output=True, text=True).stderr
     if graphviz_version(dot) != checked_in:
         pytest.skip(f"the gallery was drawn by Graphviz {checked_in}, not {dot.strip()}")
-    timing = importlib.import_module("graphc.compare")
+    timing = importlib.import_module("graphc.draw.compare")
     patch = pytest.MonkeyPatch()
     patch.setattr(timing, "_median_seconds", lambda *args: float("nan"))
     root = tmp_path_factory.mktemp("docs")

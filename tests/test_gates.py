@@ -1,4 +1,4 @@
-"""Tests generated from the gate table `graphc.ops.TABLE`: every gate, its derived gradients.
+"""Tests generated from the gate table `graphc.ir.ops.TABLE`: every gate, its derived gradients.
 
 For every elementwise gate: the compiled gradient against central differences of a NumPy
 reference made by `sympy.lambdify` of the table's formula, on inputs from the gate's safe domain
@@ -18,8 +18,8 @@ import sympy
 from conftest import assert_close, central_diff
 
 import graphc as gc
-from graphc import ops
-from graphc.trace import apply  # gates of the table that have no public spelling (fused ones)
+from graphc.front.trace import apply  # gates of the table that have no public spelling (fused ones)
+from graphc.ir import ops
 
 ELEMENTWISE = [g for g in ops.TABLE if g.kind == ops.ELEMENTWISE]
 MASKS = [g for g in ops.TABLE if g.kind == ops.MASK]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import ops
+from graphc.ir import ops
 
 GATE_NAMES = {g.name for g in ops.TABLE}
 
@@ -279,7 +279,7 @@ def test_from_graph_accepts_graphcs_own_graphs_at_every_fusion_level(level, rng)
 
 
 def test_every_tensor_gate_param_has_a_kind_from_graph_can_check():
-    from graphc import tensor
+    from graphc.ir import tensor
 
     for gate in ops.TABLE:
         for name in gate.params if gate.kind == ops.TENSOR else ():

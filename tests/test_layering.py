@@ -1,108 +1,99 @@
-"""The pipeline flows one way: every graphc module's imports, read with `ast`, obey the rule table.
+"""The wings: every graphc module's imports, read with `ast`, obey the layout's rules.
 
-    vocabulary (gate table) -> graph -> front-end | passes -> backends -> surfaces
+    ir -> front | passes -> emit -> draw -> the top (compiler, function, check, cli, ...)
 
-To add a module, give it a stage in STAGES; to add a rule, add a row to RULES. A module that is
-not in STAGES fails `test_every_module_has_a_stage`, so nobody adds one without deciding where it
-belongs. Imports inside functions count too.
+A module lives in a wing (a subpackage of `graphc`) or at the top. A wing may import only the
+wings WINGS gives it; nothing in a wing imports a top-level module (`function`, `cli`, ...); no
+two modules import each other, directly or round a longer loop; only the modules of
+FILE_TOUCHERS touch files or processes. Imports inside functions count too. A new wing must be
+given a row in WINGS, so nobody adds one without deciding what it may import.
 """
 
 import ast
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "graphc"
 
-# Every module of graphc (present or planned in DESIGN.md), by pipeline stage.
-STAGES = {
-    "errors": "vocabulary",
-    "ops": "vocabulary",  # the gate table
-    "special": "vocabulary",  # SymPy functions and helpers the table uses (part of the table)
-    "tensor": "vocabulary",  # the tensor gates' rows (part of the table)
-    "text": "vocabulary",  # text is data: the one rule for names and text in code and drawings
-    "graph": "graph",
-    "trace": "front-end",
-    "gates": "front-end",
-    "parse": "front-end",
-    "shapes": "pass",
-    "dtypes": "pass",  # the dtype NumPy gives each value (NEP 50)
-    "autodiff": "pass",
-    "schedule": "pass",
-    "rewrite": "pass",
-    "fusion": "pass",
-    "lower": "pass",
-    "codegen": "backend",
-    "numba_backend": "backend",  # optional: one compiled loop for elementwise programs
-    "shortcuts": "backend",  # how the generated module spells steps in fewer passes
-    "render": "backend",
-    "scalar": "backend",  # the Python-float path: the module's statements on floats
-    "function": "surface",
-    "check": "surface",
-    "lint": "surface",
-    "compare": "surface",
-    "lectures": "surface",  # the lecture circuits, defined once
-    "cli": "surface",
-    "__main__": "surface",
-    "__init__": "surface",
+# wing -> the wings its modules may import (their own included)
+WINGS = {
+    "ir": {"ir"},
+    "front": {"ir", "front"},
+    "passes": {"ir", "passes"},
+    "emit": {"ir", "passes", "emit"},
+    "draw": {"ir", "passes", "emit", "draw"},
 }
 
-
-def stage(*names: str) -> set[str]:
-    """All modules of the named stages."""
-    return {m for m, s in STAGES.items() if s in names}
-
-
-VOCABULARY = stage("vocabulary")
-BELOW_PASSES = VOCABULARY | stage("graph")
-
-# (rule, modules it applies to, the only graphc modules they may import)
-RULES = [
-    ("the error hierarchy is a leaf", {"errors"}, set()),
-    ("the gate table imports only the gate table", VOCABULARY, VOCABULARY),
-    ("the graph imports only the gate table", {"graph"}, VOCABULARY),
-    ("the front-end builds graphs", stage("front-end"), BELOW_PASSES | stage("front-end")),
-    ("passes import no front-end, backend or surface", stage("pass"), BELOW_PASSES | stage("pass")),
-    ("backends import no surface", stage("backend"), BELOW_PASSES | stage("pass", "backend")),
-]
-
-# The function object is the top of the pipeline: only these may import it.
-FUNCTION_IMPORTERS = {"__init__", "check", "cli"}
-
-# Touching files and processes is the surfaces' business. `function` writes `save_source`'s file
-# (issue 2) and pictures (`write_picture`, used by the CLI); everything else stays pure.
-FILE_TOUCHERS = {"cli", "__main__", "function"}
+# Touching files and processes is the top's business: `files` writes atomically, `cli` and
+# `__main__` are the command line. Every wing, and the rest of the top, stays pure.
+FILE_TOUCHERS = {"files", "cli", "__main__"}
 FILE_MODULES = {"os", "pathlib", "shutil", "tempfile", "subprocess", "glob", "io", "socket"}
 FILE_CALLS = {"open"}
 
 
 def modules() -> list[str]:
-    return sorted(p.stem for p in PACKAGE.glob("*.py"))
+    """Every module by its dotted name under graphc: "ir.ops", "function", "draw.__init__"."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        found.append(".".join(parts))
+    return found
+
+
+def wing(module: str) -> str | None:
+    """The wing a module lives in; None at the top."""
+    return module.split(".")[0] if "." in module else None
 
 
 def parse(module: str) -> ast.Module:
-    return ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    path = PACKAGE.joinpath(*module.split(".")).with_suffix(".py")
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def resolve(name: str) -> str | None:
+    """The module a dotted name under graphc names ("ir.ops"; "ir" is "ir.__init__")."""
+    known = set(modules())
+    if name in known:
+        return name
+    if f"{name}.__init__" in known:
+        return f"{name}.__init__"
+    return None
 
 
 def graphc_imports(module: str) -> set[str]:
     """The graphc modules `module` imports (relative or absolute, anywhere in the file)."""
+    package = module.split(".")[:-1]
+    if module.endswith("__init__"):
+        package = module.split(".")[:-1]
     found: set[str] = set()
+
+    def add(base: list[str], names) -> None:
+        target = ".".join(base)
+        for alias in names:  # `from .ir import ops`: ops may be a module
+            sub = resolve(f"{target}.{alias}" if target else alias)
+            if sub:
+                found.add(sub)
+        if target and resolve(target):
+            found.add(resolve(target))
+
     for node in ast.walk(parse(module)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
                 if parts[0] == "graphc" and len(parts) > 1:
-                    found.add(parts[1])
+                    found.add(resolve(".".join(parts[1:])) or ".".join(parts[1:]))
         elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and not (node.module or "").startswith("graphc"):
-                continue
-            path = (node.module or "").split(".")
-            path = path[1:] if node.level == 0 else path
-            if path and path[0]:
-                found.add(path[0])
-            else:  # `from . import x` / `from graphc import x`: x may be a module
-                found.update(a.name for a in node.names if a.name in STAGES)
-    return found - {module}
+            if node.level == 0:
+                if not (node.module or "").startswith("graphc"):
+                    continue
+                base = (node.module or "").split(".")[1:]
+            else:
+                up = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                base = up + ((node.module or "").split(".") if node.module else [])
+            add(base, [a.name for a in node.names])
+    return {m for m in found if m} - {module, "__init__"}
 
 
 def stdlib_imports(module: str) -> set[str]:
@@ -124,34 +115,57 @@ def calls(module: str) -> set[str]:
 
 
 def test_the_import_reader_sees_real_imports():
-    """Guards the guard: known edges of the pipeline are found."""
-    assert "errors" in graphc_imports("ops")
-    assert {"ops", "graph"} <= graphc_imports("shapes")
-    assert "function" in graphc_imports("__init__")
-    assert "gates" in graphc_imports("trace")  # imported inside methods
+    """Guards the guard: known edges of the pipeline are found, however they are spelled."""
+    assert "ir.errors" in graphc_imports("ir.ops")  # from .errors import ...
+    assert {"ir.ops", "ir.graph"} <= graphc_imports("ir.shapes")
+    assert "function" in graphc_imports("__init__")  # from .function import ...
+    assert "ir.text" in graphc_imports("front.trace")  # from ..ir import text
+    assert "front.params" in graphc_imports("front.trace")  # from . import params
+    assert "passes.rewrite" in graphc_imports("passes.fusion")
+    assert "emit.codegen" in graphc_imports("draw.render")  # imported inside a function
 
 
-def test_every_module_has_a_stage():
-    unknown = [m for m in modules() if m not in STAGES]
-    assert not unknown, f"give these modules a stage in STAGES: {unknown}"
+def test_every_wing_has_its_rules():
+    wings = {wing(m) for m in modules()} - {None}
+    assert wings == set(WINGS), f"give each wing a row in WINGS: {sorted(wings - set(WINGS))}"
 
 
-@pytest.mark.parametrize(("rule", "members", "allowed"), RULES, ids=[r[0] for r in RULES])
-def test_imports_follow_the_pipeline(rule, members, allowed):
-    present = [m for m in modules() if m in members]
-    broken = {m: sorted(graphc_imports(m) - allowed) for m in present}
-    broken = {m: bad for m, bad in broken.items() if bad}
-    assert not broken, f"{rule}: {broken}"
+@pytest.mark.parametrize("name", sorted(WINGS))
+def test_wings_import_only_what_they_may(name):
+    broken = {}
+    for m in modules():
+        if wing(m) != name:
+            continue
+        bad = sorted(i for i in graphc_imports(m) if wing(i) not in WINGS[name])
+        if bad:
+            broken[m] = bad
+    assert not broken, f"{name} may import only {sorted(WINGS[name])}: {broken}"
 
 
-def test_nothing_below_the_surface_imports_function():
-    users = sorted(m for m in modules() if "function" in graphc_imports(m))
-    assert set(users) <= FUNCTION_IMPORTERS, (
-        f"only {sorted(FUNCTION_IMPORTERS)} may import function"
+def test_nothing_in_a_wing_imports_the_top():
+    """`function`, `cli`, `compiler` and the rest of the top sit above every wing."""
+    broken = {m: sorted(i for i in graphc_imports(m) if wing(i) is None) for m in modules()}
+    broken = {m: bad for m, bad in broken.items() if wing(m) is not None and bad}
+    assert not broken
+
+
+def test_only_the_top_imports_function_and_cli():
+    users = sorted(
+        m for m in modules() if {"function", "cli"} & graphc_imports(m) and wing(m) is not None
     )
+    assert not users
 
 
-def test_only_surfaces_touch_files_and_processes():
+def test_no_import_cycles():
+    g = nx.DiGraph()
+    for m in modules():
+        g.add_node(m)
+        g.add_edges_from((m, i) for i in graphc_imports(m) if not i.endswith("__init__"))
+    cycles = list(nx.simple_cycles(g))
+    assert not cycles, f"modules that import each other: {cycles}"
+
+
+def test_only_file_touchers_touch_files_and_processes():
     broken = {}
     for m in modules():
         if m in FILE_TOUCHERS:
@@ -167,23 +181,35 @@ def test_every_module_opens_with_a_docstring():
     assert not missing
 
 
-# how a module's docstring names its stage ("Stage: pass (graph -> graph). ...")
-STAGE_WORDS = {
-    "vocabulary": "vocabulary",
-    "graph": "IR",
-    "front-end": "front-end",
-    "pass": "pass",
-    "backend": "backend",
-    "surface": "surface",
-}
-
-
-def test_docstring_stages_agree_with_the_table():
-    """A module that states its stage states the one this table gives it."""
+def test_module_docstrings_name_their_wing():
+    """A module that states its stage ("Stage: passes (graph -> graph). ...") states its wing."""
     wrong = {}
     for m in modules():
-        lines = [ln for ln in (ast.get_docstring(parse(m)) or "").splitlines()]
+        lines = (ast.get_docstring(parse(m)) or "").splitlines()
         stated = [ln for ln in lines if ln.startswith("Stage:")]
-        if m in STAGES and stated and STAGE_WORDS[STAGES[m]] not in stated[0].split(".")[0]:
-            wrong[m] = (STAGES[m], stated[0])
+        if stated and wing(m) and not stated[0].startswith(f"Stage: {wing(m)}"):
+            wrong[m] = stated[0]
     assert not wrong
+
+
+@pytest.mark.parametrize("name", sorted(WINGS))
+def test_wing_docstrings_say_what_they_hold(name):
+    """Each wing's __init__ says what it does, what it may import, and lists its modules in
+    pipeline order: a module is listed after every module of its wing it imports."""
+    doc = ast.get_docstring(parse(f"{name}.__init__")) or ""
+    assert "May import:" in doc
+    allowed = doc.split("May import:")[1].split("\n\n")[0]
+    for other in WINGS[name] - {name}:
+        assert f"graphc.{other}" in allowed, f"{name}: say that it may import graphc.{other}"
+    listing = doc.split("Modules")[1]
+    members = [m for m in modules() if wing(m) == name and not m.endswith("__init__")]
+    order = {}
+    for m in members:
+        short = m.split(".")[1]
+        words = listing.replace("->", " ").replace("|", " ").replace("(", " ").split()
+        assert short in words, f"{name}/__init__ does not list {short}"
+        order[m] = words.index(short)
+    for m in members:
+        for i in graphc_imports(m):
+            if wing(i) == name and i in order:
+                assert order[i] < order[m], f"{name}: list {i} before {m}"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.lint import Finding, LintReport
+from graphc.passes.lint import Finding, LintReport
 
 
 def naive_overflows(fn, *args) -> bool:

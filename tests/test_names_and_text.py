@@ -28,7 +28,9 @@ from conftest import central_diff_all
 from node_link import edge_list
 
 import graphc as gc
-from graphc import numba_backend, schedule, text
+from graphc.emit import numba_backend
+from graphc.ir import text
+from graphc.passes import schedule
 
 try:
     import torch

@@ -30,9 +30,10 @@ from strategies import (
 )
 
 import graphc as gc
-from graphc import codegen, shortcuts
-from graphc.graph import args_of
-from graphc.ops import GATES, TENSOR
+from graphc.emit import codegen
+from graphc.ir.graph import args_of
+from graphc.ir.ops import GATES, TENSOR
+from graphc.passes import shortcuts
 
 torch = pytest.importorskip("torch")
 

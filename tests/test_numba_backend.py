@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from strategies import graphc_ops, vector_programs
 
 import graphc as gc
-from graphc import numba_backend
+from graphc.emit import numba_backend
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +240,7 @@ def test_unknown_backend_and_missing_numba_say_what_to_do(monkeypatch):
 
 
 def test_the_one_exp_sigmoid_gives_the_bits_of_the_two_exp_one(numba):
-    from graphc.special import HELPERS
+    from graphc.ir.special import HELPERS
 
     def compiled(source):
         namespace = {"np": np}

@@ -18,7 +18,7 @@ import pytest
 import sympy
 
 import graphc as gc
-from graphc import gates
+from graphc.front import gates
 
 NEP50 = int(np.__version__.split(".")[0]) >= 2
 

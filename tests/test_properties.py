@@ -35,7 +35,7 @@ from strategies import (
     vector_programs,
 )
 
-from graphc import ops
+from graphc.ir import ops
 
 FD_RTOL = 1e-6
 SYMPY_RTOL = 1e-12

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import lectures, render
-from graphc.render import THEMES, fmt
+from graphc import lectures
+from graphc.draw import render
+from graphc.draw.render import THEMES, fmt
 
 SVG = "{http://www.w3.org/2000/svg}"
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
@@ -248,7 +249,7 @@ def test_svg_rasterises_to_a_non_blank_image(tmp_path):
 
 
 def test_picture_files_are_written_atomically(tmp_path):
-    from graphc.function import write_picture
+    from graphc.files import write_picture
 
     for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF"), (".png", b"\x89PNG")):
         path = tmp_path / f"c{suffix}"

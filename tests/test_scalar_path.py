@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.errors import InputError
-from graphc.scalar import FLOAT_HELPERS, FLOATS, _logaddexp
-from graphc.special import HELPERS
+from graphc.emit.scalar import FLOAT_HELPERS, FLOATS, _logaddexp
+from graphc.ir.errors import InputError
+from graphc.ir.special import HELPERS
 
 
 def neuron(w0, x0, w1, x1, w2):
@@ -182,7 +182,7 @@ def test_float_helpers_compute_what_the_numpy_helpers_compute():
 def test_degenerate_circuits_give_floats_on_the_float_path(fn, args, want):
     f = gc.function(fn)
     f(0.5, 0.25)
-    assert "value_and_grad" in vars(f)  # the float entry runs these calls
+    assert f.value_and_grad.__module__ != "graphc.function"  # the float entry runs these calls
     out, grads = f.value_and_grad(*args)
     assert (out, grads) == want
     assert type(out) is float and all(type(g) is float for g in grads.values())

@@ -1,4 +1,4 @@
-"""Print-time shortcuts (graphc/shortcuts.py): fewer passes, the same values, nothing shared.
+"""Print-time shortcuts (graphc/passes/shortcuts.py): fewer passes, the same values, nothing shared.
 
 Each shortcut fires on its spelling and not on near misses, the gradients agree with central
 differences, float32 stays float32, the caller's arrays are never written, and the values the

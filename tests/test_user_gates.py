@@ -25,8 +25,10 @@ import sympy
 from conftest import assert_close, central_diff
 
 import graphc as gc
-from graphc import codegen, ops, render
-from graphc.autodiff import gate_local_gradients
+from graphc.draw import render
+from graphc.emit import codegen
+from graphc.ir import ops
+from graphc.passes.autodiff import gate_local_gradients
 
 _names = itertools.count()
 HAS_NUMBA = importlib.util.find_spec("numba") is not None

@@ -1,6 +1,6 @@
 """Fusion: the rule rows, automatic elementwise fusion, and `fuse`, the pass that runs them.
 
-Stage: pass (graph -> graph). Imports `rewrite`, `graph`, `ops`, `special` and `errors`.
+Stage: passes (graph -> graph). Imports `rewrite` and the `ir`.
 
 "At what level of hierarchy to break an expression is up to us": `fuse` makes that a choice.
 `level="patterns"` rewrites the named spellings below into single, numerically safe gates
@@ -19,11 +19,11 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from .errors import GraphcError
-from .graph import add_node, args_of, copy_graph, topo_order
-from .ops import ARGS, ELEMENTWISE, MASK, MASKS, gate_of
-from .rewrite import OneOf, Rule, remove_dead, replace, rewrite
-from .special import cancelled, folds_badly
+from ..ir.errors import GraphcError
+from ..ir.graph import add_node, args_of, copy_graph, topo_order
+from ..ir.ops import ARGS, ELEMENTWISE, MASK, MASKS, gate_of
+from ..ir.special import cancelled, folds_badly
+from .rewrite import OneOf, Rule, register_table, remove_dead, replace, rewrite
 
 LEVELS = ("none", "patterns", "elementwise")
 
@@ -197,6 +197,7 @@ NEURAL = [
 
 DEFAULT_RULES = CLEANUPS + STABILIZE + NEURAL
 RULE_NAMES = tuple(dict.fromkeys(r.name for r in DEFAULT_RULES))
+register_table(DEFAULT_RULES)
 
 
 def resolve_rules(rules) -> list[Rule]:

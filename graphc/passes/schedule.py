@@ -1,6 +1,6 @@
 """Scheduling: which nodes become statements, in what order, under which names.
 
-Stage: pass (graph with gradients -> `Program`). Imports `graph` and `special`.
+Stage: passes (graph with gradients -> `Program`). Imports the `ir` only.
 
 Dead nodes are dropped; cheap views and scalar constants are written inside the statement that
 uses them; every other node is one statement. Names carry meaning: inputs keep the user's names,
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from . import text
-from .graph import args_of, topo_order
-from .special import HELPERS
+from ..ir import text
+from ..ir.graph import args_of, topo_order
+from ..ir.special import HELPERS
 
 # Every fixed name a generated module uses for itself, by module. A user's name (an input, a hint)
 # that is one of these gets a trailing underscore in code (`np` -> `np_`), so no user name can

@@ -1,6 +1,6 @@
 """The numba backend: a program whose gates are all elementwise, run as one compiled loop.
 
-Stage: backend. Imports `ops`, `graph`, `schedule`, `codegen`, `special` and `errors`; numba
+Stage: emit. Imports `codegen`, `passes.schedule` and the `ir`; numba
 itself only when a module is loaded (it is an optional extra: `pip install 'graphc[numba]'`).
 
 The NumPy module stays the default and the readable reference. For an elementwise program the
@@ -37,13 +37,13 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from . import text
+from ..ir import text
+from ..ir.errors import GraphcError
+from ..ir.graph import args_of
+from ..ir.ops import ARGS, TENSOR, gate_of
+from ..ir.special import HELPERS, where
+from ..passes.schedule import Program, fresh
 from .codegen import Emitter, Printer, literal, load_module, printed_template
-from .errors import GraphcError
-from .graph import args_of
-from .ops import ARGS, TENSOR, gate_of
-from .schedule import Program, fresh
-from .special import HELPERS, where
 
 BACKENDS = ("numpy", "numba")
 X, E = ARGS[0], ARGS[1]

@@ -1,6 +1,6 @@
 """Front-end: tracing Python functions, symbolic expressions and SymPy into a graph.
 
-Stage: front-end. Imports `ops`, `graph`, `text` and `errors`.
+Stage: front. Imports `params` and the `ir` (`ops`, `graph`, `text`, `errors`).
 
 A `Value` is an immutable expression node (op, arguments, parameters). Calling a user's function
 on input Values records every operation it performs; `build_graph` then walks the resulting
@@ -19,11 +19,12 @@ import numpy as np
 import sympy
 from sympy.core.function import AppliedUndef
 
-from . import text
-from .errors import InputError, TraceError
-from .graph import add_node, new_graph
-from .ops import MASK, GateCall, GateName, gate_of, user_gate
-from .ops import sigmoid as sympy_sigmoid
+from ..ir import text
+from ..ir.errors import InputError, TraceError
+from ..ir.graph import add_node, new_graph
+from ..ir.ops import MASK, GateCall, GateName, gate_of, user_gate
+from ..ir.ops import sigmoid as sympy_sigmoid
+from . import params
 
 _input_order = itertools.count()  # orders symbols by creation, so gc.symbols("x y z") keeps x, y, z
 
@@ -116,29 +117,20 @@ class Value:
     # array-like conveniences
     @property
     def T(self):  # noqa: N802 - NumPy's spelling
-        from .gates import transpose
-
-        return transpose(self)
+        return apply("transpose", self, axes=None)
 
     def reshape(self, *shape):
-        from .gates import reshape
-
-        return reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape)
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        return apply("reshape", self, shape=params.shape(shape))
 
     def sum(self, axis=None, keepdims=False):
-        from .gates import sum as sum_
-
-        return sum_(self, axis, keepdims)
+        return apply("sum", self, **params.reduction(axis, keepdims, "sum"))
 
     def mean(self, axis=None, keepdims=False):
-        from .gates import mean
-
-        return mean(self, axis, keepdims)
+        return apply("mean", self, **params.reduction(axis, keepdims, "mean"))
 
     def max(self, axis=None, keepdims=False):
-        from .gates import max as max_
-
-        return max_(self, axis, keepdims)
+        return apply("max", self, **params.max_reduction(axis, keepdims))
 
     # what tracing cannot do, said clearly
     def __bool__(self):

@@ -1,6 +1,7 @@
 """The comparison: an unfused function and its fused version, side by side.
 
-Stage: surface (a tool over `Function`). Imports `lint` and `render`; works on `Function` objects.
+Stage: draw (two functions -> one picture). Imports `render` and `passes.lint`; works on
+`Function` objects.
 
 `compare(f, **inputs)` measures both versions on the same inputs: gates and nodes in the graph,
 statements and lines of generated code, the values the forward pass caches for backward (count
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..passes.lint import witnesses
 from . import render
-from .lint import witnesses
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Comparison:
         """Unfused and fused circuits side by side, values and gradients on the wires, with the
         comparison table under them: a graphviz.Digraph."""
         panels = [
-            f._panel(self.inputs, digits, False, title=side.label)
+            render.function_panel(f, self.inputs, digits, False, title=side.label)
             for f, side in zip((self.unfused, self.fused), self.sides)
         ]
         return render.picture(panels, theme, digits, table=self.rows())

@@ -1,6 +1,6 @@
 """Stability lint: find inputs where an unfused graph overflows although its mathematics does not.
 
-Stage: surface (a tool over `Function`). Imports `function`, `fusion`, `graph` and `errors`.
+Stage: passes (graph -> findings), read by `graphc.lint` and the comparison. Imports the `ir`.
 
 For each input in turn, graphc tries extreme values (1, 10, 40, 100, 800, 1000 and their
 negatives, smallest first) with the other inputs at their example values. Where the fused
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-from .graph import topo_order
+from ..ir.errors import InputError
+from ..ir.graph import topo_order
 
 PROBES = (1.0, -1.0, 10.0, -10.0, 40.0, -40.0, 100.0, -100.0, 800.0, -800.0, 1000.0, -1000.0)
 

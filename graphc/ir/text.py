@@ -1,6 +1,6 @@
 r"""Text is data: the one rule for every string that reaches generated code or a drawing.
 
-Stage: vocabulary, read by every stage that writes code or pictures. Imports only `errors`.
+Stage: ir, read by every wing that writes code or pictures. Imports only `errors`.
 
 Strings from users and files take one of two roads, and nothing else reaches code or a picture:
 

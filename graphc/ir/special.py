@@ -1,6 +1,6 @@
 """Special functions: SymPy functions with exact derivatives, and the NumPy helpers for them.
 
-Stage: vocabulary. Imports nothing from graphc.
+Stage: ir, part of the gate table's vocabulary. Imports nothing from graphc.
 
 SymPy knows sigmoid-like functions only as compositions of exp, whose naive NumPy spelling
 overflows, and whose textbook derivatives cancel (s*(1-s) rounds to 0 for x > 37 although the

@@ -1,6 +1,6 @@
 """The gate table: every gate graphc knows, one row each, and their derived local gradients.
 
-Stage: vocabulary, read by every other stage. Imports only `errors`, `special`, `tensor`, `text`.
+Stage: ir, the vocabulary read by every wing. Imports only `errors`, `special`, `tensor`, `text`.
 
 An elementwise gate is declared by its SymPy formula; its local gradients come from `sympy.diff`,
 once per gate kind, written in terms of the gate's own output where that is simpler and no less

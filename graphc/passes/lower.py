@@ -1,6 +1,6 @@
 """Lowering: exact gates spelled over a shared intermediate that the backward pass reuses.
 
-Stage: pass (graph -> graph), run by the compiler after fusion and before differentiation.
+Stage: passes (graph -> graph), run by the compiler after fusion and before differentiation.
 Imports `graph`, `ops` and `special`.
 
 sigmoid, softplus and log_sigmoid are exact for every x only if they exponentiate -|x|, and so
@@ -20,9 +20,9 @@ import networkx as nx
 import sympy
 from sympy.codegen.cfunctions import log1p
 
-from .graph import add_node, args_of, copy_graph, topo_order
-from .ops import ARGS, GATES, OUT, local_gradients
-from .special import sigmoid
+from ..ir.graph import add_node, args_of, copy_graph, topo_order
+from ..ir.ops import ARGS, GATES, OUT, local_gradients
+from ..ir.special import sigmoid
 
 X, E = ARGS[0], ARGS[1]
 SHARED = sympy.exp(-sympy.Abs(X))  # e = exp(-|x|): at most 1, so nothing overflows

@@ -1,6 +1,6 @@
 """Rewriting: one generic driver that applies pattern rules to a graph until nothing changes.
 
-Stage: pass (graph -> graph). Imports `graph`, `ops` and `errors`.
+Stage: passes (graph -> graph). Imports the `ir` only.
 
 A rule is data (see `fusion.py` for the rows): a pattern of gates with named holes, a
 replacement, and a one-line math comment. Patterns are nested tuples:
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from .errors import GraphcError
-from .graph import add_node, args_of, copy_graph, topo_order
+from ..ir.errors import GraphcError
+from ..ir.graph import add_node, args_of, copy_graph, topo_order
 
 COMMUTATIVE = frozenset({"add", "mul"})  # not maximum/minimum: a tie goes to the first argument
 MAX_SWEEPS = 100
@@ -61,9 +61,7 @@ class Rule:
         """A row of graphc's rule table pickles as its place there, by name (a fused graph
         records the rules that fired, and a row's replacement or condition may be a lambda,
         which pickle cannot carry); any other rule pickles field by field."""
-        from .fusion import DEFAULT_RULES  # the table the fusion pass defines over this driver
-
-        rows = [r for r in DEFAULT_RULES if r.name == self.name]
+        rows = [r for r in TABLE if r.name == self.name]
         for k, row in enumerate(rows):
             if row is self:
                 return table_row, (self.name, k)
@@ -72,9 +70,17 @@ class Rule:
 
 def table_row(name: str, k: int) -> Rule:
     """The `k`th row named `name` of graphc's rule table (how a pickled row is read back)."""
-    from .fusion import DEFAULT_RULES
+    return [r for r in TABLE if r.name == name][k]
 
-    return [r for r in DEFAULT_RULES if r.name == name][k]
+
+# graphc's own rule table: the rows `fusion` defines over this driver, registered there (this
+# module never imports `fusion`; a pickled row is read back after `import graphc` registered it)
+TABLE: list[Rule] = []
+
+
+def register_table(rows) -> None:
+    """Make `rows` graphc's rule table, the rows that pickle by their place in it."""
+    TABLE[:] = rows
 
 
 class OneOf:

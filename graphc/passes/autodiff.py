@@ -1,6 +1,6 @@
 """The backward pass: the chain rule as graph nodes, walked in reverse topological order.
 
-Stage: pass (graph -> graph). Imports `ops`, `special`, `graph`, `shapes` and `errors`.
+Stage: passes (graph -> graph). Imports the `ir` only.
 
 Gradients are data: every step of backprop is a node added to a copy of the (shaped) forward
 graph, so it can be printed, drawn and differentiated again. Per gate: upstream gradient times
@@ -19,9 +19,9 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from .errors import GraphcError
-from .graph import add_node, args_of, copy_graph, topo_order
-from .ops import (
+from ..ir.errors import GraphcError
+from ..ir.graph import add_node, args_of, copy_graph, topo_order
+from ..ir.ops import (
     ARGS,
     DOUT,
     ELEMENTWISE,
@@ -32,8 +32,8 @@ from .ops import (
     gate_of,
     local_gradients,
 )
-from .shapes import node_shape
-from .special import cancelled, folds_badly, is_boolean, is_plain_float, numeric_masks
+from ..ir.shapes import node_shape
+from ..ir.special import cancelled, folds_badly, is_boolean, is_plain_float, numeric_masks
 
 VIEW_OPS = ("broadcast_to", "transpose", "reshape")
 

@@ -1,6 +1,6 @@
 """The gates as functions users call: `gc.exp`, `gc.sum`, `gc.gate`, ...
 
-Stage: front-end (the public vocabulary). Imports `trace`, `ops` and `errors`. The names here
+Stage: front (the public vocabulary). Imports `trace`, `params` and the `ir`. The names here
 shadow Python's `abs`, `sum` and `max` on purpose, as NumPy's do; this module uses none of them
 (and `from graphc import *` leaves them out, see `graphc.__all__`).
 
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import sympy
 
-from .errors import TraceError
-from .ops import GateName, define_gate, evaluate, gate_call, gate_of
+from ..ir.errors import TraceError
+from ..ir.ops import GateName, define_gate, evaluate, gate_call, gate_of
+from . import params
 from .trace import Value, apply
 
 
@@ -87,32 +88,19 @@ def where(cond, a, b):
     return _call("where", cond, a, b)
 
 
-def _axis(axis, gate):
-    if axis is None or isinstance(axis, int) and not isinstance(axis, bool):
-        return axis
-    if isinstance(axis, tuple) and axis and all(isinstance(a, int) for a in axis):
-        return axis
-    raise TraceError(f"gc.{gate}: axis must be None, an int or a tuple of ints, got {axis!r}")
-
-
 def sum(x, axis=None, keepdims=False):  # noqa: A001
     """Sum over `axis` (all axes by default); its gradient broadcasts back, no Jacobian formed."""
-    return _call("sum", x, axis=_axis(axis, "sum"), keepdims=bool(keepdims))
+    return _call("sum", x, **params.reduction(axis, keepdims, "sum"))
 
 
 def mean(x, axis=None, keepdims=False):
     """Mean over `axis` (all axes by default)."""
-    return _call("mean", x, axis=_axis(axis, "mean"), keepdims=bool(keepdims))
+    return _call("mean", x, **params.reduction(axis, keepdims, "mean"))
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
     """Max over `axis` (None or one axis); the gradient goes to the first largest entry."""
-    axis = _axis(axis, "max")
-    if isinstance(axis, tuple) and len(axis) != 1:
-        raise TraceError("gc.max reduces over one axis or all of them; pass axis=None or an int")
-    return _call(
-        "max", x, axis=axis[0] if isinstance(axis, tuple) else axis, keepdims=bool(keepdims)
-    )
+    return _call("max", x, **params.max_reduction(axis, keepdims))
 
 
 def matmul(a, b):
@@ -122,19 +110,12 @@ def matmul(a, b):
 
 def transpose(x, axes=None):
     """Reverse the axes, or permute them by `axes`."""
-    if axes is not None:
-        axes = tuple(int(a) for a in axes)
-    return _call("transpose", x, axes=axes)
+    return _call("transpose", x, axes=params.axes(axes))
 
 
 def reshape(x, shape):
     """Reshape to `shape` (one entry may be -1)."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if not all(isinstance(n, int) and n >= -1 for n in shape):
-        raise TraceError(
-            f"gc.reshape: shape must be a tuple of non-negative ints or -1, got {shape!r}"
-        )
-    return _call("reshape", x, shape=shape)
+    return _call("reshape", x, shape=params.shape(shape))
 
 
 class GateFunction:

@@ -1,6 +1,6 @@
 """Code generation: print a scheduled program as a readable NumPy module, and load it.
 
-Stage: backend. Imports `ops`, `graph`, `schedule` and `errors`.
+Stage: emit (`Program` -> NumPy source -> module). Imports the `ir` and `passes`.
 
 Elementwise formulas are printed by a subclass of SymPy's NumPy printer (one template per
 formula, cached, so printing is not SymPy work per node); tensor gates use their table spelling.
@@ -24,13 +24,13 @@ import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from . import text
-from .dtypes import PY, compared_in, narrow
-from .graph import EXACT_INT, args_of, topo_order
-from .ops import ARGS, MASK, MASKS, OUT, TENSOR, gate_of
-from .schedule import Program, fresh
-from .shortcuts import Shortcuts, shortcuts
-from .special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
+from ..ir import text
+from ..ir.dtypes import PY, compared_in, narrow
+from ..ir.graph import EXACT_INT, args_of, topo_order
+from ..ir.ops import ARGS, MASK, MASKS, OUT, TENSOR, gate_of
+from ..ir.special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
+from ..passes.schedule import Program, fresh
+from ..passes.shortcuts import Shortcuts, shortcuts
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -509,7 +509,7 @@ class Emitter:
 
 
 def _locals(g, fwd: int):
-    from .autodiff import gate_local_gradients
+    from ..passes.autodiff import gate_local_gradients
 
     return gate_local_gradients(g, fwd)
 

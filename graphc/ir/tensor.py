@@ -1,6 +1,6 @@
 """Tensor gates: shape rules, NumPy spellings and vector-Jacobian rules.
 
-Stage: vocabulary (the tensor half of the gate table in `ops.py`). Imports `errors` only.
+Stage: ir (the tensor half of the gate table in `ops.py`). Imports `errors` only.
 
 A vector-Jacobian rule gets a builder `b` (`b.op(name, args, **params)`, `b.const(value)`,
 `b.shape(node)`, `b.params(node)`, `b.swap(node)`, `b.column(node)`, `b.expr(formula, operands)`),

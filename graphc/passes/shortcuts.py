@@ -1,7 +1,7 @@
 """Print-time shortcuts: the generated module computes the same values in fewer passes.
 
-Stage: backend planning (`Program` -> `Shortcuts`), read by `codegen.emit_module` alone. Imports
-`errors`, `graph`, `ops` and `schedule`. The values module behind drawings and checks still runs
+Stage: passes (`Program` -> `Shortcuts`), read by `emit.codegen.emit_module` alone. Imports
+the `ir` and `schedule`. The values module behind drawings and checks still runs
 every step, so each wire keeps its number; the shortcuts only change how the module spells them.
 
 Two of them let a scalar stand for an array of its copies: `value_and_grad` seeds backward with
@@ -41,9 +41,9 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from .errors import GraphcError
-from .graph import args_of
-from .ops import ARGS, TENSOR, gate_of
+from ..ir.errors import GraphcError
+from ..ir.graph import args_of
+from ..ir.ops import ARGS, TENSOR, gate_of
 from .schedule import Program
 
 

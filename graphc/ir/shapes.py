@@ -1,6 +1,6 @@
 """Shape inference: the shape of every node, given the shapes of the inputs.
 
-Stage: pass (graph -> graph). Imports `ops`, `graph` and `errors`.
+Stage: ir (graph -> graph with shapes). Imports `ops`, `graph` and `errors`.
 
 Code is generated for the shapes of a call (the function object caches one module per signature),
 so the backward pass knows where broadcasting happened and which axes to sum back, and a shape

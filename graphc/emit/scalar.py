@@ -1,6 +1,6 @@
 """The Python-float path: a generated module's statements run on Python floats, straight through.
 
-Stage: backend. Imports `text` (for its title) and `schedule` (the names it keeps to itself).
+Stage: emit. Imports `text` (for its title) and `schedule` (the names it keeps to itself).
 
 For a call with Python floats only, NumPy's per-operation overhead (a NumPy scalar per gate,
 about 0.5 us per `np.exp`) is most of the time. `straight_line` takes the generated module's
@@ -37,8 +37,8 @@ import types
 import typing
 from dataclasses import dataclass
 
-from .schedule import OWN_NAMES
-from .text import quoted
+from ..ir.text import quoted
+from ..passes.schedule import OWN_NAMES
 
 
 def _maximum(a: float, b: float) -> float:

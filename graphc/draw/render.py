@@ -1,6 +1,6 @@
 """Rendering: circuits drawn the way backprop lectures draw them, for slides.
 
-Stage: backend (graph + values -> graphviz). Imports `ops`, `graph`, `text` and `errors`; it draws
+Stage: draw (graph + values -> graphviz). Imports the `ir` and `emit.codegen`'s printer; it draws
 what the generated code computed (values come from `Compiled.values`) and never evaluates
 anything; every label is text, drawn as it is (`plain`).
 
@@ -26,10 +26,10 @@ import graphviz
 import networkx as nx
 import numpy as np
 
-from . import text
-from .errors import GraphcError
-from .graph import args_of, topo_order
-from .ops import TENSOR, gate_of
+from ..ir import text
+from ..ir.errors import GraphcError
+from ..ir.graph import args_of, topo_order
+from ..ir.ops import TENSOR, gate_of
 
 FONT = "Helvetica"
 POINTS = 72.0  # graphviz positions are in points, sizes in inches
@@ -162,7 +162,7 @@ def _gate_label(g: nx.DiGraph, n: int) -> str:
 
 def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
     """Each gate's local gradients in its own names (x, y, ... for arguments, out for itself)."""
-    from .codegen import formula_template  # the generated code's own printer
+    from ..emit.codegen import formula_template  # the generated code's own printer
 
     names = ["x", "y", "z", "w", "u", "v", "p", "q"]
     texts = {}
@@ -520,6 +520,41 @@ class Panel:
     title: str | None = None
     local: dict[str, str] | None = None
     reveal: int | None = None
+
+
+def function_panel(
+    f, inputs: dict, digits: int = 2, show_local: bool = False, reveal=None, title=None
+) -> Panel:
+    """The panel of a `graphc.Function` `f`: its structure alone for no `inputs`, else the
+    values and gradients its generated code computes at `inputs` (by name) on every wire."""
+    from ..passes.autodiff import gate_local_gradients
+
+    graph = f.graph
+    if not inputs:
+        output_name = graph.nodes[graph.graph["output"]].get("hint", "out")
+        scene = build_scene(graph, output_name=output_name)
+    else:
+        compiled, values = f.values_for(**inputs)
+        program = compiled.program
+        scene = build_scene(
+            graph, values, program.graph.graph["wires"], program.seed,
+            program.names.get(program.output, "out"), digits,
+        )  # fmt: skip
+    local = local_texts(graph, gate_local_gradients) if show_local else None
+    return Panel(scene, title, local, reveal)
+
+
+def steps(f, inputs: dict, digits: int = 2, show_local: bool = False, theme: str = "light"):
+    """SVG frames for a slide build-up of `f` at `inputs`: forward values first, then one gate's
+    gradients more per frame, in backward order; the last frame is the full picture."""
+    frames = []
+    gates = sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))
+    for reveal in range(-1, gates + 1):
+        if reveal == 0:
+            continue  # the output wire's gradient comes with the first gate's frame
+        panel = function_panel(f, inputs, digits, show_local, None if reveal == gates else reveal)
+        frames.append(svg_text(picture([panel], theme, digits)))
+    return frames
 
 
 def picture(panels: list[Panel], theme: str = "light", digits: int = 2, table=None):

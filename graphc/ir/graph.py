@@ -1,6 +1,6 @@
 """The graph: a networkx DAG of gates, its validation and its deterministic order.
 
-Stage: the IR every pass reads and writes. Imports `ops`, `text` and `errors` only.
+Stage: ir, the graph every pass reads and writes. Imports `ops`, `text` and `errors` only.
 
 A graph is a `networkx.DiGraph` whose nodes are consecutive integers in creation order. Every node
 has an `op` attribute: "input", "const" or a gate name from the table. An input has a `name`; a

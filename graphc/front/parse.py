@@ -1,6 +1,6 @@
 """The expression parser: text such as "(x + y) * z" into a graph, by a whitelist over `ast`.
 
-Stage: front-end (the command line's way in). Imports `trace`, `gates`, `errors` and `graph`.
+Stage: front (the command line's way in). Imports `trace`, `gates` and the `ir`.
 
 The text is read by `ast.parse(..., mode="eval")` and never run: no `eval`, `exec`, compiled
 code, `sympify` or `parse_expr`. Each syntax node is checked against a short whitelist before
@@ -29,8 +29,8 @@ import math
 
 import networkx as nx
 
+from ..ir.errors import GraphcError
 from . import gates
-from .errors import GraphcError
 from .trace import Value, apply, build_graph
 
 MAX_LENGTH = 10_000  # characters

@@ -1,6 +1,6 @@
 """Dtype inference: the dtype NumPy gives a function's result, given its inputs' (NEP 50).
 
-Stage: pass (graph -> dtypes). Imports `ops` and `graph`.
+Stage: ir (graph -> the dtype of every value). Imports `ops` and `graph`.
 
 graphc's result has the dtype NumPy gives for the same expression with the same arguments, by
 NumPy 2's promotion rules (NEP 50), whatever the fusion level or backend; each gradient has its

@@ -1,0 +1,106 @@
+"""Files: every file graphc writes, written atomically (a temporary file renamed into place).
+
+Stage: top. Imports `draw.render` (to turn a drawing into PDF or PNG bytes) and `draw.gallery`
+(the frames' names). Every write goes to a temporary file beside its target, renamed into place,
+so no half-written file is ever seen and a failure leaves an existing file as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator
+
+from .draw import render
+from .draw.gallery import frame_names
+from .ir.errors import GraphcError
+
+
+def write_atomic(path, data: str | bytes) -> str:
+    """Write text or bytes to path via a temporary file in the same folder, renamed into place,
+    so no half-written file is ever seen and a failure leaves an existing file as it was.
+
+    The file gets the permissions any new file gets (0666 minus the umask), or keeps those of
+    the file it replaces. Returns the path, as a string.
+    """
+    path = os.fspath(path)
+    fd, tmp = _new_file_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _new_file_beside(path: str) -> tuple[int, str]:
+    """A new, empty temporary file in path's folder. Created with mode 0666 as `open` does, so
+    the umask applies (tempfile's files are 0600, private to their owner)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".graphc-{secrets.token_hex(8)}.tmp")
+        with contextlib.suppress(FileExistsError):  # a name already taken: draw another
+            return os.open(tmp, flags, 0o666), tmp
+    raise FileExistsError(f"no free temporary file name in {folder!r}")
+
+
+def write_picture(picture, path) -> str:
+    """Write a drawing to `path` in the format its suffix names (.svg, .pdf, .png), atomically.
+
+    `picture` is a graphviz Digraph, or SVG text (for .svg only). A failure leaves any existing
+    file at `path` as it was.
+    """
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in ("svg", "pdf", "png"):
+        raise GraphcError(f"cannot write a picture to {path!r}: use a .svg, .pdf or .png file name")
+    if isinstance(picture, str):
+        if suffix != "svg":
+            raise GraphcError(f"only SVG text is at hand for {path!r}; write it to a .svg file")
+        data = picture.encode("utf-8")
+    else:
+        data = render.pipe(picture, suffix)
+    write_atomic(path, data)
+    return path
+
+
+def write_frames(frames: list[str], folder) -> list[str]:
+    """Step frames as frame-01.svg, frame-02.svg, ... in `folder` (made if missing), each written
+    atomically; frames of an earlier, longer run in that folder are removed."""
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    names = frame_names(len(frames))
+    paths = [os.path.join(folder, name) for name in names]
+    for svg, path in zip(frames, paths):
+        write_atomic(path, svg)
+    for old in sorted(os.listdir(folder)):
+        if re.fullmatch(r"frame-\d+\.svg", old) and old not in names:
+            os.unlink(os.path.join(folder, old))
+    return paths
+
+
+def write_files(folder, files) -> Iterator[str]:
+    """Write each `draw.gallery.File` into `folder` (made if missing) as soon as it comes, and
+    yield its path: text atomically, a list of step frames as a folder of frames (`write_frames`).
+    A path starting with ../ lies beside the folder (the gallery's page)."""
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    for file in files:
+        if file.path.startswith("../"):
+            path = os.path.join(os.path.dirname(os.path.normpath(folder)), file.path[3:])
+        else:
+            path = os.path.join(folder, file.path)
+        if isinstance(file.content, list):
+            yield from write_frames(file.content, path)
+        else:
+            write_atomic(path, file.content)
+            yield path
