@@ -21,7 +21,7 @@ from .draw import render
 from .emit import numba_backend
 from .emit.scalar import Fallbacks, straight_line
 from .files import write_atomic
-from .front.trace import Value, build_graph, trace
+from .front.trace import Value, build_graph, sympy_graph, trace
 from .ir import dtypes, text
 from .ir.errors import GraphcError, InputError
 from .ir.graph import normalize, validate
@@ -531,3 +531,14 @@ def _expression_graph(expr, inputs, name):
 def from_graph(graph: nx.DiGraph) -> Function:
     """A `Function` from a networkx graph built or loaded by hand (validated first)."""
     return Function(normalize(validate(graph)))
+
+
+def from_sympy(expr, name: str = "f") -> Function:
+    """A `Function` from a SymPy expression; its inputs are the free symbols, alphabetically.
+
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> gc.from_sympy(x**2 + 2*x*y**2 + y**3).grad(x=1.0, y=2.0)["x"]
+    10.0
+    """
+    return Function(sympy_graph(expr, name))

@@ -109,9 +109,16 @@ def _finite(s: Side) -> str:
     return "no: " + ", ".join(f"{k}={v:g}" for k, v in s.first_failure.items())
 
 
+TIMING_WINDOW = 0.01  # seconds per timed batch: long enough to average out the clock's steps
+
+
 def _median_seconds(module, values: list, repeat: int) -> float:
+    """The median time of one call, over `repeat` batches of calls that each take about
+    TIMING_WINDOW (timeit's autorange aims at 0.2 s a batch, which made `compare` take seconds)."""
     timer = timeit.Timer(lambda: module.value_and_grad(*values))
-    number, _ = timer.autorange()
+    number = 1
+    while timer.timeit(number) < TIMING_WINDOW and number < 10**7:
+        number *= 10
     return statistics.median(t / number for t in timer.repeat(repeat=repeat, number=number))
 
 
