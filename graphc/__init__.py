@@ -68,7 +68,7 @@ def _load_api() -> None:
     """Import the whole public API now (the first `gc.<name>` does it too)."""
     import importlib
 
-    found = {}
+    found: dict[str, Any] = {}
     for module, names in _API.items():
         loaded = importlib.import_module(module, __name__)
         found.update((name, getattr(loaded, name)) for name in names)

@@ -18,6 +18,7 @@ to the gate that causes it, where a whole-function check can only say that somet
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from .ir.graph import add_node, args_of, new_graph, topo_order
 from .ir.ops import ELEMENTWISE, GATES, MASK, TENSOR, gate_of
 from .ir.special import HELPERS
 from .passes.autodiff import gate_local_gradients
+
+if TYPE_CHECKING:
+    from .function import Function
 
 
 def relative_error(a, b) -> float:
@@ -79,7 +83,9 @@ def _like(original, x):
     return float(x) if np.ndim(original) == 0 and not isinstance(original, np.ndarray) else x
 
 
-def check_grad(f, /, *args, samples: int | None = 100, per_gate: bool = False, **inputs):
+def check_grad(
+    f: Function, /, *args, samples: int | None = 100, per_gate: bool = False, **inputs
+) -> float | GateReport:
     """Max relative error between f's gradients and central differences, over all inputs.
 
     Inputs are promoted to float64 for the check. `samples` caps the coordinates checked per
@@ -208,6 +214,7 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
         if data.get("role") in ("grad", "seed") or op in ("input", "const") or n not in seen:
             continue
         gate = gate_of(op)
+        assert gate is not None  # every node but inputs and constants is a gate
         if gate.kind == MASK:
             continue  # a comparison: no gradient flows through it
         args = [_value(g, a, seen) for a in args_of(g, n)]
@@ -252,7 +259,9 @@ def _check_local(g, n: int, args: list, out, used: list[bool]) -> list[float | N
     elif data["op"] == "expr":
         forward = formula_template(data["formula"])
     else:
-        forward = formula_template(gate_of(data["op"]).expr())
+        gate = gate_of(data["op"])
+        assert gate is not None
+        forward = formula_template(gate.expr())
     shape = np.shape(out)
     errors: list[float | None] = []
     for i, local in enumerate(gate_local_gradients(g, n)):

@@ -399,7 +399,7 @@ def _codegen(args) -> None:
 def _compare(args) -> None:
     from .draw.compare import compare
 
-    fmt = _picture_format(args) if args.output is not None else None
+    fmt = _picture_format(args) if args.output is not None else "svg"
     f, inputs = _load(args.source), _inputs(args)
     _reserved(inputs, ("rules", "level", "repeat"), "graphc compare")
     _check_inputs(f, inputs)
@@ -692,7 +692,7 @@ def _write_picture(picture, args, fmt: str) -> None:
         print(args.output)
 
 
-def _folder(path: str, what: str) -> Path:
+def _folder(path: str | Path, what: str) -> Path:
     """`path` as the folder a command writes into; a UsageError if a file is in the way."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():

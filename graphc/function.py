@@ -13,6 +13,7 @@ import dataclasses
 import numbers
 from collections.abc import Callable
 
+import graphviz
 import networkx as nx
 import numpy as np
 
@@ -105,7 +106,7 @@ class Function:
         }
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["graph"], state["wrt"], state["readable"], state["backend"])
+        Function.__init__(self, state["graph"], state["wrt"], state["readable"], state["backend"])
         self._last = state["last"]  # `source` is still the module of the last call's shapes
 
     # ------------------------------------------------------------ calling
@@ -302,19 +303,19 @@ class Function:
                     f"{self.__name__}(...) with example inputs first, or use "
                     f"{self.__name__}.source_for(...)"
                 ) from None
-        if self._last not in self._compiled:  # a copy: compiled again for the same shapes
-            self._module_for([_example(k) for k in self._last])
-        return self._compiled[self._last].source
+        last = self._last
+        assert last is not None  # set by the call above
+        if last not in self._compiled:  # a copy: compiled again for the same shapes
+            self._module_for([_example(k) for k in last])
+        return self._compiled[last].source
 
     def compiled_for(self, /, *args, **kwargs) -> Compiled:
         """The compiled specialisation for these inputs: program, source, module, values."""
-        self._module_for(self._bind(args, kwargs))
-        return self._compiled[self._last]
+        return self._specialised(self._bind(args, kwargs))
 
     def source_for(self, /, *args, **kwargs) -> str:
         """The generated module specialised to the shapes of these example inputs."""
-        self._module_for(self._bind(args, kwargs))
-        return self._compiled[self._last].source
+        return self._specialised(self._bind(args, kwargs)).source
 
     def save_source(self, path) -> str:
         """Write `source` to `path` atomically (a temporary file renamed into place)."""
@@ -341,7 +342,7 @@ class Function:
 
     def render(
         self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
-    ):
+    ) -> graphviz.Digraph:
         """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
 
         Inputs go by position or by name, as for a call; an input named like an option
@@ -464,7 +465,7 @@ def function(
     name: str | None = None,
     readable: bool = True,
     backend: str = "numpy",
-):
+) -> Function:
     """Compile a Python function, or a traced expression, into a `Function`.
 
     As a decorator, the function's parameters are the inputs:

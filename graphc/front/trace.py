@@ -15,6 +15,7 @@ import itertools
 import numbers
 import sys
 
+import networkx as nx
 import numpy as np
 import sympy
 from sympy.core.function import AppliedUndef
@@ -288,7 +289,7 @@ def build_graph(name: str, inputs: list[Value], output, hints: dict[int, str] | 
     return g
 
 
-def trace(fn) -> tuple[str, list[str], object]:
+def trace(fn) -> nx.DiGraph:
     """Trace `fn`: its parameters become inputs; returns the graph with local names as hints."""
     try:
         params = list(inspect.signature(fn).parameters.values())
