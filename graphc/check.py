@@ -24,6 +24,7 @@ import numpy as np
 
 from .compiler import compile_graph
 from .emit.codegen import formula_template, load_module
+from .ir import text
 from .ir.graph import add_node, args_of, new_graph, topo_order
 from .ir.ops import ELEMENTWISE, GATES, MASK, TENSOR, gate_of
 from .ir.special import HELPERS
@@ -181,6 +182,18 @@ class GateReport:
 
     def __repr__(self) -> str:
         return f"<GateReport {self.function}: {len(self.rows)} gates, error {_fmt(self.error)}>"
+
+    def _repr_html_(self) -> str:
+        """The table, with the worst gate marked and the whole function's error under it."""
+        worst = self.worst
+        table = [("gate", "variable", "checks", "max rel. error", "")]
+        table += [
+            (r.gate, r.name, r.kind, _fmt(r.error), "worst" if r is worst else "")
+            for r in self.rows
+        ]
+        caption = f"per-gate gradient check of {self.function}: {len(self.rows)} gate(s)"
+        whole = f"whole function: max relative error {_fmt(self.error)}"
+        return f"{text.html_table(table, caption)}<p>{text.markup(whole)}</p>"
 
 
 def _fmt(x: float) -> str:

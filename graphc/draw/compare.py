@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..passes.lint import witnesses
-from . import render
+from . import notebook, render
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,19 @@ class Comparison:
             render.function_panel(f, self.inputs, digits, False, title=side.label)
             for f, side in zip((self.unfused, self.fused), self.sides)
         ]
-        return render.picture(panels, theme, digits, table=self.rows())
+        return notebook.Picture.of(render.picture(panels, theme, digits, table=self.rows()))
 
     @property
     def svg(self) -> str:
         """`render()` as SVG text."""
         return render.svg_text(self.render())
 
-    def _repr_svg_(self) -> str:
-        return self.svg
+    def _repr_svg_(self) -> str | None:
+        return self.svg if notebook.jupyter_format() == "svg" else None
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **_) -> dict:
+        """Both circuits and the table, scaled to the notebook's width (see `notebook`)."""
+        return notebook.mimebundle(self.render(), include=include, exclude=exclude)
 
     def __repr__(self) -> str:
         return f"<graphc.Comparison of {self.unfused.__name__}: unfused vs fused>\n{self}"

@@ -52,7 +52,7 @@ class Value:
             return f"<graphc input {self.name}>"
         if self.op == "const":
             return f"<graphc const {self.const!r}>"
-        return f"<graphc {self.op} of {len(self.args)} value(s)>"
+        return f"<graphc value {self.op}({', '.join(_shown_arg(a) for a in self.args)})>"
 
     # arithmetic: each operator is one gate
     def __add__(self, other):
@@ -178,6 +178,18 @@ _UFUNCS = {
     "absolute": "abs", "tanh": "tanh", "maximum": "maximum", "minimum": "minimum",
     "matmul": "matmul", "less": "lt", "less_equal": "le", "greater": "gt", "greater_equal": "ge",
 }  # fmt: skip
+
+
+def _shown_arg(v) -> str:
+    """An argument as a traced value's repr names it: an input by its name, a constant by its
+    value, a gate by its name (its own arguments elided)."""
+    if not isinstance(v, Value):
+        return repr(v)
+    if v.op == "input":
+        return str(v.name)
+    if v.op == "const":
+        return f"{v.const:g}" if isinstance(v.const, (int, float)) else "const"
+    return f"{v.op}(...)"
 
 
 def lift(x) -> Value:
