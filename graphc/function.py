@@ -89,7 +89,7 @@ class Function:
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
         backend = ", backend='numba'" if self.backend == "numba" else ""
         inputs = ", ".join(self.inputs)
-        return f"{self.__name__}({inputs}): {gates} gates{backend}"
+        return f"{self.__name__}({inputs}): {gates} gate{'' if gates == 1 else 's'}{backend}"
 
     @property
     def graph(self) -> nx.DiGraph:
