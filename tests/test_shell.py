@@ -89,6 +89,27 @@ def test_help_and_version_start_without_the_compiler(flag):
     assert done.stdout.strip().endswith("loaded: []")
 
 
+def test_the_lazy_package_gives_the_same_names_whatever_loads_first():
+    probe = (
+        "import types\n"
+        "from graphc.function import Function\n"  # the submodule before the package's names
+        "import graphc as gc\n"
+        "assert not isinstance(gc.function, types.ModuleType)\n"
+        "f = gc.function(lambda x, y: gc.exp(x) * y)\n"
+        "assert isinstance(f, Function) and f.grad(x=0.0, y=2.0) == {'x': 2.0, 'y': 1.0}\n"
+        "ns = {}\n"
+        "exec('from graphc import *', ns)\n"
+        "assert sorted(k for k in ns if not k.startswith('__')) == sorted(gc.__all__)\n"
+        "assert set(gc.__all__) <= set(dir(gc))\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 def test_python_x_importtime_shows_no_sympy_for_version():
     done = graphc("--version", command=[sys.executable, "-X", "importtime", "-m", "graphc"])
     assert done.returncode == 0 and done.stdout.strip() == b"graphc 0.1.0"
