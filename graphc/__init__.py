@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+import typing
 
 # The public API by module. It loads on first use (PEP 562), all of it at once, so that
 # `graphc --help` and `graphc --version` start without importing SymPy and NumPy.
@@ -35,7 +35,7 @@ _API = {
     ".passes.lint": ("lint",),
 }  # fmt: skip
 
-if TYPE_CHECKING:  # what type checkers and editors read: the same names, imported eagerly
+if typing.TYPE_CHECKING:  # what type checkers and editors read: the same names, imported eagerly
     from .check import check_grad
     from .draw.compare import Comparison, compare
     from .front.gates import (
@@ -68,14 +68,14 @@ def _load_api() -> None:
     """Import the whole public API now (the first `gc.<name>` does it too)."""
     import importlib
 
-    found: dict[str, Any] = {}
+    found: dict[str, typing.Any] = {}
     for module, names in _API.items():
         loaded = importlib.import_module(module, __name__)
         found.update((name, getattr(loaded, name)) for name in names)
     globals().update(found)  # after the imports: `function` is the decorator, not the module
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if any(name in names for names in _API.values()):
         _load_api()
         return globals()[name]
@@ -91,7 +91,7 @@ class _Package(types.ModuleType):
     the package's attribute `function`, which is the decorator `gc.function`; that one binding
     is refused, so the order in which modules are imported cannot change what gc.function is."""
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: typing.Any) -> None:
         if name == "function" and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
