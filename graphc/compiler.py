@@ -161,6 +161,9 @@ def _generic(g, shapes, wrt, readable, dtype, input_dtypes, style) -> Compiled |
     sizes = probe_sizes(shapes)
     if sizes is None:
         return None
+    written = {abs(float(v)) for _, v in g.nodes(data="value") if v is not None and np.ndim(v) == 0}
+    if written & set(map(float, sizes.real)):
+        return None  # a number the user wrote that is a probe: it would be read as a size
     reach = nx.ancestors(g, g.graph["output"]) | {g.graph["output"]}
     wanted = [g.nodes[i]["name"] for i in g.graph["inputs"]] if wrt is None else wrt
     named = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
@@ -170,7 +173,6 @@ def _generic(g, shapes, wrt, readable, dtype, input_dtypes, style) -> Compiled |
         compiled = _compile(g, sizes.probe, wrt, readable, dtype, input_dtypes, style, sizes)
     except ShapeError:  # a size the user wrote (reshape to (5, 4)) meets a probe
         return None
-    written = {abs(float(v)) for _, v in g.nodes(data="value") if v is not None and np.ndim(v) == 0}
     if leftover(compiled.source, sizes, written):
         return None
     return dataclasses.replace(

@@ -208,3 +208,14 @@ def test_a_fixed_size_the_user_wrote_keeps_the_module_specialised(rng):
     assert_grads_close(f.grad(x=x), central_diff_all(f, {"x": x}))
     y = rng.standard_normal((2, 6))  # the same pattern, another module: still right
     assert_grads_close(f.grad(x=y), central_diff_all(f, {"x": y}))
+
+
+def test_a_number_the_user_wrote_is_never_read_as_a_size(rng):
+    from graphc.ir.shapes import PROBE_SHIFT
+
+    probe = (3 << PROBE_SHIFT) | 2  # what a size of 3 is probed as
+    f = gc.function(lambda x: gc.sum(x * probe))
+    for n in (3, 5):
+        x = rng.standard_normal(n)
+        np.testing.assert_array_equal(f.grad(x=x)["x"], np.full(n, float(probe)))
+        assert str(probe) in f.source
