@@ -3,10 +3,18 @@
 Stage: surface (a tool over `Function`). Imports `function`, `autodiff`, `codegen`, `graph`,
 `ops` and `special`.
 
+What is checked is the gradient of sum(dout * out), for an upstream gradient `dout`: all ones
+(the gradient of the sum) unless told, or a random one (`dout="random"`, drawn with the fixed seed
+`DOUT_SEED`). A check with ones can be fooled: sum(out) of batch norm is a constant in x, so every
+gradient of x, right or wrong, is 0 against a difference of 0. Where the gradient of sum(out) is
+zero for an input being checked (and out is not a scalar), the random `dout` is the default.
+
 The numerical gradient of input x along coordinate i is sum(dout * (f(x+h e_i) - f(x-h e_i)))/2h
 with the differences taken elementwise before summing, so outputs that do not depend on x_i
 contribute exactly zero and a large output adds no round-off. Coordinates are checked all, or a
 fixed-seed sample of `samples` per input for large arrays, as in a sparse gradient check.
+`report=True` returns a `GradReport`: per input, the worst coordinates with their analytic and
+numerical values and relative errors, as a table that prints and shows in notebooks.
 
 `per_gate=True` checks every gate on its own, at the values it sees in the forward pass (read
 from the generated code's intermediates): an elementwise gate's derived local gradients against
@@ -17,6 +25,8 @@ to the gate that causes it, where a whole-function check can only say that somet
 
 from __future__ import annotations
 
+import html
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +35,7 @@ import numpy as np
 from .compiler import compile_graph
 from .emit.codegen import formula_template, load_module
 from .ir import text
+from .ir.errors import InputError
 from .ir.graph import add_node, args_of, new_graph, topo_order
 from .ir.ops import ELEMENTWISE, GATES, MASK, TENSOR, gate_of
 from .ir.special import HELPERS
@@ -84,38 +95,200 @@ def _like(original, x):
     return float(x) if np.ndim(original) == 0 and not isinstance(original, np.ndarray) else x
 
 
+DOUT_SEED = 271828  # `dout="random"`: standard normal of this seed (not 0, 42: data often use them)
+OPTIONS = ("samples", "per_gate", "dout", "report")  # check_grad's keywords, not inputs
+WORST = 5  # coordinates a report shows per input
+
+
 def check_grad(
-    f: Function, /, *args, samples: int | None = 100, per_gate: bool = False, **inputs
-) -> float | GateReport:
+    f: Function,
+    /,
+    *args,
+    samples: int | None = 100,
+    per_gate: bool = False,
+    dout=None,
+    report: bool = False,
+    **inputs,
+) -> float | GateReport | GradReport:
     """Max relative error between f's gradients and central differences, over all inputs.
 
-    Inputs are promoted to float64 for the check. `samples` caps the coordinates checked per
-    input (a fixed-seed random subset); `samples=None` checks every coordinate. The result is
-    NaN where a gradient or a difference is not finite (at NaN inputs, say): never a pass.
-    `per_gate=True` returns a `GateReport` instead: every gate checked on its own (see the
-    module docstring); `print(report)` shows the table and names the worst gate.
+    The gradient checked is that of sum(dout * out). `dout` is an array (broadcast to out's
+    shape), `"random"` (standard normal, seed `DOUT_SEED`), `"ones"`, or None: ones, unless the
+    gradient of sum(out) is zero for an input being checked (batch norm's x), where ones cannot
+    tell a right gradient from a wrong one; then random. Inputs are promoted to float64.
+    `samples` caps the coordinates checked per input (a fixed-seed random subset);
+    `samples=None` checks every coordinate. The result is NaN where a gradient or a difference
+    is not finite (at NaN inputs, say): never a pass. `report=True` returns a `GradReport`
+    instead (per input: the worst coordinates, analytic against numerical). `per_gate=True`
+    returns a `GateReport`: every gate checked on its own (see the module docstring);
+    `print(report)` shows the table and names the worst gate. An input named like an option
+    goes by position.
 
     >>> check_grad(f, x=-2.0, y=5.0, z=-4.0) < 1e-7
     True
+    >>> print(check_grad(batchnorm, x=x, gamma=gamma, beta=beta, report=True))
     >>> print(check_grad(f, x=-2.0, y=5.0, z=-4.0, per_gate=True))   # one row per gate
     """
-    named = f._named(args, inputs, ("samples", "per_gate"), "gc.check_grad")
+    named = f._named(args, inputs, OPTIONS, "gc.check_grad")
     bound = f._bind((), named)  # missing, unexpected or refused inputs: InputError
     values = {
         k: v if isinstance(v, float) else np.asarray(v, dtype=np.float64)
         for k, v in zip(f.inputs, bound)
     }
     with np.errstate(all="ignore"):
-        _, analytic = f.value_and_grad(**values)
-    worst = 0.0
+        out, analytic = f.value_and_grad(**values)
+        weights, drawn = _upstream(f, values, out, analytic, dout)
+        if weights is not None:
+            analytic = _gradients_for(f, values, weights)
+    worst, rows = 0.0, []
     for name in f.gradient_names:
-        numeric = numerical_gradient(f, values, name, samples)
+        numeric = numerical_gradient(f, values, name, samples, dout=weights)
         picked = _picked(numeric.shape, samples)  # a NaN where a gradient is NaN counts
         error = _error(np.asarray(analytic[name])[picked], numeric[picked])
         worst = error if np.isnan(error) else max(worst, error)
-    if not per_gate:
-        return worst
-    return GateReport(f.__name__, _check_gates(f, values, samples), worst)
+        if report:
+            rows.append(_input_rows(name, np.asarray(analytic[name]), numeric, picked, error))
+    if per_gate:
+        return GateReport(f.__name__, _check_gates(f, values, samples), worst)
+    if report:
+        return GradReport(f.__name__, tuple(rows), worst, drawn)
+    return worst
+
+
+def _upstream(f, values: dict, out, analytic: dict, dout) -> tuple[np.ndarray | None, str]:
+    """The upstream gradient to check with (None: ones) and how it was chosen."""
+    shape = np.shape(out)
+    if isinstance(dout, str):
+        if dout not in ("random", "ones"):
+            raise InputError(
+                f"gc.check_grad: dout={dout!r}; give an array shaped like the output {shape}, "
+                "'random' (seed DOUT_SEED) or 'ones'"
+            )
+        if dout == "ones":
+            return None, "ones"
+        return np.random.default_rng(DOUT_SEED).standard_normal(shape), "random"
+    if dout is not None:
+        try:
+            given = np.broadcast_to(np.asarray(dout, dtype=np.float64), shape)
+        except (ValueError, TypeError):
+            raise InputError(
+                f"gc.check_grad: dout of shape {np.shape(dout)} does not broadcast to the "
+                f"output's shape {shape}; give one shaped like the output"
+            ) from None
+        return np.array(given), "given"
+    scale = max(1.0, float(np.max(np.abs(out), initial=0.0)))
+    blind = [  # sum(out) is constant in this input: ones would check nothing of its gradient
+        k
+        for k in f.gradient_names
+        if np.size(analytic[k]) and np.max(np.abs(analytic[k])) <= 1e-9 * scale
+    ]
+    if shape == () or not blind:
+        return None, "ones"
+    return np.random.default_rng(DOUT_SEED).standard_normal(shape), (
+        f"random: sum(out) has a zero gradient in {', '.join(blind)}"
+    )
+
+
+def _gradients_for(f, values: dict, dout: np.ndarray) -> dict:
+    """f's gradients of sum(dout * out), from its generated forward and backward."""
+    bound = f._bind((), values)
+    compiled = f.compiled_for(**values)
+    _, cache = compiled.module.forward(*compiled.prepared(bound))
+    grads = compiled.module.backward(dout, cache)
+    return {
+        k: np.broadcast_to(np.asarray(g, dtype=np.float64), np.shape(values[k]))
+        for k, g in zip(f.gradient_names, grads)
+    }
+
+
+def _input_rows(name, analytic, numeric, picked, error) -> InputCheck:
+    """One input's worst coordinates (largest relative error first, NaN the largest)."""
+    analytic = np.broadcast_to(analytic, numeric.shape)
+    where = [i for i in np.ndindex(numeric.shape) if picked[i]]
+    errors = {i: _error(analytic[i], numeric[i]) for i in where}
+    order = sorted(where, key=lambda i: (-np.inf if np.isnan(errors[i]) else -errors[i], i))
+    shown = tuple((i, float(analytic[i]), float(numeric[i]), errors[i]) for i in order[:WORST])
+    return InputCheck(name, numeric.shape, len(where), error, shown)
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """One input's part of a `GradReport`: its worst coordinates."""
+
+    name: str
+    shape: tuple[int, ...]
+    checked: int  # coordinates compared
+    error: float  # the largest relative error among them (NaN: not finite somewhere)
+    worst: tuple[
+        tuple[tuple[int, ...], float, float, float], ...
+    ]  # (index, analytic, numerical, error)
+
+
+@dataclass(frozen=True)
+class GradReport:
+    """`check_grad(..., report=True)`: per input, analytic against numerical gradients.
+
+    `rows` has one `InputCheck` per input checked; `error` is what `check_grad` returns without
+    `report`; `dout` says which upstream gradient was used. `str(report)` is a table;
+    notebooks show `_repr_html_`. `report["x"]` is the row of input x.
+    """
+
+    function: str
+    rows: tuple[InputCheck, ...]
+    error: float
+    dout: str
+
+    def __getitem__(self, name: str) -> InputCheck:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"no input {name!r} was checked; inputs: {[r.name for r in self.rows]}")
+
+    def __float__(self) -> float:
+        return float(self.error)
+
+    def _table(self) -> list[tuple[str, ...]]:
+        table = [("input", "index", "analytic", "numerical", "rel. error")]
+        for row in self.rows:
+            for k, (i, a, n, e) in enumerate(row.worst):
+                first = f"{row.name} {row.shape}" if k == 0 else ""
+                table.append((first, str(i) if i else "()", f"{a:.6g}", f"{n:.6g}", _fmt(e)))
+        return table
+
+    def _head(self) -> list[str]:
+        per = ", ".join(f"{r.name} {_fmt(r.error)} ({r.checked} checked)" for r in self.rows)
+        return [
+            f"gradient check of {self.function}: max relative error {_fmt(self.error)}",
+            f"upstream gradient dout: {self.dout}",
+            *textwrap.wrap(f"per input: {per or 'none'}", 96),
+        ]
+
+    def __str__(self) -> str:
+        table = self._table()
+        widths = [max(len(row[k]) for row in table) for k in range(len(table[0]))]
+        lines = [
+            "  ".join(
+                c.rjust(w) if k > 1 else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths))
+            ).rstrip()
+            for row in table
+        ]
+        return "\n".join([*self._head(), "", *lines])
+
+    def __repr__(self) -> str:
+        return f"<GradReport {self.function}: {len(self.rows)} inputs, error {_fmt(self.error)}>"
+
+    def _repr_html_(self) -> str:
+        table = self._table()
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in table[0])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in table[1:]
+        )
+        caption = "<br>".join(html.escape(line) for line in self._head())
+        return (
+            f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
 
 
 # ---------------------------------------------------------------- the per-gate report
@@ -216,8 +389,8 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
     compiled = f.compiled_for(**values)
     program = compiled.program
     g = program.graph
-    out_shape = g.nodes[program.output]["shape"]
-    seen = compiled.values(f._bind((), values), 1.0 if out_shape == () else np.ones(out_shape))
+    bound = f._bind((), values)
+    seen = compiled.values(bound, compiled.ones(bound))
     rng = np.random.default_rng(seed)
     flows = set(g.graph["wires"])  # (gate, argument) pairs a gradient flows back along
     rows = []

@@ -5,6 +5,7 @@ Stage: top. Sequences the wings, each call one stage:
     graph = trace(fn)                      front.trace      a Python function -> graph of gates
     graph = fuse(graph, rules, level)      passes.fusion    (when asked) gates -> fused gates
     graph = lower(graph)                   passes.lower     (readable=False) exact gates, shared
+    sizes = probe_sizes(shapes)            ir.shapes        (generic=True) sizes as classes, probed
     graph = infer_shapes(graph, shapes)    ir.shapes        the shape of every value
     graph = backward(graph, wrt)           passes.autodiff  the chain rule, as graph nodes
     program = schedule(graph)              passes.schedule  statements, in order, named
@@ -12,7 +13,9 @@ Stage: top. Sequences the wings, each call one stage:
     module = load_module(source, name)     emit.codegen     (on first use) the code that runs
 
 `Function` (function.py) is the user's handle on this: it traces once, fuses when asked, and
-keeps one `Compiled` per input signature. Nothing here draws, parses arguments or writes files.
+keeps one `Compiled` per size pattern (ranks, dtypes, which sizes are 1 and which are equal),
+whose module reads every size from its arguments. Nothing here draws, parses arguments or
+writes files.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import math
 import types
 from dataclasses import dataclass
 
@@ -29,8 +33,11 @@ import numpy as np
 from . import __version__
 from .emit import numba_backend
 from .emit.codegen import emit_module, emit_values_module, load_module
+from .emit.sizes import leftover
 from .ir import dtypes
-from .ir.shapes import infer_shapes
+from .ir.errors import ShapeError
+from .ir.graph import copy_graph
+from .ir.shapes import Sizes, infer_shapes, probe_sizes
 from .passes.autodiff import backward
 from .passes.lower import lower
 from .passes.schedule import Program, sanitize, schedule
@@ -49,6 +56,8 @@ class Compiled:
     kinds: dict | None = None  # the nodes' dtypes, where Python floats meet float32 arrays
     dtype: np.dtype | None = None  # the value's dtype, as NumPy gives it (None: a Python float)
     converted: tuple[tuple[int, np.dtype], ...] = ()  # inputs the module takes in another dtype
+    sizes: Sizes | None = None  # the probes the module was compiled at (None: exact shapes)
+    probed: Program | None = None  # the program at the probe sizes, which `values` prints
 
     def prepared(self, values: list) -> list:
         """The inputs as the module takes them: a Python number as a NumPy number of the dtype
@@ -72,8 +81,24 @@ class Compiled:
     def values(self, inputs: list, dout) -> dict[int, object]:
         """Every value forward and backward compute, by node id (compiled on first use)."""
         if self._values is None:
-            self._values = load_module(emit_values_module(self.program, self.kinds), "values")
+            source = emit_values_module(self.probed or self.program, self.kinds, self.sizes)
+            self._values = load_module(source, "values")
         return self._values.all_values(*self.prepared(inputs), dout)
+
+    def shape_of(self, n: int, inputs: list) -> tuple[int, ...]:
+        """Node n's shape for these inputs (`program` has the shapes of the first call)."""
+        if self.probed is None:
+            return self.program.graph.nodes[n]["shape"]
+        g = self.probed.graph
+        read: dict[int, int] = {}
+        for i, v in zip(self.probed.inputs, inputs):
+            read.update(zip(g.nodes[i]["shape"], np.shape(v)))
+        return tuple(read.get(d, d) for d in g.nodes[n]["shape"])
+
+    def ones(self, inputs: list):
+        """The upstream gradient of ones for these inputs (1.0 for a scalar output)."""
+        shape = self.shape_of(self.program.output, inputs)
+        return 1.0 if shape == () else np.ones(shape)
 
 
 def compile_graph(
@@ -84,6 +109,8 @@ def compile_graph(
     dtype: str = "float64",
     backend: str = "numpy",
     input_dtypes: dict[str, np.dtype | None] | None = None,
+    generic: bool = False,
+    style: str = "accurate",
 ) -> Compiled:
     """Trace-independent compiler: graph + input shapes -> generated NumPy module.
 
@@ -95,12 +122,20 @@ def compile_graph(
     a Python float meets float32 (or float16) arrays: the module converts it there, as NumPy does.
     `backend="numba"` (elementwise programs): the module runs one numba loop per call instead
     (see `numba_backend`); the program, for drawings and values, is still the NumPy one.
+    `generic=True`: the module reads every size from its arguments and works for every call of
+    the same size pattern (`ir.shapes.size_pattern`); `Compiled.sizes` is then set. Where the
+    code cannot (a reshape to a fixed shape), it is specialised to `shapes`, as without.
+    `style` (`ir.ops.STYLES`): "accurate", "textbook" (the lecture's formulas where they differ,
+    `ir.ops.TEXTBOOK`) or "layer" (CS231n's `<name>_forward`/`<name>_backward` and a gate class).
     """
     with gc_paused():
-        compiled = _compile(g, shapes, wrt, readable, dtype, input_dtypes)
+        options = (wrt, readable, dtype, input_dtypes, style)
+        compiled = _generic(g, shapes, *options) if generic else None
+        if compiled is None:
+            compiled = _compile(g, shapes, *options)
         if backend == "numba":
             kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
-            scalars = frozenset(k for k, shape in shapes.items() if np.prod(shape) == 1)
+            scalars = frozenset(k for k, shape in shapes.items() if math.prod(shape) == 1)
             source = numba_backend.emit_kernel_module(kernel, _title(g), __version__, scalars)
             module = numba_backend.load_kernel_module(source, sanitize(g.graph["name"]))
             compiled = dataclasses.replace(compiled, source=source, _module=module)
@@ -120,8 +155,51 @@ def gc_paused():
             gc.enable()
 
 
-def _compile(g, shapes, wrt, readable, dtype, input_dtypes=None) -> Compiled:
+def _generic(g, shapes, wrt, readable, dtype, input_dtypes, style) -> Compiled | None:
+    """The program compiled at probe sizes, printed reading every size from the arguments;
+    None where some size cannot be read so (the caller then specialises to exact shapes)."""
+    sizes = probe_sizes(shapes)
+    if sizes is None:
+        return None
+    written = {abs(float(v)) for _, v in g.nodes(data="value") if v is not None and np.ndim(v) == 0}
+    if written & set(map(float, sizes.real)):
+        return None  # a number the user wrote that is a probe: it would be read as a size
+    reach = nx.ancestors(g, g.graph["output"]) | {g.graph["output"]}
+    wanted = [g.nodes[i]["name"] for i in g.graph["inputs"]] if wrt is None else wrt
+    named = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
+    if any(named[k] not in reach for k in wanted):
+        return None  # its zero gradient is a constant array of the call's shape
+    try:
+        compiled = _compile(g, sizes.probe, wrt, readable, dtype, input_dtypes, style, sizes)
+    except ShapeError:  # a size the user wrote (reshape to (5, 4)) meets a probe
+        return None
+    if leftover(compiled.source, sizes, written):
+        return None
+    return dataclasses.replace(
+        compiled, program=_at_call(compiled.program, sizes), probed=compiled.program
+    )
+
+
+def _at_call(program: Program, sizes: Sizes) -> Program:
+    """The program with the first call's shapes (for drawings, checks, readers of the graph)."""
+    g = copy_graph(program.graph)
+    for _, data in g.nodes(data=True):
+        if "shape" in data:
+            data["shape"] = sizes.of(data["shape"])
+        if "shape" in data.get("params", {}):  # broadcast_to, sum_to, reshape
+            data["params"] = {**data["params"], "shape": sizes.of(data["params"]["shape"])}
+        if "count" in data:
+            data["value"] = math.prod(
+                sizes.of(g.nodes[data["count"][0]]["shape"])[a] for a in data["count"][1]
+            )
+    return dataclasses.replace(program, graph=g)
+
+
+def _compile(
+    g, shapes, wrt, readable, dtype, input_dtypes=None, style="accurate", sizes=None
+) -> Compiled:
     shaped = infer_shapes(g if readable else lower(g), shapes)
+    shaped.graph["style"] = style  # the backward pass and the printer read it
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
@@ -131,8 +209,10 @@ def _compile(g, shapes, wrt, readable, dtype, input_dtypes=None) -> Compiled:
         kinds = dtypes.node_kinds(program.graph, {**given, program.seed: np.dtype(dtype)})
         if not any(dtypes.narrow(k) for k in kinds.values()):
             kinds = None  # nothing to convert it for
-    source = emit_module(program, _title(g), __version__, dtype, kinds)
-    return Compiled(program, source, sanitize(g.graph["name"]), kinds=kinds)
+    name = sanitize(g.graph["name"])
+    layer = name if style == "layer" else None
+    source = emit_module(program, _title(g), __version__, dtype, kinds, sizes, layer)
+    return Compiled(program, source, sanitize(g.graph["name"]), kinds=kinds, sizes=sizes)
 
 
 def _title(g: nx.DiGraph) -> str:

@@ -3,8 +3,9 @@
 Stage: top. Imports the wings and `compiler`; nothing imports it but the rest of the top.
 
 `compiler.compile_graph` is the whole compiler, top to bottom (see compiler.py). A `Function`
-keeps one compiled module per input signature (shapes and dtypes), so code is specialised to how
-it is called, and converts arguments and results at the boundary.
+keeps one compiled module per size pattern (ranks, dtypes, which sizes are 1 and which sizes are
+equal: `ir.shapes.size_pattern`), whose code reads every size from its arguments, so a loop over
+batches of 64, ..., 64, 37 compiles once; it converts arguments and results at the boundary.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from .front.trace import Value, build_graph, sympy_graph, trace
 from .ir import dtypes, text
 from .ir.errors import GraphcError, InputError
 from .ir.graph import normalize, validate
+from .ir.ops import STYLES
+from .ir.shapes import size_pattern
 from .passes.fusion import fuse
 
 VALUE_AND_GRAD_DOC = """The value and a dict of gradients, one per input, each shaped like it.
@@ -60,7 +63,17 @@ class Function:
         readable: bool = True,
         backend: str = "numpy",
         origin: nx.DiGraph | None = None,
+        style: str = "accurate",
     ):
+        if style not in STYLES:
+            raise InputError(
+                f"unknown style {style!r}; choose 'accurate' (the default: exact for any input), "
+                "'textbook' (the lecture's formulas, e.g. sigmoid' = (1 - s) * s) or 'layer' "
+                "(CS231n's <name>_forward / <name>_backward and a gate class)"
+            )
+        if style != "accurate" and backend == "numba":
+            raise InputError(f"style={style!r} prints NumPy code; it needs backend='numpy'")
+        self.style = style
         if backend not in numba_backend.BACKENDS:
             raise InputError(
                 f"unknown backend {backend!r}; choose 'numpy' (the default, readable NumPy "
@@ -76,7 +89,8 @@ class Function:
         self.__name__ = graph.graph["name"]
         self._wrt = wrt
         self.readable = readable  # False: faster code where it must differ from the lecture's
-        self._compiled: dict[tuple, Compiled] = {}
+        self._compiled: dict[tuple, Compiled] = {}  # by signature: each call's shapes, dtypes
+        self._patterns: dict[tuple, Compiled] = {}  # the generic ones, by size pattern
         self._last: tuple | None = None
         self._dispatch(self._numpy_value, self._numpy_value_and_grad)
 
@@ -109,10 +123,18 @@ class Function:
             "readable": self.readable,
             "backend": self.backend,
             "last": self._last,
+            "style": self.style,
         }
 
     def __setstate__(self, state: dict) -> None:
-        Function.__init__(self, state["graph"], state["wrt"], state["readable"], state["backend"])
+        Function.__init__(
+            self,
+            state["graph"],
+            state["wrt"],
+            state["readable"],
+            state["backend"],
+            style=state.get("style", "accurate"),
+        )
         self._last = state["last"]  # `source` is still the module of the last call's shapes
 
     # ------------------------------------------------------------ calling
@@ -163,19 +185,21 @@ class Function:
         level: str = "patterns",
         readable: bool | None = None,
         backend: str | None = None,
+        style: str | None = None,
     ) -> Function:
         """A new function with gates fused (see `graphc.fuse`); this one is unchanged.
 
-        `readable` and `backend` (default: as this function) choose the generated code.
+        `readable`, `backend` and `style` (default: as this function) choose the generated code.
 
         >>> neuron.fused().graph   # exp, add and div became one sigmoid gate
         >>> neuron.fused(backend="numba")   # one compiled loop (needs numba)
         """
         readable = self.readable if readable is None else readable
         backend = self.backend if backend is None else backend
+        style = self.style if style is None else style
         with gc_paused():  # fusing a large graph allocates many long-lived objects
             fused = fuse(self._graph, rules, level)
-        return Function(fused, self._wrt, readable, backend, self._origin)
+        return Function(fused, self._wrt, readable, backend, self._origin, style)
 
     def wrt(self, *names: str) -> Function:
         """The same function, differentiated only with respect to `names` (less work in backward).
@@ -189,7 +213,7 @@ class Function:
                 f"got {list(names)}"
             )
         names = tuple(dict.fromkeys(names))
-        return Function(self._graph, names, self.readable, self.backend, self._origin)
+        return Function(self._graph, names, self.readable, self.backend, self._origin, self.style)
 
     @property
     def gradient_names(self) -> tuple[str, ...]:
@@ -198,12 +222,24 @@ class Function:
 
     def _specialised(self, values: list) -> Compiled:
         key = tuple(map(_signature, values))
-        if key not in self._compiled:
-            self._compiled[key] = self._compile_for(values)
-            if self.backend == "numpy" and values and all(k == ((), "py") for k in key):
-                self._take_floats_straight(self._compiled[key].source)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._for_pattern(key, values)
+            floats = values and all(k == ((), "py") for k in key)
+            if self.backend == "numpy" and self.style == "accurate" and floats:
+                self._take_floats_straight(compiled.source)
         self._last = key
-        return self._compiled[key]
+        return compiled
+
+    def _for_pattern(self, key: tuple, values: list) -> Compiled:
+        """The module of this call's size pattern: compiled on the pattern's first call."""
+        pattern = (size_pattern(shape for shape, _ in key), tuple(dtype for _, dtype in key))
+        compiled = self._patterns.get(pattern)
+        if compiled is None:
+            compiled = self._compile_for(values)
+            if compiled.sizes is not None:  # generic: every call of the pattern runs it
+                self._patterns[pattern] = compiled
+        return compiled
 
     def _compile_for(self, values: list) -> Compiled:
         """The module for the shapes and dtypes of `values`, and how its value and inputs are
@@ -216,7 +252,15 @@ class Function:
         seed = (natural or np.dtype(np.float64)).type.__name__
         try:
             compiled = compile_graph(
-                self._graph, shapes, self._wrt, self.readable, seed, self.backend, runtime
+                self._graph,
+                shapes,
+                self._wrt,
+                self.readable,
+                seed,
+                self.backend,
+                runtime,
+                generic=True,
+                style=self.style,
             )
         except GraphcError as e:  # report at the call, not from deep inside the compiler
             raise type(e)(f"{self.__name__}: {e}") from None
@@ -299,8 +343,9 @@ class Function:
 
     @property
     def source(self) -> Code:
-        """The generated module for the most recent call's shapes (all-scalar before any call):
-        a `str`, which a notebook shows highlighted."""
+        """The generated module for the most recent call's size pattern (all-scalar before any
+        call); it reads every size from its arguments (see the module's docstring). A `str`,
+        which a notebook shows highlighted."""
         if self._last is None:
             try:
                 self._module_for([0.0] * len(self.inputs))
@@ -320,9 +365,16 @@ class Function:
         """The compiled specialisation for these inputs: program, source, module, values."""
         return self._specialised(self._bind(args, kwargs))
 
-    def source_for(self, /, *args, **kwargs) -> Code:
-        """The generated module specialised to the shapes of these example inputs (a `str`,
-        shown highlighted in a notebook)."""
+    def source_for(self, /, *args, style: str | None = None, **kwargs) -> Code:
+        """The generated module for the size pattern of these example inputs, in this function's
+        style or `style` (an input named `style` goes by position); a `str`, shown highlighted
+        in a notebook.
+
+        >>> batchnorm.source_for(x, gamma, beta, style="layer")   # batchnorm_forward, ...
+        """
+        if style is not None and style != self.style:
+            other = Function(self._graph, self._wrt, self.readable, "numpy", self._origin, style)
+            return other.source_for(*args, **kwargs)
         return Code(self._specialised(self._bind(args, kwargs)).source)
 
     def save_source(self, path) -> str:
@@ -336,11 +388,8 @@ class Function:
         backward compute there (by node id, backward seeded with ones): what drawings show."""
         values = self._bind(args, kwargs)
         compiled = self._specialised(values)
-        program = compiled.program
-        out_shape = program.graph.nodes[program.output]["shape"]
-        seed = 1.0 if out_shape == () else np.ones(out_shape)
         with np.errstate(all="ignore"):  # an overflow is drawn on its wire, not warned about
-            return compiled, compiled.values(values, seed)
+            return compiled, compiled.values(values, compiled.ones(values))
 
     def _drawn(self, args, inputs, caller: str) -> dict:
         """The inputs to draw with, by name ({} for the structure alone)."""
@@ -509,6 +558,7 @@ def function(
     name: str | None = None,
     readable: bool = True,
     backend: str = "numpy",
+    style: str = "accurate",
 ) -> Function:
     """Compile a Python function, or a traced expression, into a `Function`.
 
@@ -526,6 +576,11 @@ def function(
 
     `backend="numba"` runs a function whose gates are all elementwise as one compiled loop over
     the elements (forward and backward together); it needs numba (`graphc[numba]`).
+
+    `style` chooses how the code reads: "accurate" (default: exact for any input), "textbook"
+    (the lecture's formulas where they differ: sigmoid' = (1 - s) * s, tanh' = 1 - t**2,
+    softplus = log(1 + exp(x)); the docstring says where they lose accuracy) or "layer"
+    (`<name>_forward(...) -> (out, cache)`, `<name>_backward(dout, cache)`, `class <Name>Gate`).
     """
     if fn is None:
         raise InputError(
@@ -548,7 +603,7 @@ def function(
             )
     except RecursionError:
         raise GraphcError("the expression is too deep to trace") from None
-    return Function(graph, readable=readable, backend=backend)
+    return Function(graph, readable=readable, backend=backend, style=style)
 
 
 def _expression_graph(expr, inputs, name):

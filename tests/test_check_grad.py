@@ -367,3 +367,106 @@ def test_a_wrong_gradient_next_to_a_huge_value_is_still_caught():
     report = gc.check_grad(gc.function(lambda x, y: plus(x, y)), x=1e20, y=1.0, per_gate=True)
     (row,) = report.rows
     assert row.errors[0] < TOL and row.errors[1] == pytest.approx(1 / 3, rel=1e-3)
+
+
+# ---------------------------------------------------------------- the upstream gradient (issue 14)
+
+
+class wrong_sqrt(sympy.Function):  # noqa: N801 - a SymPy function, named like one
+    """sqrt whose derivative is planted wrong: 0.4/sqrt(x) instead of 0.5/sqrt(x)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sympy.Float(0.4) / sympy.sqrt(self.args[0])
+
+    def _numpycode(self, printer):
+        return f"{printer._module_format('numpy.sqrt')}({printer._print(self.args[0])})"
+
+
+bad_sqrt = gc.gate("pg_wrong_sqrt", lambda a: wrong_sqrt(a))
+
+
+def _batchnorm(root):
+    def batchnorm(x, gamma, beta):
+        mu = gc.mean(x, axis=0)
+        xc = x - mu
+        xhat = xc / root(gc.mean(xc * xc, axis=0) + 1e-5)
+        return gamma * xhat + beta
+
+    return gc.function(batchnorm)
+
+
+def _bn_inputs():
+    rng = np.random.default_rng(3)
+    return {
+        "x": rng.standard_normal((6, 4)),
+        "gamma": rng.standard_normal(4),
+        "beta": rng.normal(size=4),
+    }
+
+
+def test_ones_cannot_see_a_wrong_batchnorm_gradient_but_the_default_does():
+    # sum(out) of batch norm is constant in x: with dout = ones every gradient of x is 0, the
+    # wrong one too (the planted sqrt' never reaches dx); a random upstream gradient sees it
+    right, wrong = _batchnorm(gc.sqrt), _batchnorm(bad_sqrt)
+    inputs = _bn_inputs()
+    fooled = gc.check_grad(wrong, dout="ones", report=True, **inputs)
+    assert np.max(np.abs(fooled["x"].worst[0][1])) < 1e-12  # the analytic dx is all 0
+    assert gc.check_grad(right, **inputs) < 1e-6
+    caught = gc.check_grad(wrong, report=True, **inputs)
+    assert caught.dout.startswith("random") and "x" in caught.dout
+    assert caught["x"].error > 1e-2 and caught["beta"].error < 1e-6
+    assert gc.check_grad(wrong, dout="random", **inputs) > 1e-2
+
+
+def test_check_grad_uses_the_upstream_gradient_it_is_given():
+    torch = pytest.importorskip("torch")
+    inputs = _bn_inputs()
+    dout = np.cos(np.arange(24.0)).reshape(6, 4)
+    report = gc.check_grad(_batchnorm(gc.sqrt), dout=dout, report=True, samples=None, **inputs)
+    assert report.error < 1e-6 and report.dout == "given"
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in inputs.items()}
+    out = torch.nn.functional.batch_norm(t["x"], None, None, t["gamma"], t["beta"], True, 0.0, 1e-5)
+    (out * torch.tensor(dout)).sum().backward()
+    for row in report.rows:  # the table's analytic figures are PyTorch's gradient of sum(dout*out)
+        assert row.checked == inputs[row.name].size
+        for index, analytic, numeric, _ in row.worst:
+            want = t[row.name].grad.numpy()[index]
+            assert analytic == pytest.approx(want, rel=1e-9, abs=1e-12)
+            assert numeric == pytest.approx(want, rel=1e-5, abs=1e-8)
+
+
+def test_the_random_upstream_gradient_is_fixed_and_documented():
+    from graphc import check
+
+    f = gc.function(lambda x: x * x)
+    x = np.array([0.5, -1.0, 2.0])
+    report = gc.check_grad(f, x=x, dout="random", report=True, samples=None)
+    dout = np.random.default_rng(check.DOUT_SEED).standard_normal(3)
+    analytic = {index: a for index, a, _, _ in report["x"].worst}
+    for i in range(3):
+        assert analytic[(i,)] == pytest.approx(2 * x[i] * dout[i], rel=1e-12)
+    assert gc.check_grad(f, x=x, report=True).dout == "ones"  # sum(x*x) has a gradient: ones
+
+
+def test_the_report_prints_readably_and_shows_in_notebooks():
+    report = gc.check_grad(_batchnorm(gc.sqrt), report=True, **_bn_inputs())
+    text = str(report)
+    assert text.splitlines()[0].startswith("gradient check of batchnorm: max relative error")
+    for word in ("input", "analytic", "numerical", "rel. error", "x (6, 4)", "gamma (4,)"):
+        assert word in text, text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    page = report._repr_html_()
+    assert page.startswith("<table>") and "<th>analytic</th>" in page and "x (6, 4)" in page
+    assert float(report) == report.error and repr(report).startswith("<GradReport batchnorm")
+
+
+def test_a_bad_upstream_gradient_is_a_clear_error():
+    f = _batchnorm(gc.sqrt)
+    with pytest.raises(gc.InputError, match="does not broadcast to the output's shape"):
+        gc.check_grad(f, dout=np.ones(5), **_bn_inputs())
+    with pytest.raises(gc.InputError, match="'random'"):
+        gc.check_grad(f, dout="normal", **_bn_inputs())
+    g = gc.function(lambda dout, report: dout * report)  # inputs named like options: by position
+    assert gc.check_grad(g, 1.5, 2.0) < 1e-7

@@ -229,7 +229,10 @@ def traced_shapes(f, inputs: dict, dout=None) -> list[str]:
     backward = next(
         n for n in ast.parse(compiled.source).body if getattr(n, "name", "") == "backward"
     )
-    statements = iter(backward.body[1:-1] if program.cache else backward.body[:-1])
+    # the cache may also carry an input whose sizes backward reads (issue 14): skip its unpacking
+    unpacks = getattr(backward.body[0], "value", None)
+    unpacked = isinstance(unpacks, ast.Name) and unpacks.id == "cache"
+    statements = iter(backward.body[1:-1] if unpacked else backward.body[:-1])
     line_of = {}
     for n in plan.backward:  # one statement each; an in-place mask may take two lines
         first = next(statements)

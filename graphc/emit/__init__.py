@@ -1,11 +1,12 @@
 """The emit wing: program -> code, and code -> a module that runs.
 
 `codegen` prints a scheduled `Program` as the readable NumPy module (`forward`, `backward`,
-`value_and_grad`) and loads it; `scalar` runs that module's statements on Python floats,
+`value_and_grad`) and loads it, `sizes` writing each size as a read of an argument's shape so
+that the module works for every batch size; `scalar` runs that module's statements on Python floats,
 straight through; `numba_backend` runs an elementwise program as one compiled loop.
 
 May import: `graphc.ir` and `graphc.passes`.
 
 Modules, in pipeline order:
-    codegen -> scalar | numba_backend
+    sizes -> codegen -> scalar | numba_backend
 """

@@ -27,10 +27,12 @@ from sympy.printing.numpy import NumPyPrinter
 from ..ir import text
 from ..ir.dtypes import PY, compared_in, narrow
 from ..ir.graph import EXACT_INT, args_of, topo_order
-from ..ir.ops import ARGS, MASK, MASKS, OUT, TENSOR, gate_of
+from ..ir.ops import ARGS, MASK, MASKS, OUT, TENSOR, TEXTBOOK, gate_of
+from ..ir.shapes import Sizes
 from ..ir.special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
 from ..passes.schedule import Program, fresh
 from ..passes.shortcuts import Shortcuts, shortcuts
+from . import sizes as generic
 
 NAMESPACE = "np"  # the array namespace the printed code uses; a backend object may change it
 
@@ -225,6 +227,8 @@ def literal(value) -> str:
         return f"({v!r})" if v < 0 else repr(v)
     # an array keeps its dtype: it is strong in NumPy's promotion (float32 stays float32)
     dtype = "" if arr.dtype == np.float64 else f", dtype={NAMESPACE}.{arr.dtype.type.__name__}"
+    if arr.size and not any(arr.strides) and not arr.flat[0]:  # one zero, broadcast: no scan
+        return f"{NAMESPACE}.zeros({arr.shape}{dtype})"
     if not arr.any():
         return f"{NAMESPACE}.zeros({arr.shape}{dtype})"
     # floats print as Python literals, but for nan and inf, which are NumPy's names
@@ -277,8 +281,15 @@ def _unparsed(code: str) -> str:
 class Emitter:
     """Prints the statements of one program."""
 
-    def __init__(self, program: Program, plan: Shortcuts | None = None, kinds: dict | None = None):
+    def __init__(
+        self,
+        program: Program,
+        plan: Shortcuts | None = None,
+        kinds: dict | None = None,
+        sizes: Sizes | None = None,
+    ):
         self.p = program
+        self.sizes = sizes  # probe sizes (see emit.sizes), where the code reads sizes
         self.g = program.graph
         self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
         self.kinds = kinds  # dtypes of the nodes (see dtypes.py), where Python floats meet float32
@@ -300,6 +311,11 @@ class Emitter:
             return self.ref(self.plan.scalars[n])
         if n in self.p.inline:
             data = self.g.nodes[n]
+            if "count" in data and self.sizes is not None:  # mean's divisor, over several axes
+                of, axes = data["count"]
+                code = generic.count_code(self.g.nodes[of]["shape"], axes, self.sizes)
+                if code is not None:
+                    return code
             if data["op"] == "const" and np.ndim(data["value"]) == 0 and data["value"] >= 0:
                 return literal(data["value"])
             self.nested = True
@@ -361,6 +377,8 @@ class Emitter:
             if gate.kind == TENSOR:
                 shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
                 code = gate.spell(refs, shapes, data.get("params", {}))
+            elif op in TEXTBOOK and TEXTBOOK[op].numpy and self.g.graph.get("style") == "textbook":
+                code = TEXTBOOK[op].numpy.format(*refs)  # the lecture's spelling
             elif gate.numpy:
                 code = gate.numpy.format(*refs)
             else:
@@ -535,13 +553,15 @@ def _gate_functions(gate) -> frozenset[str]:
 def helpers_used(program: Program) -> list[str]:
     """Sources of the helper functions the printed statements call, in definition order."""
     g = program.graph
+    textbook = g.graph.get("style") == "textbook"
     names: set[str] = set()
     for n in [*program.forward, *program.backward, *program.inline]:
         data = g.nodes[n]
         if data["op"] == "expr":
             names |= _functions_in(data["formula"])
         gate = gate_of(data["op"])
-        if gate is not None:
+        lecture = textbook and data["op"] in TEXTBOOK and TEXTBOOK[data["op"]].numpy
+        if gate is not None and not lecture:  # the lecture's spelling calls NumPy alone
             names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
             names |= _functions_in(_locals(g, data["grad_gate"])[data["grad_arg"]])
@@ -550,28 +570,36 @@ def helpers_used(program: Program) -> list[str]:
 
 
 def emit_module(
-    program: Program, title: str, version: str, dtype: str = "float64", kinds: dict | None = None
+    program: Program,
+    title: str,
+    version: str,
+    dtype: str = "float64",
+    kinds: dict | None = None,
+    sizes: Sizes | None = None,
+    layer: str | None = None,
 ) -> str:
     """The full source of the generated module for `program`; `dtype` is the output's type,
-    `kinds` the nodes' dtypes where Python floats meet float32 arrays (`dtypes.node_kinds`)."""
+    `kinds` the nodes' dtypes where Python floats meet float32 arrays (`dtypes.node_kinds`).
+    With `sizes`, the program's shapes are probes (`ir.shapes.probe_sizes`) and the module reads
+    every size from its arguments (`emit.sizes`): it works for every size of the pattern.
+    With `layer` (a name), the module is a CS231n layer: `<layer>_forward(...) -> (out, cache)`,
+    `<layer>_backward(dout, cache)` and a class `<Layer>Gate` with `forward` and `backward`."""
     plan = shortcuts(program, dtype)
     program = dataclasses.replace(program, cache=plan.cache)
-    e = Emitter(program, plan, kinds)
+    e = Emitter(program, plan, kinds, sizes)
     g = program.graph
     names = program.names
-    params = ", ".join(names[i] for i in program.inputs)
-    shapes = ", ".join(f"{names[i]}: {g.nodes[i]['shape']}" for i in program.inputs)
     out, seed = program.output, program.seed
-    returned = ", ".join(g.nodes[i]["name"] for i in g.graph["grads"])
-    about = (
-        f"Specialised to inputs shaped {shapes or '(none)'}; any inputs that broadcast the same "
-        f"way work too. backward returns the gradients of {returned or 'nothing'}. "
-        "Depends on NumPy alone."
-    )
+    forward = [e.statement(n) for n in program.forward if n not in plan.skipped]
+    forward.append(f"return {e.name_of(out)}, ")  # the cache follows, once it is known
+    backward = [e.statement(n) for n in plan.backward]
+    if sizes is not None:
+        forward, backward, program = _sizes_read(program, plan, sizes, forward, backward)
+    params = ", ".join(names[i] for i in program.inputs)
     header = [
         f'"""Forward and backward of {text.quoted(title)}, generated by graphc {version}.',
         "",
-        *textwrap.wrap(text.quoted(about), 96),
+        *textwrap.wrap(text.quoted(_about(program, sizes)), 96),
         '"""',
         "",
         "import numpy as np",
@@ -582,14 +610,15 @@ def emit_module(
     blocks = ["\n".join(header), *(h.rstrip() for h in helpers_used(program))]
     cache = ", ".join(names[n] for n in program.cache)
     cache_tuple = f"({cache},)" if len(program.cache) == 1 else f"({cache})"
-    lines = [f"def forward({params}):"]
-    lines += [f"    {e.statement(n)}" for n in program.forward if n not in plan.skipped]
-    lines.append(f"    return {e.name_of(out)}, {cache_tuple}")
+    forward[-1] += cache_tuple
+    taken = set(names.values())
+    entry = {k: fresh(f"{layer}_{k}", taken) if layer else k for k in ("forward", "backward")}
+    lines = [f"def {entry['forward']}({params}):", *(f"    {line}" for line in forward)]
     blocks.append("\n".join(lines))
-    lines = [f"def backward({names[seed]}, cache):"]
+    lines = [f"def {entry['backward']}({names[seed]}, cache):"]
     if program.cache:
         lines.append(f"    {cache_tuple if len(program.cache) == 1 else cache} = cache")
-    lines += [f"    {e.statement(n)}" for n in plan.backward]
+    lines += [f"    {line}" for line in backward]
     grads = [e.name_of(n) for n in program.grads]
     if len(grads) == 1:
         lines.append(f"    return ({grads[0]},)")
@@ -602,15 +631,93 @@ def emit_module(
     else:
         one = f"np.ones_like({result})"
     blocks.append("\n".join(lines))
+    if layer:
+        blocks.append(_gate_class(layer, params, names[seed], entry, taken))
     blocks.append(
         f"def value_and_grad({params}):\n"
-        f"    {result}, cache = forward({params})\n"
-        f"    return {result}, backward({one}, cache)"
+        f"    {result}, cache = {entry['forward']}({params})\n"
+        f"    return {result}, {entry['backward']}({one}, cache)"
     )
+    if layer:  # the names graphc itself calls
+        blocks.append(f"forward, backward = {entry['forward']}, {entry['backward']}")
     return "\n\n\n".join(blocks) + "\n"
 
 
-def emit_values_module(program: Program, kinds: dict | None = None) -> str:
+def _gate_class(layer: str, params: str, seed: str, entry: dict, taken: set) -> str:
+    """The lecture's gate API: an object whose forward keeps the cache its backward reads."""
+    camel = "".join(part[:1].upper() + part[1:] for part in layer.split("_") if part)
+    name = fresh(f"{camel}Gate", taken)
+    return "\n".join(
+        [
+            f"class {name}:",
+            f'    """{text.quoted(layer)} as a gate: forward keeps the cache backward reads."""',
+            "",
+            f"    def forward(self, {params}):",
+            f"        out, self.cache = {entry['forward']}({params})",
+            "        return out",
+            "",
+            f"    def backward(self, {seed}):",
+            f"        return {entry['backward']}({seed}, self.cache)",
+        ]
+    )
+
+
+def _about(program: Program, sizes: Sizes | None) -> str:
+    """The module docstring's paragraph: what the module works for, and what it returns."""
+    g, names = program.graph, program.names
+    returned = ", ".join(g.nodes[i]["name"] for i in g.graph["grads"])
+    tail = f"backward returns the gradients of {returned or 'nothing'}. Depends on NumPy alone."
+    if g.graph.get("style") == "textbook":
+        ops = dict.fromkeys(g.nodes[n]["op"] for n in program.forward)
+        losses = [TEXTBOOK[op].loses for op in ops if op in TEXTBOOK]
+        tail += " The lecture's formulas, where they lose accuracy: " if losses else ""
+        tail += "; ".join(losses) + ("." if losses else "")
+    if sizes is None:
+        shapes = ", ".join(f"{names[i]}: {g.nodes[i]['shape']}" for i in program.inputs)
+        return (
+            f"Specialised to inputs shaped {shapes or '(none)'}; any inputs that broadcast the "
+            f"same way work too. {tail}"
+        )
+
+    def lettered(shape):
+        parts = [sizes.letters.get(d, str(d)) for d in shape]
+        return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
+
+    shapes = ", ".join(f"{names[i]}: {lettered(g.nodes[i]['shape'])}" for i in program.inputs)
+    letters = list(sizes.letters.values())
+    listed = letters[0] if len(letters) == 1 else f"{', '.join(letters[:-1])} and {letters[-1]}"
+    traced = ", ".join(f"{sizes.letters[p]}={r}" for p, r in sizes.real.items())
+    return (
+        f"Works for inputs shaped {shapes}, for any {listed} (generated at {traced}; sizes of 1 "
+        f"stay 1): every size is read from the arguments. {tail}"
+    )
+
+
+def _sizes_read(program: Program, plan, sizes: Sizes, forward: list[str], backward: list[str]):
+    """forward's and backward's statements with every probe size read from a value in scope
+    (see emit.sizes); the cache carries an input where backward needs a size nothing else has.
+    Only values of their full shape are read: not a 0-d seed standing for ones (shortcuts.py)."""
+    g, names = program.graph, program.names
+    shape = {n: g.nodes[n]["shape"] for n in g.graph["inputs"]}
+    scope = generic.Scope([(names[i], shape[i]) for i in program.inputs], sizes)
+    forward = [scope.rewrite(line) for line in forward]
+    cache = list(program.cache)
+    whole = [n for n in cache if n not in plan.scalars]
+    seed = [] if plan.scalar_seed else [program.seed]
+    values = [(names[n], g.nodes[n]["shape"]) for n in [*seed, *whole]]
+    for d in sorted(generic.needed(backward, generic.Scope(values, sizes), sizes)):
+        carrier = next((i for i in program.inputs if d in shape[i]), None)
+        if carrier is not None and carrier not in cache:
+            cache.append(carrier)
+            values.append((names[carrier], shape[carrier]))
+    scope = generic.Scope(values, sizes)
+    backward = [scope.rewrite(line) for line in backward]
+    return forward, backward, dataclasses.replace(program, cache=cache)
+
+
+def emit_values_module(
+    program: Program, kinds: dict | None = None, sizes: Sizes | None = None
+) -> str:
     """A module whose `all_values(inputs..., dout)` runs the statements of `emit_module`'s
     forward and backward and returns every value they compute, by node id.
 
@@ -627,17 +734,22 @@ def emit_values_module(program: Program, kinds: dict | None = None) -> str:
     order = [n for n in topo_order(program.graph) if n in statements]
     helpers = helpers_used(program)
     program = dataclasses.replace(program, names=names, inline=inline)
-    e = Emitter(program, kinds=kinds)
+    e = Emitter(program, kinds=kinds, sizes=sizes)
     g = program.graph
     params = ", ".join(names[i] for i in program.inputs)
     seed = names[program.seed]
+    scope = None
+    if sizes is not None:  # the inputs and dout are in scope throughout
+        reads = [*program.inputs, program.seed]
+        scope = generic.Scope([(names[n], g.nodes[n]["shape"]) for n in reads], sizes)
     lines = ["import numpy as np", ""]
     lines += [f"{names[n]} = {literal(g.nodes[n]['value'])}" for n in program.constants]
     blocks = ["\n".join(lines), *(h.rstrip() for h in helpers)]
     body = [f"def all_values({params}{', ' if params else ''}{seed}):", "    values = {}"]
     body += [f"    values[{n}] = {names[n]}" for n in [*program.inputs, program.seed]]
     for n in order:
-        body.append(f"    {e.statement(n)}")
+        line = e.statement(n)
+        body.append(f"    {line if scope is None else scope.rewrite(line)}")
         body.append(f"    values[{n}] = {names[n]}")
     body.append("    return values")
     blocks.append("\n".join(body))

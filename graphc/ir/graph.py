@@ -141,6 +141,31 @@ def topo_order(g: nx.DiGraph) -> list[int]:
     return order
 
 
+def user_order(g: nx.DiGraph) -> list[int]:
+    """Topological order in the order the user wrote the statements: by node id (the order of
+    tracing), a node that fusion made taking the place of the last statement it replaced (its
+    `at`, see `passes.rewrite.replace`), ties broken by id. `topo_order` where nothing was fused.
+    """
+    place = {n: data["at"] for n, data in g._node.items() if "at" in data}
+    if not place:
+        return topo_order(g)
+    waiting = {n: len(preds) for n, preds in g._pred.items()}
+    ready = [(place.get(n, n), n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    succ = g._succ
+    while ready:
+        _, n = heapq.heappop(ready)
+        order.append(n)
+        for s in succ[n]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                heapq.heappush(ready, (place.get(s, s), s))
+    if len(order) != len(waiting):
+        raise GraphError("the graph has a cycle; a computation graph must be acyclic")
+    return order
+
+
 def copy_graph(g: nx.DiGraph) -> nx.DiGraph:
     """An unfrozen copy of `g`, as `g.copy()` makes it (graph, node and edge attribute dicts copied
     one level deep, nodes and edges in the same order), built on networkx's adjacency dicts

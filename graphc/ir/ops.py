@@ -312,6 +312,42 @@ TABLE: tuple[Gate, ...] = (
 EXPR = Gate("expr", -1, ELEMENTWISE, "f")
 
 GATES: dict[str, Gate] = {g.name: g for g in TABLE + (EXPR,)}
+
+
+# ---------------------------------------------------------------- the lecture's spellings
+# style="textbook": where the lecture writes a gate otherwise than graphc's accurate row, its
+# local gradients (over a0.. and out), its forward's NumPy spelling (None: as accurate), and
+# where that form loses accuracy (said by the module's docstring and by `gc.lint`).
+
+
+@dataclass(frozen=True)
+class Textbook:
+    local: tuple
+    numpy: str | None
+    loses: str
+
+
+STYLES = ("accurate", "textbook", "layer")
+TEXTBOOK: dict[str, Textbook] = {
+    "sigmoid": Textbook(
+        ((1 - OUT) * OUT,),
+        "1 / (1 + np.exp(-{0}))",
+        "sigmoid' = (1 - s) * s rounds to 0 beyond x = 37, where s rounds to 1 (the true value "
+        "at 40 is 4.2e-18; the accurate style computes s * sigmoid(-x))",
+    ),
+    "tanh": Textbook(
+        (1 - OUT**2,),
+        None,
+        "tanh' = 1 - t**2 rounds to 0 beyond |x| = 19, where t rounds to 1 (the true value at "
+        "20 is 1.7e-17; the accurate style computes sech2(x) = 1 / cosh(x)**2)",
+    ),
+    "softplus": Textbook(
+        (1 / (1 + sympy.exp(-ARGS[0])),),
+        "np.log(1 + np.exp({0}))",
+        "softplus = log(1 + exp(x)) is inf beyond x = 709, where exp overflows, and 0 below "
+        "x = -37, where 1 + exp(x) rounds to 1 (the accurate style stays exact)",
+    ),
+}
 RESERVED_OPS = ("input", "const")
 
 

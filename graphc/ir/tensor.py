@@ -3,10 +3,11 @@
 Stage: ir (the tensor half of the gate table in `ops.py`). Imports `errors` only.
 
 A vector-Jacobian rule gets a builder `b` (`b.op(name, args, **params)`, `b.const(value)`,
-`b.shape(node)`, `b.params(node)`, `b.swap(node)`, `b.column(node)`, `b.expr(formula, operands)`),
-the gate's node, its argument nodes and the upstream gradient node; it returns one gradient node
-per argument (None where no gradient flows). Results may have broadcast shapes: the backward pass
-sums them back to each argument's shape as a step of its own. No Jacobian is ever formed.
+`b.count(node, axes)`, `b.shape(node)`, `b.params(node)`, `b.swap(node)`, `b.column(node)`,
+`b.expr(formula, operands)`), the gate's node, its argument nodes and the upstream gradient node;
+it returns one gradient node per argument (None where no gradient flows). Results may have
+broadcast shapes: the backward pass sums them back to each argument's shape as a step of its
+own. No Jacobian is ever formed.
 """
 
 from __future__ import annotations
@@ -22,10 +23,24 @@ from .errors import GateError, GraphError, ShapeError
 from .special import ARGS, DOUT, OUT
 
 
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy's broadcasting rule on shapes alone, for sizes of any magnitude (the compiler's
+    probe sizes, see `shapes.probe_sizes`, are beyond what np.broadcast_shapes can multiply);
+    ValueError where the shapes do not broadcast."""
+    rank = max(map(len, shapes), default=0)
+    out = []
+    for k in range(rank):
+        sizes = {int(s[len(s) - rank + k]) for s in shapes if len(s) - rank + k >= 0} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes {shapes} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
 def broadcast_shape(gate: str, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
     """NumPy broadcasting, with an error that names the gate and the shapes."""
     try:
-        return tuple(int(n) for n in np.broadcast_shapes(*shapes))
+        return broadcast_shapes(*shapes)
     except ValueError:
         listed = " and ".join(str(s) for s in shapes)
         raise ShapeError(
@@ -252,9 +267,10 @@ def _vjp_sum(b, node, args, dout):
 def _vjp_mean(b, node, args, dout):
     shape = b.shape(args[0])
     p = b.params(node)
-    count = math.prod(shape[a] for a in _axes(p["axis"], len(shape), "mean"))
+    axes = _axes(p["axis"], len(shape), "mean")
+    count = math.prod(shape[a] for a in axes)
     # over an empty axis the gradient is empty: nothing to divide (dout / 0 fails on a float)
-    scaled = b.op("div", [dout, b.const(count)]) if count else dout
+    scaled = b.op("div", [dout, b.count(args[0], axes)]) if count else dout
     return (b.op("broadcast_to", [scaled], shape=shape, expand=_expanded_axes(b, node, args)),)
 
 

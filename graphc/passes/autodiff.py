@@ -13,6 +13,7 @@ where a value fans out. Only nodes on a path from a requested input to the outpu
 from __future__ import annotations
 
 import functools
+import math
 from collections import Counter
 
 import networkx as nx
@@ -20,7 +21,7 @@ import numpy as np
 import sympy
 
 from ..ir.errors import GraphcError
-from ..ir.graph import add_node, args_of, copy_graph, topo_order
+from ..ir.graph import add_node, args_of, copy_graph, user_order
 from ..ir.ops import (
     ARGS,
     DOUT,
@@ -28,6 +29,7 @@ from ..ir.ops import (
     MASK,
     MASKS,
     OUT,
+    TEXTBOOK,
     formula_gradients,
     gate_of,
     local_gradients,
@@ -62,6 +64,13 @@ class Builder:
 
     def const(self, value) -> int:
         return add_node(self.g, "const", value=value, shape=np.shape(value), role="grad")
+
+    def count(self, n: int, axes: tuple[int, ...]) -> int:
+        """The number of entries of n over `axes` (mean's divisor), a constant that remembers
+        which sizes it multiplies, so that code can read them from the arguments."""
+        shape = self.shape(n)
+        value = math.prod(shape[a] for a in axes)
+        return add_node(self.g, "const", value=value, shape=(), role="grad", count=(n, axes))
 
     def swap(self, n: int) -> int:
         """The last two axes swapped (X.T for a matrix)."""
@@ -190,6 +199,8 @@ def gate_local_gradients(g: nx.DiGraph, n: int):
     data = g.nodes[n]
     if "local" in data:  # a lowered gate: its gradient over the shared intermediate
         return data["local"]
+    if g.graph.get("style") == "textbook" and data["op"] in TEXTBOOK:
+        return TEXTBOOK[data["op"]].local  # the lecture's formula (see ir.ops.TEXTBOOK)
     if data["op"] == "expr":
         return formula_gradients(data["formula"], len(args_of(g, n)))
     return local_gradients(gate_of(data["op"]))
@@ -249,7 +260,7 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
         grad[a] = b.op("add", [grad[a], c])
         h.nodes[grad[a]].update(grad_of=a, comment="fork: gradients add")
 
-    for n in reversed(topo_order(g)):
+    for n in reversed(user_order(g)):  # backward: the exact reverse of the order written
         data = h.nodes[n]
         if n not in grad or data["op"] in ("input", "const"):
             continue

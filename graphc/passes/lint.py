@@ -19,6 +19,7 @@ import numpy as np
 from ..ir import text
 from ..ir.errors import InputError
 from ..ir.graph import topo_order
+from ..ir.ops import TEXTBOOK
 
 PROBES = (1.0, -1.0, 10.0, -10.0, 40.0, -40.0, 100.0, -100.0, 800.0, -800.0, 1000.0, -1000.0)
 
@@ -43,6 +44,29 @@ class Finding:
         at = ", ".join(f"{k}={_short(v)}" for k, v in self.witness.items())
         cure = f"fuse: {self.rewrite}" if self.rewrite else "no fusion rule covers this gate"
         return self.gate, self.variable, self.what, at, cure
+
+
+@dataclass(frozen=True)
+class TextbookLoss:
+    """A gate that `style="textbook"` spells as the lecture does, and where that loses accuracy."""
+
+    gate: str
+    variable: str
+    loses: str  # from `ir.ops.TEXTBOOK`
+
+    def __str__(self) -> str:
+        return f"{self.gate} ({self.variable}): textbook style: {self.loses}"
+
+
+def textbook_losses(graph) -> list[TextbookLoss]:
+    """The gates of `graph` whose textbook spelling loses accuracy somewhere, once per gate."""
+    found, seen = [], set()
+    for n in topo_order(graph):
+        op = graph.nodes[n]["op"]
+        if op in TEXTBOOK and op not in seen:
+            seen.add(op)
+            found.append(TextbookLoss(op, graph.nodes[n].get("hint", op), TEXTBOOK[op].loses))
+    return found
 
 
 class LintReport(list):
@@ -110,6 +134,9 @@ def lint(f, /, rules=None, **examples) -> LintReport:
 
     >>> print(lint(neuron))
     exp (exp): value not finite at w0=1, x0=-800, ...; fuse: 1/(1+exp(-x)) -> sigmoid(x)
+
+    For a function of `style="textbook"`, the report also names each gate whose lecture
+    formula loses accuracy, and where (`TextbookLoss`: sigmoid' = (1 - s) * s is 0 beyond 37).
     """
     unknown = [k for k in examples if k not in f.inputs]
     if unknown:
@@ -145,6 +172,8 @@ def lint(f, /, rules=None, **examples) -> LintReport:
                     comment,
                 )
             )
+    if getattr(f, "style", "accurate") == "textbook":
+        report.extend(textbook_losses(f.graph))
     return report
 
 
@@ -152,10 +181,7 @@ def _first_failure(compiled, values: list) -> tuple[int, str] | None:
     """The first forward node whose value, else the first whose gradient, is not finite."""
     program = compiled.program
     g = program.graph
-    dout = (
-        1.0 if g.nodes[program.output]["shape"] == () else np.ones(g.nodes[program.output]["shape"])
-    )
-    computed = compiled.values(values, dout)
+    computed = compiled.values(values, compiled.ones(values))
     forward = [n for n in topo_order(g) if n in program.forward]
     for n in forward:
         if not np.all(np.isfinite(computed[n])):

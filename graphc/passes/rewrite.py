@@ -200,6 +200,13 @@ def replace(g: nx.DiGraph, old: int, new: int) -> None:
         g.graph["output"] = new
     if "hint" in g.nodes[old]:
         g.nodes[new].setdefault("hint", g.nodes[old]["hint"])
+    _takes_place(g, new, old)
+
+
+def _takes_place(g: nx.DiGraph, new: int, old: int) -> None:
+    """`new` is written where `old` was (`ir.graph.user_order`): the user's order survives."""
+    if new > old:  # a node made now; an older node keeps its own place
+        g.nodes[new].setdefault("at", g.nodes[old].get("at", old))
 
 
 def remove_dead(g: nx.DiGraph, candidates) -> None:
@@ -307,9 +314,13 @@ def apply_rule(g: nx.DiGraph, rule: Rule, node: int, binding: dict | None = None
     if binding is None:
         return None
     template = rule.replacement(binding) if callable(rule.replacement) else rule.replacement
+    first = g.graph["next_id"]
     new = _build(g, template, binding)
     if new == node:
         return None
+    for m in range(first, g.graph["next_id"]):  # the replacement's inner nodes, in its place
+        if m in g:
+            _takes_place(g, m, node)
     replace(g, node, new)
     remove_dead(g, [node])
     covered = tuple(sorted(set(binding["_matched"])))

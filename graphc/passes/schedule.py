@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 
 from ..ir import text
-from ..ir.graph import args_of, topo_order
+from ..ir.graph import args_of, user_order
 from ..ir.special import HELPERS
 
 # Every fixed name a generated module uses for itself, by module. A user's name (an input, a hint)
@@ -125,7 +125,7 @@ def fresh(preferred: str, taken: set[str]) -> str:
 def schedule(g: nx.DiGraph) -> Program:
     """Order, inline and name the statements of a graph that went through `backward`."""
     live = _live(g)
-    order = [n for n in topo_order(g) if n in live]
+    order = [n for n in user_order(g) if n in live]  # as written, fused gates in their place
     args = {n: args_of(g, n) for n in order}  # read once: every step below looks at arguments
     out = g.graph["output"]
     inline = {

@@ -38,12 +38,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import networkx as nx
-import numpy as np
 import sympy
 
 from ..ir.errors import GraphcError
 from ..ir.graph import args_of
 from ..ir.ops import ARGS, TENSOR, gate_of
+from ..ir.shapes import real_size
+from ..ir.tensor import broadcast_shapes
 from .schedule import Program
 
 
@@ -266,7 +267,7 @@ def _broadcasts_anyway(g: nx.DiGraph, u: int, spread: set[int], narrow: dict) ->
     if not _elementwise(data) or data.get("copy"):
         return False
     others = [narrow.get(a, g.nodes[a]["shape"]) for a in args_of(g, u) if a not in spread]
-    return bool(others) and np.broadcast_shapes(*others) == narrow.get(u, data["shape"])
+    return bool(others) and broadcast_shapes(*others) == narrow.get(u, data["shape"])
 
 
 def _mask_from_output(g: nx.DiGraph, s: int, cache: list[int]) -> tuple[int, int] | None:
@@ -319,7 +320,8 @@ def _tall_transposed_product(g: nx.DiGraph, m: int, program: Program) -> tuple[i
         return None
     if view.get("params", {}).get("axes") not in (None, (1, 0)) or len(g.nodes[b]["shape"]) != 2:
         return None
-    return (args_of(g, a)[0], b) if rows >= TALL * cols and rows * cols >= TALL_SIZE else None
+    big = real_size(rows) * real_size(cols) >= TALL_SIZE  # probes keep ratios, not products
+    return (args_of(g, a)[0], b) if rows >= TALL * cols and big else None
 
 
 def readers_of(g: nx.DiGraph, s: int, inline: set[int]) -> set[int]:
@@ -365,7 +367,7 @@ def narrow_shapes(program: Program, seed_shape: tuple, spread=()) -> dict[int, t
             continue
         shapes = [narrow.get(a, g.nodes[a]["shape"]) for a in args_of(g, n)]
         if not shapes or any(s != shapes[0] for s in shapes):
-            computed = tuple(np.broadcast_shapes(*shapes)) if shapes else data["shape"]
+            computed = broadcast_shapes(*shapes) if shapes else data["shape"]
         else:  # the common case: nothing else broadcasts here
             computed = shapes[0]
         if computed != data["shape"]:
