@@ -248,7 +248,7 @@ class GradReport:
         return float(self.error)
 
     def _table(self) -> list[tuple[str, ...]]:
-        table = [("input", "index", "analytic", "numerical", "rel. error")]
+        table: list[tuple[str, ...]] = [("input", "index", "analytic", "numerical", "rel. error")]
         for row in self.rows:
             for k, (i, a, n, e) in enumerate(row.worst):
                 first = f"{row.name} {row.shape}" if k == 0 else ""
