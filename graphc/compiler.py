@@ -32,6 +32,7 @@ from .emit.codegen import emit_module, emit_values_module, load_module
 from .ir import dtypes
 from .ir.shapes import infer_shapes
 from .passes.autodiff import backward
+from .passes.gradient import check_shapes
 from .passes.lower import lower
 from .passes.schedule import Program, sanitize, schedule
 
@@ -96,6 +97,7 @@ def compile_graph(
     `backend="numba"` (elementwise programs): the module runs one numba loop per call instead
     (see `numba_backend`); the program, for drawings and values, is still the NumPy one.
     """
+    check_shapes(g, shapes)  # a gradient graph works at the shapes it was built for
     with gc_paused():
         compiled = _compile(g, shapes, wrt, readable, dtype, input_dtypes)
         if backend == "numba":

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import networkx as nx
 import numpy as np
 
+from . import modes
 from .compiler import Compiled, compile_graph, gc_paused
 from .draw import render
 from .emit import numba_backend
@@ -319,6 +320,83 @@ class Function:
     def save_source(self, path) -> str:
         """Write `source` to `path` atomically (a temporary file renamed into place)."""
         return write_atomic(path, self.source)
+
+    # ------------------------------------------------------------ forward mode, second order
+
+    def jvp(self, inputs: dict, tangents: dict) -> tuple:
+        """Forward mode: the value and its derivative along `tangents` (a direction per input,
+        by name; inputs without one hold still), from one pass of the tangent code.
+
+        >>> neuron.jvp(at, tangents={"w0": 1.0})   # (value, d value / d w0)
+        """
+        values = self._bind((), dict(inputs))
+        named = dict(zip(self.inputs, values))
+        given = modes.tangent_values(dict(tangents), self.inputs, named, f"{self.__name__}.jvp")
+        compiled = self._jvp_for(self._graph, values, tuple(given), "jvp")
+        out, out_t = compiled.module.jvp(*values, *given.values())
+        return _result(out, values, None), _result(out_t, values, None)
+
+    def _jvp_for(self, graph, values: list, along: tuple[str, ...], kind: str):
+        """The tangent module of `graph` for these inputs' shapes and tangents (cached)."""
+        cache = self.__dict__.setdefault("_jvps", {})
+        key = (kind, tuple(map(_signature, values)), along)
+        if key not in cache:
+            shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+            if kind == "hvp":
+                name = f"{self.__name__}_gradient"
+                graph = modes.gradient_of(self._graph, shapes, along, name)
+            try:
+                cache[key] = modes.compile_jvp(graph, shapes, along)
+            except GraphcError as e:
+                raise type(e)(f"{self.__name__}: {e}") from None
+        self.__dict__["_last_jvp"] = key
+        return cache[key]
+
+    @property
+    def jvp_source(self) -> str:
+        """The tangent module of the most recent `jvp` call (before any: every input a scalar
+        with a tangent)."""
+        key = self.__dict__.get("_last_jvp")
+        if key is None or key[0] != "jvp":
+            return self._jvp_for(self._graph, [0.0] * len(self.inputs), self.inputs, "jvp").source
+        return self.__dict__["_jvps"][key].source
+
+    def hvp(self, inputs: dict, v: dict) -> dict:
+        """The Hessian-vector product H v, shaped like `v`: forward mode along `v` over graphc's
+        own backward graph (the jvp of the gradient), for the inputs `v` names (the others
+        are held fixed).
+
+        >>> loss.hvp(inputs, v={"W1": V1, "W2": V2})   # {"W1": (H v)_W1, "W2": (H v)_W2}
+        """
+        values = self._bind((), dict(inputs))
+        named = dict(zip(self.inputs, values))
+        given = modes.tangent_values(dict(v), self.inputs, named, f"{self.__name__}.hvp")
+        compiled = self._jvp_for(None, values, tuple(given), "hvp")
+        _, tangents = compiled.module.jvp(*values, *given.values())
+        return {k: _gradient(t, named[k]) for k, t in zip(given, tangents)}
+
+    def gradient(self, name: str, /, *args, **inputs) -> Function:
+        """The gradient d out / d `name` as a Function of the same inputs, whose graph is the
+        backward pass: drawn, compiled, fused and differentiated again like any function.
+
+        Specialised to the shapes of the example inputs, if given (default: every input a
+        scalar), since where the forward graph broadcasts its gradient sums over those axes.
+
+        >>> dneuron = neuron.gradient("w0"); dneuron.grad(**at)   # a row of the Hessian
+        """
+        if name not in self.inputs:
+            raise InputError(
+                f"gradient() takes an input name of {self.__name__}, one of {list(self.inputs)}; "
+                f"got {name!r}"
+            )
+        values = self._bind(args, inputs) if args or inputs else [0.0] * len(self.inputs)
+        shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+        title = f"d{self.__name__}_d{name}"
+        try:
+            graph = modes.gradient_of(self._graph, shapes, (name,), title)
+        except GraphcError as e:
+            raise type(e)(f"{self.__name__}: {e}") from None
+        return Function(graph, readable=self.readable)
 
     # ------------------------------------------------------------ pictures
 
