@@ -373,3 +373,32 @@ def test_bad_tangents_and_names_are_refused():
         neuron.jvp(AT, tangents={"w0": np.ones(3)})
     with pytest.raises(gc.InputError, match="gradient\\(\\) takes an input name"):
         neuron.gradient("nope")
+
+
+# ---------------------------------------------------------------- check_grad in forward mode
+
+
+def test_check_grad_forward_mode_passes_on_right_tangents(rng):
+    assert gc.check_grad(neuron, mode="forward", **AT) < 1e-7
+    f = gc.function(lambda X, W: gc.sum(gc.tanh(X @ W), axis=0))
+    inputs = dict(X=rng.normal(size=(4, 3)), W=rng.normal(size=(3, 2)))
+    assert gc.check_grad(f, mode="forward", **inputs) < 1e-7
+    assert gc.check_grad(f.fused(), mode="forward", samples=3, **inputs) < 1e-7
+
+
+def test_check_grad_forward_mode_finds_a_wrong_tangent_rule(monkeypatch, rng):
+    from graphc.passes import forward
+
+    def doubled(b, n, args, ts):  # a wrong rule: twice the tangent's sum
+        return b.op("mul", [forward._linear(b, n, args, ts), b.const(2.0)])
+
+    monkeypatch.setitem(forward.TANGENT_RULES, "sum", doubled)
+    f = gc.function(lambda x: gc.sum(x * x))
+    assert gc.check_grad(f, mode="forward", x=rng.normal(size=3)) > 0.3
+
+
+def test_check_grad_mode_is_checked():
+    with pytest.raises(gc.InputError, match="choose 'reverse' or 'forward'"):
+        gc.check_grad(neuron, mode="sideways", **AT)
+    with pytest.raises(gc.InputError, match="per_gate=True checks the reverse mode only"):
+        gc.check_grad(neuron, mode="forward", per_gate=True, **AT)
