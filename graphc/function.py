@@ -18,6 +18,7 @@ import numpy as np
 
 from . import modes
 from .compiler import Compiled, compile_graph, gc_paused
+from .draw import modes as draw_modes
 from .draw import render
 from .emit import numba_backend
 from .emit.scalar import Fallbacks, straight_line
@@ -33,7 +34,7 @@ VALUE_AND_GRAD_DOC = """The value and a dict of gradients, one per input, each s
 For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
-DRAWING_OPTIONS = ("digits", "show_local", "theme")
+DRAWING_OPTIONS = ("digits", "show_local", "theme", "mode", "tangents")
 
 
 class Function:
@@ -418,26 +419,100 @@ class Function:
         return self._named(args, inputs, DRAWING_OPTIONS, caller)
 
     def render(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self,
+        /,
+        *args,
+        digits: int = 2,
+        show_local: bool = False,
+        theme: str = "light",
+        mode: str = "reverse",
+        tangents: dict | None = None,
+        **inputs,
     ):
         """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
 
         Inputs go by position or by name, as for a call; an input named like an option
-        (`digits`, `show_local`, `theme`) goes by position.
+        (`digits`, `show_local`, `theme`, `mode`, `tangents`) goes by position.
+        `mode="forward"` writes each wire's tangent under it instead of its gradient: the
+        derivative along `tangents` (default: 1 for the first input), as `jvp` computes it.
 
         >>> f.render(x=-2.0, y=5.0, z=-4.0)   # f.render() draws the structure alone
+        >>> neuron.render(**at, mode="forward", tangents={"w0": 1.0})
         """
         named = self._drawn(args, inputs, "render()")
-        panel = render.function_panel(self, named, digits, show_local)
+        if mode not in ("reverse", "forward"):
+            raise InputError(f"render(): mode={mode!r}; choose 'reverse' or 'forward'")
+        if mode == "forward":
+            if not named:
+                raise InputError("render(mode='forward') needs input values: it draws tangents")
+            panel = self._forward_panel(named, tangents, digits)[0]
+        else:
+            panel = render.function_panel(self, named, digits, show_local)
         return render.picture([panel], theme, digits)
 
     def svg(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self,
+        /,
+        *args,
+        digits: int = 2,
+        show_local: bool = False,
+        theme: str = "light",
+        mode: str = "reverse",
+        tangents: dict | None = None,
+        **inputs,
     ) -> str:
         """`render(...)` as SVG text."""
         self._drawn(args, inputs, "svg()")  # name the method in an error about its options
-        picture = self.render(*args, digits=digits, show_local=show_local, theme=theme, **inputs)
+        picture = self.render(
+            *args, digits=digits, show_local=show_local, theme=theme, mode=mode,
+            tangents=tangents, **inputs,
+        )  # fmt: skip
         return render.svg_text(picture)
+
+    def _forward_panel(self, named: dict, tangents: dict | None, digits: int, title=None):
+        """The forward-mode panel at these inputs (by name) and the inputs with a tangent."""
+        values = self._bind((), named)
+        given = modes.tangent_values(
+            {self.inputs[0]: 1.0} if tangents is None else dict(tangents),
+            self.inputs,
+            dict(zip(self.inputs, values)),
+            f"{self.__name__}.render",
+        )
+        shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+        along = tuple(given)
+        program, computed = modes.jvp_values(self._graph, shapes, along, [*values, *given.values()])
+        return draw_modes.forward_panel(self._graph, program, computed, digits, title), along
+
+    def compare_modes(
+        self,
+        /,
+        *args,
+        tangents: dict | None = None,
+        digits: int = 2,
+        theme: str = "light",
+        **inputs,
+    ):
+        """One circuit in both modes, side by side, for the lecture's slide: reverse mode's
+        gradients (one backward pass: d out / d every input) beside forward mode's tangents
+        (one pass along `tangents`, default the first input: d every value / d that input),
+        with the passes each needs for n inputs and m outputs.
+
+        >>> neuron.compare_modes(**at, tangents={"w0": 1.0})
+        """
+        named = self._named(args, inputs, ("tangents", "digits", "theme"), "compare_modes()")
+        reverse = render.function_panel(
+            self, named, digits, False, title="reverse mode: gradients under the wires"
+        )
+        forward, along = self._forward_panel(
+            named,
+            tangents,
+            digits,
+            f"forward mode: tangents along {', '.join(along_of(tangents, self.inputs))}",
+        )
+        m = int(np.size(self(**named)))
+        n = sum(int(np.size(v)) for v in named.values())
+        rows = draw_modes.cost_rows(n, m, along)
+        return draw_modes.modes_picture(reverse, forward, rows, theme, digits)
 
     def render_steps(
         self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
@@ -455,6 +530,11 @@ class Function:
     def _repr_svg_(self) -> str:
         """Jupyter shows the circuit's structure."""
         return self.svg()
+
+
+def along_of(tangents: dict | None, inputs: tuple[str, ...]) -> list[str]:
+    """The inputs a forward-mode picture has tangents for (default: the first)."""
+    return [inputs[0]] if tangents is None else [k for k in inputs if k in tangents]
 
 
 def _signature(v) -> tuple:

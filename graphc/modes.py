@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .emit.codegen import load_module
-from .emit.jvp import emit_jvp_module
+from .emit.jvp import emit_jvp_module, emit_jvp_values_module
 from .ir.errors import InputError
 from .ir.shapes import infer_shapes
 from .passes.autodiff import backward
@@ -48,6 +48,18 @@ def compile_jvp(g: nx.DiGraph, shapes: dict, along: tuple[str, ...]) -> Compiled
     title = f"{g.graph['name']}({', '.join(node_of)})"
     source = emit_jvp_module(program, title, __version__)
     return CompiledJvp(source, load_module(source, sanitize(g.graph["name"]) + "_jvp"), along)
+
+
+def jvp_values(g: nx.DiGraph, shapes: dict, along: tuple[str, ...], args: list):
+    """The graph with tangents and every value and tangent its tangent code computes at `args`
+    (the inputs, then the tangents of `along`), by node id: what forward-mode pictures show."""
+    check_shapes(g, shapes)
+    shaped = infer_shapes(g, shapes)
+    node_of = {shaped.nodes[i]["name"]: i for i in shaped.graph["inputs"]}
+    program = schedule_tangents(tangents(shaped, [node_of[k] for k in along]))
+    module = load_module(emit_jvp_values_module(program), "jvp_values")
+    with np.errstate(all="ignore"):  # an overflow is drawn on its wire, not warned about
+        return program, module.all_values(*args)
 
 
 def gradient_of(g: nx.DiGraph, shapes: dict, names: tuple[str, ...], name: str) -> nx.DiGraph:

@@ -11,13 +11,14 @@ argument, and values no tangent reaches get no tangent statement.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 from ..ir import text
 from ..ir.ops import ELEMENTWISE, gate_of
 from ..passes.autodiff import gate_local_gradients
 from ..passes.forward import TANGENT_DOCS
-from ..passes.schedule import Program
+from ..passes.schedule import Program, fresh
 from .codegen import Emitter, helpers_used, literal
 
 
@@ -92,4 +93,33 @@ def emit_jvp_module(program: Program, title: str, version: str) -> str:
     else:
         lines.append(f"    return ({', '.join(outs)},), ({', '.join(outs_t)},)")
     blocks.append("\n".join(lines))
+    return "\n\n\n".join(blocks) + "\n"
+
+
+def emit_jvp_values_module(program: Program) -> str:
+    """A module whose `all_values(inputs..., tangents...)` runs the statements of the tangent
+    module and returns every value and tangent they compute, by node id: what a forward-mode
+    drawing shows (nothing but constants inlined, as in `codegen.emit_values_module`)."""
+    names = dict(program.names)
+    taken = set(names.values())
+    g = program.graph
+    inline = {n for n in program.inline if g.nodes[n]["op"] == "const"}
+    for n in sorted(program.inline - inline):
+        names[n] = fresh(f"_v{n}", taken)
+    statements = set(program.forward) | (program.inline - inline)
+    order = [n for n in program.order if n in statements]
+    helpers = helpers_used(program)
+    program = dataclasses.replace(program, names=names, inline=inline)
+    e = TangentEmitter(program)
+    lines = ["import numpy as np", ""]
+    lines += [f"{names[n]} = {literal(g.nodes[n]['value'])}" for n in program.constants]
+    blocks = ["\n".join(lines), *(h.rstrip() for h in helpers)]
+    params = ", ".join(names[i] for i in program.inputs)
+    body = [f"def all_values({params}):", "    values = {}"]
+    body += [f"    values[{n}] = {names[n]}" for n in program.inputs]
+    for n in order:
+        body.append(f"    {e.statement(n)}")
+        body.append(f"    values[{n}] = {names[n]}")
+    body.append("    return values")
+    blocks.append("\n".join(body))
     return "\n\n\n".join(blocks) + "\n"

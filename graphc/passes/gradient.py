@@ -19,7 +19,7 @@ import sympy
 
 from ..ir.errors import ShapeError
 from ..ir.graph import add_node, args_of, new_graph, topo_order
-from ..ir.ops import ARGS
+from ..ir.ops import ARGS, gate_of
 
 # the attributes a gradient graph's node keeps: what a traced graph's nodes carry
 KEPT = ("name", "value", "params", "formula", "hint", "gate", "copy")
@@ -50,12 +50,9 @@ def gradient_graph(h: nx.DiGraph, wrt: list[int], name: str) -> nx.DiGraph:
     g.graph["inputs"] = [new[i] for i in h.graph["inputs"]]
     shape = h.nodes[output]["shape"]
     for n in topo_order(h):
-        if n not in live or n in new:
+        if n not in live or n in new or n == seed:
             continue
         data = h.nodes[n]
-        if n == seed:  # the gradient of the output itself (of the sum of its entries)
-            new[n] = add_node(g, "const", value=np.ones(shape) if shape else 1.0, hint="dout")
-            continue
         attrs = {k: data[k] for k in KEPT if k in data}
         target = data.get("grad_of", data.get("grad_for"))
         if "hint" not in attrs and target is not None:
@@ -68,7 +65,11 @@ def gradient_graph(h: nx.DiGraph, wrt: list[int], name: str) -> nx.DiGraph:
         if data["op"] == "expr" and not args:  # a constant: 1 passed through
             new[n] = add_node(g, "const", value=float(attrs["formula"]), hint=attrs.get("hint"))
             continue
+        if seed in args and seed not in new:  # the gradient of the output itself (of its sum)
+            new[seed] = add_node(g, "const", value=np.ones(shape) if shape else 1.0, hint="dout")
         new[n] = add_node(g, data["op"], [new[a] for a in args], **attrs)
+    if seed in roots and seed not in new:  # f = x: the gradient is the seed itself
+        new[seed] = add_node(g, "const", value=np.ones(shape) if shape else 1.0, hint="dout")
     g.graph["output"] = new[roots[0]]
     g.graph["outputs"] = [new[r] for r in roots]
     g.graph["shapes"] = {h.nodes[i]["name"]: h.nodes[i]["shape"] for i in h.graph["inputs"]}
@@ -97,7 +98,8 @@ def _label(h: nx.DiGraph, data: dict) -> str:
     if gate is None:
         return "d"
     fwd = h.nodes[gate]
-    return f"{fwd.get('gate', fwd['op'])}'"
+    row = gate_of(fwd["op"])
+    return f"{fwd.get('gate') or (row.symbol if row is not None else fwd['op'])}'"
 
 
 def check_shapes(g: nx.DiGraph, shapes: dict) -> None:
