@@ -374,6 +374,7 @@ class Function:
         given = modes.tangent_values(dict(v), self.inputs, named, f"{self.__name__}.hvp")
         compiled = self._jvp_for(None, values, tuple(given), "hvp")
         _, tangents = compiled.module.jvp(*values, *given.values())
+        tangents = (tangents,) if len(given) == 1 else tangents  # one gradient: one tangent
         return {k: _gradient(t, named[k]) for k, t in zip(given, tangents)}
 
     def gradient(self, name: str, /, *args, **inputs) -> Function:

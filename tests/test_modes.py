@@ -402,3 +402,81 @@ def test_check_grad_mode_is_checked():
         gc.check_grad(neuron, mode="sideways", **AT)
     with pytest.raises(gc.InputError, match="per_gate=True checks the reverse mode only"):
         gc.check_grad(neuron, mode="forward", per_gate=True, **AT)
+
+
+def test_hvp_of_a_fused_cross_entropy_loss_matches_torch(rng):
+    def loss(X, Y, W):
+        Z = X @ W
+        log_softmax = Z - gc.log(gc.sum(gc.exp(Z), axis=1, keepdims=True))
+        return gc.mean(-gc.sum(Y * log_softmax, axis=1))
+
+    f = gc.function(loss).fused()
+    assert any(op == "softmax_cross_entropy" for _, op in f.graph.nodes(data="op"))
+    labels = np.array([0, 2, 1, 2, 0])
+    X, Y, W = rng.normal(size=(5, 4)) * 3, np.eye(3)[labels], rng.normal(size=(4, 3))
+    V = rng.normal(size=(4, 3))
+    got = f.hvp(dict(X=X, Y=Y, W=W), v={"W": V})["W"]
+
+    def torch_loss(W):
+        return torch.nn.functional.cross_entropy(torch.tensor(X) @ W, torch.tensor(labels))
+
+    _, expected = torch.autograd.functional.hvp(torch_loss, torch.tensor(W), torch.tensor(V))
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-11, atol=1e-14)
+    # the labels' tangent too (Y moves): the mixed second derivative d/dY of dW, by torch
+    T = rng.normal(size=Y.shape)
+    dW = f.gradient("W", X=X, Y=Y, W=W)
+    _, tangent = dW.jvp(dict(X=X, Y=Y, W=W), {"Y": T})
+
+    def torch_dw(Y):
+        tW = torch.tensor(W, requires_grad=True)
+        Z = torch.tensor(X) @ tW
+        value = torch.mean(-torch.sum(Y * torch.log_softmax(Z, dim=1), dim=1))
+        return torch.autograd.grad(value, tW, create_graph=True)[0]
+
+    _, expected = torch.func.jvp(torch_dw, (torch.tensor(Y),), (torch.tensor(T),))
+    np.testing.assert_allclose(tangent, expected.detach().numpy(), rtol=1e-11, atol=1e-14)
+
+
+def test_second_derivatives_through_a_max(rng):
+    # the backward pass of max routes dout to the largest entry (route_to_max); differentiated
+    # again, that step reads the upstream gradient back at the same entry
+    f = gc.function(lambda X, w: gc.sum(gc.max(gc.tanh(X * w), axis=1) ** 2))
+    X, w = rng.normal(size=(4, 5)), rng.normal(size=5)
+    dw = f.gradient("w", X=X, w=w)
+    second = dw.grad(X=X, w=w)
+    tX, tw = torch.tensor(X, requires_grad=True), torch.tensor(w, requires_grad=True)
+    value = torch.sum(torch.max(torch.tanh(tX * tw), dim=1).values ** 2)
+    (g,) = torch.autograd.grad(value, tw, create_graph=True)
+    np.testing.assert_allclose(dw(X=X, w=w), g.detach().numpy(), rtol=1e-12)
+    expected = torch.autograd.grad(g.sum(), (tX, tw))
+    np.testing.assert_allclose(second["X"], expected[0].numpy(), rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(second["w"], expected[1].numpy(), rtol=1e-11, atol=1e-14)
+    hvp = f.hvp(dict(X=X, w=w), v={"w": np.ones(5)})["w"]
+    np.testing.assert_allclose(hvp, expected[1].numpy(), rtol=1e-11, atol=1e-14)
+
+
+def test_hvp_and_hessian_of_a_function_of_one_input():
+    f = gc.function(lambda x: gc.sum(gc.exp(x) * x))
+    x = np.array([0.5, -1.0, 2.0])
+    # d2/dx2 (x e^x) = (x + 2) e^x, on the diagonal
+    np.testing.assert_allclose(f.hvp({"x": x}, v={"x": np.ones(3)})["x"], (x + 2) * np.exp(x))
+    np.testing.assert_allclose(gc.hessian(f, x=x)["x"]["x"], np.diag((x + 2) * np.exp(x)))
+
+
+def test_reverse_over_reverse_through_a_fused_cross_entropy(rng):
+    def loss(X, Y, W):
+        Z = X @ W
+        return gc.sum(-gc.sum(Y * (Z - gc.log(gc.sum(gc.exp(Z), axis=1, keepdims=True))), axis=1))
+
+    f = gc.function(loss).fused()
+    assert any(op == "softmax_cross_entropy" for _, op in f.graph.nodes(data="op"))
+    X, W = rng.normal(size=(5, 4)) * 3, rng.normal(size=(4, 3))
+    Y = rng.uniform(0.0, 1.0, size=(5, 3))  # soft labels: sum(y) is not 1, dY is not trivial
+    second = f.gradient("W", X=X, Y=Y, W=W).grad(X=X, Y=Y, W=W)
+    tX, tY, tW = (torch.tensor(v, requires_grad=True) for v in (X, Y, W))
+    Z = tX @ tW
+    value = torch.sum(-torch.sum(tY * torch.log_softmax(Z, dim=1), dim=1))
+    (g,) = torch.autograd.grad(value, tW, create_graph=True)
+    expected = torch.autograd.grad(g.sum(), (tX, tY, tW))
+    for name, e in zip("XYW", expected):
+        np.testing.assert_allclose(second[name], e.numpy(), rtol=1e-11, atol=1e-13, err_msg=name)

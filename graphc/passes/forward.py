@@ -239,6 +239,28 @@ def _tangent_cross_entropy(b, n, args, ts):
     return _added(b, *parts)
 
 
+def _tangent_cross_entropy_grad(b, n, args, ts):
+    # dCE/dx = softmax(x) * sum(y) - y, so its tangent is
+    # sum(y) * softmax * (x_t - sum(softmax * x_t)) + softmax * sum(y_t) - y_t
+    (x, y), (tx, ty) = args, ts
+    axis = b.params(n)["axis"]
+    logp = b.op("log_softmax", [x], axis=axis)  # softmax = exp(log_softmax): exact, no overflow
+    parts = []
+    if tx is not None:
+        weighted = b.expr(sympy.exp(ARGS[0]) * TANGENTS[0], {ARGS[0]: logp, TANGENTS[0]: tx})
+        total = b.op("sum", [weighted], axis=axis, keepdims=True)
+        labels = b.op("sum", [y], axis=axis, keepdims=True)
+        formula = ARGS[2] * sympy.exp(ARGS[0]) * (TANGENTS[0] - ARGS[1])
+        parts.append(
+            b.expr(formula, {ARGS[0]: logp, ARGS[1]: total, ARGS[2]: labels, TANGENTS[0]: tx})
+        )
+    if ty is not None:
+        spread = b.op("sum", [ty], axis=axis, keepdims=True)
+        formula = sympy.exp(ARGS[0]) * ARGS[1] - TANGENTS[0]
+        parts.append(b.expr(formula, {ARGS[0]: logp, ARGS[1]: spread, TANGENTS[0]: ty}))
+    return _added(b, *parts)
+
+
 def autodiff_axis(b, n, x) -> int:
     axis = b.params(n)["axis"]
     return axis % len(b.shape(x)) if isinstance(axis, int) else axis[0] % len(b.shape(x))
@@ -263,6 +285,7 @@ TANGENT_RULES = {
     "logsumexp": _tangent_logsumexp,
     "log_softmax": _tangent_log_softmax,
     "softmax_cross_entropy": _tangent_cross_entropy,
+    "softmax_cross_entropy_grad": _tangent_cross_entropy_grad,
     "affine": _tangent_affine,
     "sum_squares": _tangent_sum_squares,
 }
@@ -281,6 +304,7 @@ TANGENT_DOCS = {
     "logsumexp": "sum(softmax(x) * x_t)",
     "log_softmax": "x_t - sum(softmax(x) * x_t)",
     "softmax_cross_entropy": "sum(dCE/dx * x_t) - sum(log_softmax(x) * y_t)",
+    "softmax_cross_entropy_grad": "sum(y) * softmax * (x_t - sum(softmax * x_t)) + ...",
     "affine": "x_t @ W + x @ W_t + b_t",
     "sum_squares": "sum(2 * x * x_t)",
 }
@@ -349,9 +373,10 @@ def schedule_tangents(h: nx.DiGraph) -> Program:
     out = h.graph["output"]
     for n in statements:
         data = h.nodes[n]
-        if data.get("role") == "tangent":
-            gate = data["tangent_for"]
-            give(n, names.get(gate, data["op"]) + "_t")
+        if data.get("role") == "tangent" and "tangent_of" in data:
+            give(n, names.get(data["tangent_of"], data["op"]) + "_t")
+        elif data.get("role") == "tangent":  # a tangent rule's own step: named by its gate
+            give(n, data["op"])
         else:
             give(n, data.get("hint") or ("out" if n == out else data["op"]))
     h.graph["inputs"] = inputs
