@@ -2,12 +2,13 @@
 
 `render` draws a circuit with graphviz the way the lecture does (values above the wires,
 gradients below) from the values the generated code computed; `compare` sets an unfused function
-beside its fused version; `gallery` writes the lecture circuits' page of pictures and code.
+beside its fused version; `gallery` writes the lecture circuits' page of pictures and code;
+`modes` draws forward mode (tangents under the wires) and both modes side by side.
 Nothing here evaluates text or computes a number the generated code did not.
 
 May import: `graphc.ir`, `graphc.passes` and `graphc.emit` (the values it draws), never
 `graphc.function` or `graphc.cli`.
 
 Modules, in pipeline order:
-    render -> compare -> gallery
+    render -> compare -> gallery | modes
 """
