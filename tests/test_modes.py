@@ -509,3 +509,14 @@ def test_fused_gates_tangents_at_extreme_inputs_match_mpmath(gate, x):
     value, tangent = f.jvp({"x": x}, {"x": 1.0})
     assert np.isfinite(value)
     assert tangent == pytest.approx(exact, rel=1e-13, abs=0.0), (gate, x)
+
+
+def test_jvp_of_an_input_or_a_constant_output():
+    f = gc.function(lambda x, y: x)
+    t = np.ones(3)
+    value, tangent = f.jvp({"x": np.zeros(3), "y": 2.0}, {"x": t})
+    assert tangent is not t and np.array_equal(tangent, t)  # the caller's array is not returned
+    assert f.jvp({"x": 1.0, "y": 2.0}, {"y": 1.0}) == (1.0, 0.0)  # no path from y
+    h = gc.function(lambda x, y: x * y + gc.sum(x))
+    value, tangent = h.jvp({"x": np.arange(3.0), "y": 2.0}, {})
+    assert np.array_equal(tangent, np.zeros(3))
