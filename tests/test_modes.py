@@ -520,3 +520,17 @@ def test_jvp_of_an_input_or_a_constant_output():
     h = gc.function(lambda x, y: x * y + gc.sum(x))
     value, tangent = h.jvp({"x": np.arange(3.0), "y": 2.0}, {})
     assert np.array_equal(tangent, np.zeros(3))
+
+
+def test_the_hvp_benchmark_row_runs_in_smoke_mode():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    p = subprocess.run(
+        [sys.executable, "-m", "benchmarks.hvp", "--smoke"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "smoke:" in p.stdout
