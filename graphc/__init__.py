@@ -37,7 +37,7 @@ from .front.gates import (
 from .front.trace import symbols, sympy_graph
 from .function import Function, from_graph, function
 from .ir.errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
-from .modes import hessian
+from .modes import hessian, jacobian
 from .passes.fusion import fuse
 from .passes.lint import lint
 
@@ -59,6 +59,6 @@ def from_sympy(expr, name: str = "f") -> Function:
 __all__ = [
     "Comparison", "Function", "GateError", "GraphError", "GraphcError", "InputError",
     "ShapeError", "TraceError", "check_grad", "compare", "exp", "from_graph", "from_sympy",
-    "function", "fuse", "gate", "hessian", "lint", "log", "matmul", "maximum", "mean", "minimum",
-    "relu", "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose", "where",
+    "function", "fuse", "gate", "hessian", "jacobian", "lint", "log", "matmul", "maximum",
+    "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose", "where",
 ]  # fmt: skip

@@ -124,3 +124,30 @@ def hessian(f, /, *args, **inputs) -> dict:
             block = stacked.reshape(va.shape + vb.shape)
             blocks[a][b] = float(block) if block.shape == () else block
     return blocks
+
+
+def jacobian(f, /, *args, **inputs) -> dict:
+    """The Jacobian of `f`'s value at these inputs by forward mode, for small inputs: `J[a]` is
+    d out / d a, shaped `out.shape + a.shape` (a Python float for scalars), one `f.jvp` per
+    input number (one column each).
+
+    >>> J = gc.jacobian(f, x=np.array([1.0, 2.0]), y=0.5)   # J["x"][i, j] = d out_i / d x_j
+    """
+    named = f._named(args, inputs)
+    out = {}
+    for a, value in named.items():
+        shape = np.shape(value)
+        columns = []
+        for index in np.ndindex(shape):
+            direction = np.zeros(shape)
+            direction[index] = 1.0
+            t = float(direction) if shape == () else direction
+            columns.append(np.asarray(f.jvp(named, {a: t})[1], dtype=float))
+        out_shape = columns[0].shape if columns else np.shape(f(**named))
+        block = (
+            np.stack(columns, axis=-1).reshape(out_shape + shape)
+            if columns
+            else np.zeros(out_shape + shape)
+        )
+        out[a] = float(block) if block.shape == () else block
+    return out

@@ -534,3 +534,17 @@ def test_the_hvp_benchmark_row_runs_in_smoke_mode():
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
     assert "smoke:" in p.stdout
+
+
+def test_jacobian_by_forward_mode_matches_torch(rng):
+    f = gc.function(lambda W, x, c: gc.tanh(W @ x) * c)
+    W, x = rng.normal(size=(3, 2)), rng.normal(size=2)
+    J = gc.jacobian(f, W=W, x=x, c=0.5)
+    assert J["W"].shape == (3, 3, 2) and J["x"].shape == (3, 2) and J["c"].shape == (3,)
+    expected = torch.autograd.functional.jacobian(
+        lambda W, x, c: torch.tanh(W @ x) * c,
+        (torch.tensor(W), torch.tensor(x), torch.tensor(0.5, dtype=torch.float64)),
+    )
+    for name, e in zip("Wxc", expected):
+        np.testing.assert_allclose(J[name], e.numpy(), rtol=1e-13, atol=1e-15, err_msg=name)
+    assert gc.jacobian(neuron, **AT)["w0"] == pytest.approx(neuron.grad(**AT)["w0"], rel=1e-14)
