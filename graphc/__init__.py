@@ -60,5 +60,6 @@ __all__ = [
     "Comparison", "Function", "GateError", "GraphError", "GraphcError", "InputError",
     "ShapeError", "TraceError", "check_grad", "compare", "exp", "from_graph", "from_sympy",
     "function", "fuse", "gate", "hessian", "jacobian", "lint", "log", "matmul", "maximum",
-    "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose", "where",
+    "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose",
+    "where",
 ]  # fmt: skip
