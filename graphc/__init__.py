@@ -31,6 +31,7 @@ _API = {
     ".ir.errors": (
         "GateError", "GraphcError", "GraphError", "InputError", "ShapeError", "TraceError",
     ),
+    ".modes": ("hessian", "jacobian"),
     ".passes.fusion": ("fuse",),
     ".passes.lint": ("lint",),
 }  # fmt: skip
@@ -60,6 +61,7 @@ if typing.TYPE_CHECKING:  # what type checkers and editors read: the same names,
     from .front.trace import symbols, sympy_graph
     from .function import Function, from_graph, from_sympy, function
     from .ir.errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
+    from .modes import hessian, jacobian
     from .passes.fusion import fuse
     from .passes.lint import lint
 
@@ -106,6 +108,7 @@ sys.modules[__name__].__class__ = _Package
 __all__ = [
     "Comparison", "Function", "GateError", "GraphError", "GraphcError", "InputError",
     "ShapeError", "TraceError", "check_grad", "compare", "exp", "from_graph", "from_sympy",
-    "function", "fuse", "gate", "lint", "log", "matmul", "maximum", "mean", "minimum", "relu",
-    "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose", "where",
+    "function", "fuse", "gate", "hessian", "jacobian", "lint", "log", "matmul", "maximum",
+    "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose",
+    "where",
 ]  # fmt: skip

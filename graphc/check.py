@@ -96,7 +96,7 @@ def _like(original, x):
 
 
 DOUT_SEED = 271828  # `dout="random"`: standard normal of this seed (not 0, 42: data often use them)
-OPTIONS = ("samples", "per_gate", "dout", "report")  # check_grad's keywords, not inputs
+OPTIONS = ("samples", "per_gate", "dout", "report", "mode")  # check_grad's keywords, not inputs
 WORST = 5  # coordinates a report shows per input
 
 
@@ -108,6 +108,7 @@ def check_grad(
     per_gate: bool = False,
     dout=None,
     report: bool = False,
+    mode: str = "reverse",
     **inputs,
 ) -> float | GateReport | GradReport:
     """Max relative error between f's gradients and central differences, over all inputs.
@@ -128,6 +129,8 @@ def check_grad(
     True
     >>> print(check_grad(batchnorm, x=x, gamma=gamma, beta=beta, report=True))
     >>> print(check_grad(f, x=-2.0, y=5.0, z=-4.0, per_gate=True))   # one row per gate
+
+    `mode="forward"` checks forward mode instead (`f.jvp`, see `check_forward`).
     """
     named = f._named(args, inputs, OPTIONS, "gc.check_grad")
     bound = f._bind((), named)  # missing, unexpected or refused inputs: InputError
@@ -135,6 +138,15 @@ def check_grad(
         k: v if isinstance(v, float) else np.asarray(v, dtype=np.float64)
         for k, v in zip(f.inputs, bound)
     }
+    if mode not in ("reverse", "forward"):
+        raise InputError(f"gc.check_grad: mode={mode!r}; choose 'reverse' or 'forward'")
+    if mode == "forward":
+        if per_gate or report or dout is not None:
+            raise InputError(
+                "gc.check_grad: per_gate, report and dout check the reverse mode only; "
+                "drop them for mode='forward'"
+            )
+        return check_forward(f, values, samples)
     with np.errstate(all="ignore"):
         out, analytic = f.value_and_grad(**values)
         weights, drawn = _upstream(f, values, out, analytic, dout)
@@ -289,6 +301,29 @@ class GradReport:
             f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>"
         )
+
+
+def check_forward(f, values: dict, samples: int | None = 100) -> float:
+    """Max relative error of forward mode: for each sampled coordinate x_i of each input, the
+    tangent `f.jvp` gives along e_i (shaped like the output) against the central difference
+    (f(x + h e_i) - f(x - h e_i)) / 2h, entry by entry; NaN where either is not finite."""
+    worst = 0.0
+    for name in f.inputs:
+        x = np.array(values[name], dtype=np.float64)
+        for i in sampled(x.shape, samples):
+            direction = np.zeros(x.shape)
+            direction[i] = 1.0
+            with np.errstate(all="ignore"):
+                _, tangent = f.jvp(values, {name: _like(values[name], direction)})
+            h = 1e-5 * max(1.0, abs(x[i]))
+            x_plus, x_minus = x.copy(), x.copy()
+            x_plus[i] += h
+            x_minus[i] -= h
+            up = np.asarray(f(**{**values, name: _like(values[name], x_plus)}), dtype=np.float64)
+            down = np.asarray(f(**{**values, name: _like(values[name], x_minus)}), dtype=np.float64)
+            error = _error(np.asarray(tangent), (up - down) / (x_plus[i] - x_minus[i]))
+            worst = error if np.isnan(error) else max(worst, error)
+    return worst
 
 
 # ---------------------------------------------------------------- the per-gate report

@@ -55,6 +55,10 @@ EXAMPLES = {
         "-o compare.svg",
     ],
     "steps": ['graphc steps "(x + y) * z" --at x=-2,y=5,z=-4 -o frames/'],
+    "compare-modes": [
+        'graphc compare-modes "1/(1+exp(-(w0*x0+w1*x1+w2)))" --at w0=2,x0=-1,w1=-3,x1=-2,w2=-3 '
+        "--along w0 -o modes.svg",
+    ],
     "demo": [
         "graphc demo                  # writes ./graphc-demo/ and its README.md",
         f"{GALLERY_COMMAND}   # the docs' gallery: docs/gallery.md and docs/gallery/",
@@ -121,6 +125,7 @@ def _is_usage(e: Exception) -> bool:
 _OPTION_LIKE = re.compile(r"--?[A-Za-z][\w-]*(=.*)?")
 _TAKES_VALUE = {
     "--at", "--level", "--digits", "--theme", "-o", "--output", "--repeat", "--format", "--dpi",
+    "--along",
 }  # fmt: skip
 
 
@@ -281,6 +286,28 @@ def _parser() -> argparse.ArgumentParser:
         help="the folder for frame-01.svg, frame-02.svg, ... (created if missing)",
     )
 
+    both = command(
+        "compare-modes",
+        "draw one circuit in reverse mode (gradients) and forward mode (tangents), with the "
+        "passes each needs",
+        _compare_modes,
+    )
+    _source(both)
+    _at(both, required=True)
+    _fuse(both)
+    both.add_argument(
+        "--along",
+        action="append",
+        metavar="NAME",
+        help="the input(s) whose tangent is 1 in forward mode (default: the first input)",
+    )
+    both.add_argument("--digits", type=_digits, default=2, help="decimals shown (default: 2)")
+    both.add_argument("--theme", choices=("light", "dark"), default="light")
+    both.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="the picture: .svg, .pdf or .png"
+    )
+    _format(both)
+
     demo = command(
         "demo",
         "draw the lecture circuits unfused and fused, their comparisons, step frames and "
@@ -422,6 +449,23 @@ def _steps(args) -> None:
     frames = f.render_steps(**_drawing_options(args, inputs), **inputs)
     for path in write_frames(frames, _folder(args.output, "steps writes its frames into a folder")):
         print(path)
+
+
+def _compare_modes(args) -> None:
+    import numpy as np
+
+    fmt = _picture_format(args)
+    f, inputs = _function(args), _inputs(args)
+    _check_inputs(f, inputs)
+    _reserved(inputs, ("tangents", "digits", "theme"), "graphc compare-modes")
+    along = args.along or [f.inputs[0]]
+    unknown = [k for k in along if k not in f.inputs]
+    if unknown:
+        raise UsageError(f"--along {unknown[0]}: not an input; the inputs are {list(f.inputs)}")
+    ones = {k: np.ones(np.shape(inputs.get(k, 0.0))) for k in along}
+    tangents = {k: (float(t) if t.shape == () else t) for k, t in ones.items()}
+    picture = f.compare_modes(tangents=tangents, digits=args.digits, theme=args.theme, **inputs)
+    _write_picture(picture, args, fmt)
 
 
 def _demo(args) -> None:

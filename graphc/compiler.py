@@ -39,6 +39,7 @@ from .ir.errors import ShapeError
 from .ir.graph import copy_graph
 from .ir.shapes import Sizes, infer_shapes, probe_sizes
 from .passes.autodiff import backward
+from .passes.gradient import check_shapes
 from .passes.lower import lower
 from .passes.schedule import Program, sanitize, schedule
 
@@ -128,6 +129,7 @@ def compile_graph(
     `style` (`ir.ops.STYLES`): "accurate", "textbook" (the lecture's formulas where they differ,
     `ir.ops.TEXTBOOK`) or "layer" (CS231n's `<name>_forward`/`<name>_backward` and a gate class).
     """
+    check_shapes(g, shapes)  # a gradient graph works at the shapes it was built for
     with gc_paused():
         options = (wrt, readable, dtype, input_dtypes, style)
         compiled = _generic(g, shapes, *options) if generic else None

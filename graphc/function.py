@@ -18,8 +18,10 @@ import graphviz
 import networkx as nx
 import numpy as np
 
+from . import modes
 from .compiler import Compiled, compile_graph, gc_paused
 from .display import Code
+from .draw import modes as draw_modes
 from .draw import notebook, render
 from .emit import numba_backend
 from .emit.scalar import Fallbacks, straight_line
@@ -37,7 +39,7 @@ VALUE_AND_GRAD_DOC = """The value and a dict of gradients, one per input, each s
 For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
-DRAWING_OPTIONS = ("digits", "show_local", "theme")
+DRAWING_OPTIONS = ("digits", "show_local", "theme", "mode", "tangents")
 
 
 class Function:
@@ -381,6 +383,86 @@ class Function:
         """Write `source` to `path` atomically (a temporary file renamed into place)."""
         return write_atomic(path, self.source)
 
+    # ------------------------------------------------------------ forward mode, second order
+
+    def jvp(self, inputs: dict, tangents: dict) -> tuple:
+        """Forward mode: the value and its derivative along `tangents` (a direction per input,
+        by name; inputs without one hold still), from one pass of the tangent code.
+
+        >>> neuron.jvp(at, tangents={"w0": 1.0})   # (value, d value / d w0)
+        """
+        values = self._bind((), dict(inputs))
+        named = dict(zip(self.inputs, values))
+        given = modes.tangent_values(dict(tangents), self.inputs, named, f"{self.__name__}.jvp")
+        compiled = self._jvp_for(self._graph, values, tuple(given), "jvp")
+        out, out_t = compiled.module.jvp(*values, *given.values())
+        passed = [*values, *given.values()]  # f = x returns x's own array: give back a copy
+        out, out_t = (np.copy(a) if any(a is p for p in passed) else a for a in (out, out_t))
+        return _result(out, values, None), _result(out_t, values, None)
+
+    def _jvp_for(self, graph, values: list, along: tuple[str, ...], kind: str):
+        """The tangent module of `graph` for these inputs' shapes and tangents (cached)."""
+        cache = self.__dict__.setdefault("_jvps", {})
+        key = (kind, tuple(map(_signature, values)), along)
+        if key not in cache:
+            shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+            if kind == "hvp":
+                name = f"{self.__name__}_gradient"
+                graph = modes.gradient_of(self._graph, shapes, along, name)
+            try:
+                cache[key] = modes.compile_jvp(graph, shapes, along)
+            except GraphcError as e:
+                raise type(e)(f"{self.__name__}: {e}") from None
+        self.__dict__["_last_jvp"] = key
+        return cache[key]
+
+    @property
+    def jvp_source(self) -> str:
+        """The tangent module of the most recent `jvp` call (before any: every input a scalar
+        with a tangent)."""
+        key = self.__dict__.get("_last_jvp")
+        if key is None or key[0] != "jvp":
+            return self._jvp_for(self._graph, [0.0] * len(self.inputs), self.inputs, "jvp").source
+        return self.__dict__["_jvps"][key].source
+
+    def hvp(self, inputs: dict, v: dict) -> dict:
+        """The Hessian-vector product H v, shaped like `v`: forward mode along `v` over graphc's
+        own backward graph (the jvp of the gradient), for the inputs `v` names (the others
+        are held fixed).
+
+        >>> loss.hvp(inputs, v={"W1": V1, "W2": V2})   # {"W1": (H v)_W1, "W2": (H v)_W2}
+        """
+        values = self._bind((), dict(inputs))
+        named = dict(zip(self.inputs, values))
+        given = modes.tangent_values(dict(v), self.inputs, named, f"{self.__name__}.hvp")
+        compiled = self._jvp_for(None, values, tuple(given), "hvp")
+        _, tangents = compiled.module.jvp(*values, *given.values())
+        tangents = (tangents,) if len(given) == 1 else tangents  # one gradient: one tangent
+        return {k: _gradient(t, named[k]) for k, t in zip(given, tangents)}
+
+    def gradient(self, name: str, /, *args, **inputs) -> Function:
+        """The gradient d out / d `name` as a Function of the same inputs, whose graph is the
+        backward pass: drawn, compiled, fused and differentiated again like any function.
+
+        Specialised to the shapes of the example inputs, if given (default: every input a
+        scalar), since where the forward graph broadcasts its gradient sums over those axes.
+
+        >>> dneuron = neuron.gradient("w0"); dneuron.grad(**at)   # a row of the Hessian
+        """
+        if name not in self.inputs:
+            raise InputError(
+                f"gradient() takes an input name of {self.__name__}, one of {list(self.inputs)}; "
+                f"got {name!r}"
+            )
+        values = self._bind(args, inputs) if args or inputs else [0.0] * len(self.inputs)
+        shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+        title = f"d{self.__name__}_d{name}"
+        try:
+            graph = modes.gradient_of(self._graph, shapes, (name,), title)
+        except GraphcError as e:
+            raise type(e)(f"{self.__name__}: {e}") from None
+        return Function(graph, readable=self.readable)
+
     # ------------------------------------------------------------ pictures
 
     def values_for(self, /, *args, **kwargs) -> tuple[Compiled, dict]:
@@ -398,26 +480,100 @@ class Function:
         return self._named(args, inputs, DRAWING_OPTIONS, caller)
 
     def render(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self,
+        /,
+        *args,
+        digits: int = 2,
+        show_local: bool = False,
+        theme: str = "light",
+        mode: str = "reverse",
+        tangents: dict | None = None,
+        **inputs,
     ) -> graphviz.Digraph:
         """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
 
         Inputs go by position or by name, as for a call; an input named like an option
-        (`digits`, `show_local`, `theme`) goes by position.
+        (`digits`, `show_local`, `theme`, `mode`, `tangents`) goes by position.
+        `mode="forward"` writes each wire's tangent under it instead of its gradient: the
+        derivative along `tangents` (default: 1 for the first input), as `jvp` computes it.
 
         >>> f.render(x=-2.0, y=5.0, z=-4.0)   # f.render() draws the structure alone
+        >>> neuron.render(**at, mode="forward", tangents={"w0": 1.0})
         """
         named = self._drawn(args, inputs, "render()")
-        panel = render.function_panel(self, named, digits, show_local)
+        if mode not in ("reverse", "forward"):
+            raise InputError(f"render(): mode={mode!r}; choose 'reverse' or 'forward'")
+        if mode == "forward":
+            if not named:
+                raise InputError("render(mode='forward') needs input values: it draws tangents")
+            panel = self._forward_panel(named, tangents, digits)[0]
+        else:
+            panel = render.function_panel(self, named, digits, show_local)
         return notebook.Picture.of(render.picture([panel], theme, digits))
 
     def svg(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self,
+        /,
+        *args,
+        digits: int = 2,
+        show_local: bool = False,
+        theme: str = "light",
+        mode: str = "reverse",
+        tangents: dict | None = None,
+        **inputs,
     ) -> str:
         """`render(...)` as SVG text."""
         self._drawn(args, inputs, "svg()")  # name the method in an error about its options
-        picture = self.render(*args, digits=digits, show_local=show_local, theme=theme, **inputs)
+        picture = self.render(
+            *args, digits=digits, show_local=show_local, theme=theme, mode=mode,
+            tangents=tangents, **inputs,
+        )  # fmt: skip
         return render.svg_text(picture)
+
+    def _forward_panel(self, named: dict, tangents: dict | None, digits: int, title=None):
+        """The forward-mode panel at these inputs (by name) and the inputs with a tangent."""
+        values = self._bind((), named)
+        given = modes.tangent_values(
+            {self.inputs[0]: 1.0} if tangents is None else dict(tangents),
+            self.inputs,
+            dict(zip(self.inputs, values)),
+            f"{self.__name__}.render",
+        )
+        shapes = {k: np.shape(v) for k, v in zip(self.inputs, values)}
+        along = tuple(given)
+        program, computed = modes.jvp_values(self._graph, shapes, along, [*values, *given.values()])
+        return draw_modes.forward_panel(self._graph, program, computed, digits, title), along
+
+    def compare_modes(
+        self,
+        /,
+        *args,
+        tangents: dict | None = None,
+        digits: int = 2,
+        theme: str = "light",
+        **inputs,
+    ):
+        """One circuit in both modes, side by side, for the lecture's slide: reverse mode's
+        gradients (one backward pass: d out / d every input) beside forward mode's tangents
+        (one pass along `tangents`, default the first input: d every value / d that input),
+        with the passes each needs for n inputs and m outputs.
+
+        >>> neuron.compare_modes(**at, tangents={"w0": 1.0})
+        """
+        named = self._named(args, inputs, ("tangents", "digits", "theme"), "compare_modes()")
+        reverse = render.function_panel(
+            self, named, digits, False, title="reverse mode: gradients under the wires"
+        )
+        forward, along = self._forward_panel(
+            named,
+            tangents,
+            digits,
+            f"forward mode: tangents along {', '.join(along_of(tangents, self.inputs))}",
+        )
+        m = int(np.size(self(**named)))
+        n = sum(int(np.size(v)) for v in named.values())
+        rows = draw_modes.cost_rows(n, m, along)
+        return draw_modes.modes_picture(reverse, forward, rows, theme, digits)
 
     def render_steps(
         self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
@@ -471,6 +627,11 @@ class Function:
         """The circuit in the graphviz package's Jupyter format (SVG unless
         `graphviz.set_jupyter_format` chose PNG), and the summary over it as HTML."""
         return notebook.mimebundle(self.render(), self.summary(), include, exclude)
+
+
+def along_of(tangents: dict | None, inputs: tuple[str, ...]) -> list[str]:
+    """The inputs a forward-mode picture has tangents for (default: the first)."""
+    return [inputs[0]] if tangents is None else [k for k in inputs if k in tangents]
 
 
 def _signature(v) -> tuple:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ["README.md", "docs/index.md", "docs/fusion.md"]
+DOCS = ["README.md", "docs/index.md", "docs/fusion.md", "docs/modes.md"]
 
 
 def blocks(path: Path):

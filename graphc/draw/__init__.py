@@ -4,12 +4,13 @@
 gradients below) from the values the generated code computed; `compare` sets an unfused function
 beside its fused version; `notebook` is what Jupyter shows of a drawing (scaled to the
 notebook's width, in the graphviz package's Jupyter format) and of step frames (a player);
-`gallery` writes the lecture circuits' page of pictures and code.
+`gallery` writes the lecture circuits' page of pictures and code; `modes` draws forward mode
+(tangents under the wires) and both modes side by side.
 Nothing here evaluates text or computes a number the generated code did not.
 
 May import: `graphc.ir`, `graphc.passes` and `graphc.emit` (the values it draws), never
 `graphc.function` or `graphc.cli`.
 
 Modules, in pipeline order:
-    render -> notebook -> compare -> gallery
+    render -> notebook -> compare -> gallery | modes
 """

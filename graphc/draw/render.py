@@ -52,6 +52,9 @@ THEMES = {
     "dark": Theme("#d0d0d0", "#f5f5f5", "#81c784", "#ef9a9a", "#ffb74d", "#90caf9"),
 }
 
+# forward mode's tangents, under the line in place of the gradients (draw/modes.py)
+TANGENT_COLOURS = {THEMES["light"]: "#6a1b9a", THEMES["dark"]: "#ce93d8"}
+
 # A gate's symbol with a scalar constant folded in (the lecture's +1, *-1 and 1/x gates)
 CONSTANT_SYMBOLS = {
     ("add", 0): "+{c}",
@@ -121,6 +124,9 @@ class Wire:
     gradient: object = None  # gradient flowing back along it (None: not shown)
     arrow: bool = True
     step: int = 0  # when backprop reaches this wire (see build_scene)
+    below: str = (
+        "gradient"  # what is written under the line: "gradient", or "tangent" (forward mode)
+    )
 
 
 @dataclass
@@ -497,7 +503,8 @@ def draw_scene(
             penwidth="2.8" if broken else "1.4", arrowsize="0.7",
             style="dashed" if broken else "solid", arrowhead="normal" if w.arrow else "none",
         )  # fmt: skip
-        for side, item, tint in ((1, w.value, colours.value), (-1, gradient, colours.gradient)):
+        under = TANGENT_COLOURS[colours] if w.below == "tangent" else colours.gradient
+        for side, item, tint in ((1, w.value, colours.value), (-1, gradient, under)):
             if item is None:
                 continue
             lx, ly = _label_position(p, q, side)

@@ -19,7 +19,7 @@ import numpy as np
 import sympy
 from sympy.codegen.cfunctions import expm1
 
-from .errors import GateError, GraphError, ShapeError
+from .errors import GraphError, ShapeError
 from .special import ARGS, DOUT, OUT
 
 
@@ -295,11 +295,33 @@ def _vjp_sum_to(b, node, args, dout):
     return (b.op("broadcast_to", [dout], shape=b.shape(args[0]), expand=()),)
 
 
-def _no_vjp(b, node, args, dout):
-    raise GateError(
-        f"gate {b.op_of(node)!r} is a backward-only step and cannot be differentiated again; "
-        "differentiate the forward function instead"
+def _vjp_route_to_max(b, node, args, dout):
+    # route_to_max(g, x) puts g at the largest entry of x: linear in g, flat in x, so
+    # dg = the upstream gradient read at that entry, route_to_max(1, x) its mask
+    g, x = args
+    p = b.params(node)
+    ones = b.const(np.ones(b.shape(g)) if b.shape(g) else 1.0)
+    mask = b.op("route_to_max", [ones, x], **p)
+    picked = b.expr(DOUT * ARGS[0], {DOUT: dout, ARGS[0]: mask})
+    axes = p["axis"]
+    total = b.op("sum", [picked], axis=axes, keepdims=p["keepdims"])
+    return total, None
+
+
+def _vjp_cross_entropy_grad(b, node, args, dout):
+    # out = softmax(x) * sum(y) - y: dx = sum(y) * s * (g - sum(s * g)), dy = sum(s * g) - g
+    x, y = args
+    axis = b.params(node)["axis"]
+    logp = b.op("log_softmax", [x], axis=axis)  # s = exp(log_softmax(x)): no overflow
+    weighted = b.op("sum", [b.expr(DOUT * sympy.exp(ARGS[0]), {DOUT: dout, ARGS[0]: logp})],
+                    axis=axis, keepdims=True)  # fmt: skip
+    labels = b.op("sum", [y], axis=axis, keepdims=True)
+    dx = b.expr(
+        ARGS[2] * sympy.exp(ARGS[0]) * (DOUT - ARGS[1]),
+        {DOUT: dout, ARGS[0]: logp, ARGS[1]: weighted, ARGS[2]: labels},
     )
+    dy = b.expr(ARGS[0] - DOUT, {DOUT: dout, ARGS[0]: weighted})
+    return dx, dy
 
 
 # ---------------------------------------------------------------- fused tensor gates
@@ -428,7 +450,7 @@ FUSED_ROWS = (
         name="softmax_cross_entropy_grad", arity=2, symbol="dCE",
         shape=lambda shapes, p: broadcast_shape("softmax_cross_entropy", list(shapes)),
         spell=lambda a, s, p: f"softmax_cross_entropy_grad({a[0]}, {a[1]}, axis={p['axis']})",
-        vjp=_no_vjp, params=("axis",), helpers=("softmax_cross_entropy_grad",),
+        vjp=_vjp_cross_entropy_grad, params=("axis",), helpers=("softmax_cross_entropy_grad",),
     ),
 )  # fmt: skip
 
@@ -572,7 +594,7 @@ ROWS: tuple[dict, ...] = (
         "route",
         _route_shape,
         _spell_route,
-        _no_vjp,
+        _vjp_route_to_max,
         ("axis", "keepdims"),
         ("route_to_max",),
     ),
