@@ -141,11 +141,12 @@ def check_grad(
     if mode not in ("reverse", "forward"):
         raise InputError(f"gc.check_grad: mode={mode!r}; choose 'reverse' or 'forward'")
     if mode == "forward":
-        if per_gate or report or dout is not None:
-            raise InputError(
-                "gc.check_grad: per_gate, report and dout check the reverse mode only; "
-                "drop them for mode='forward'"
-            )
+        for given, option in ((per_gate, "per_gate=True"), (report, "report=True"), (dout, "dout")):
+            if given is not None and given is not False:
+                raise InputError(
+                    f"gc.check_grad: {option} checks the reverse mode only; drop it for "
+                    "mode='forward'"
+                )
         return check_forward(f, values, samples)
     with np.errstate(all="ignore"):
         out, analytic = f.value_and_grad(**values)
