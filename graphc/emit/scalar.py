@@ -351,7 +351,7 @@ def _entry_by_name(
         [
             f"def {name}({signature}, **_unknown):",
             f"    if {' is '.join(params)} is _absent:  # by position",
-            f"        {_tuple(params)} = {_tuple(positions)}",
+            *(f"        {p} = {q}" for p, q in zip(params, positions)),
             f"    elif {positions[0]} is not _absent:  # the first by position, the rest by name",
             *(
                 f"        {p} = {p} if {q} is _absent else {q} if {p} is _absent else _twice"
