@@ -165,6 +165,7 @@ FLOATS = types.SimpleNamespace(
 )
 _NP_NAME = re.compile(r"\bnp\.(\w+)")
 _NOT_FLOAT = re.compile(r"[<>]|[=!]=|np\.(where|maximum|minimum|logical_not)")
+_REDUCED = re.compile(r"\bnp\.(?:sum|mean|max|min)\((\w+)\)")  # of one name: that name
 _POWER = re.compile(r"\*\*\s*\(?(-?)([^\s,()]+)")
 _ENTRIES = ("forward", "backward", "value_and_grad")
 
@@ -243,9 +244,14 @@ def straight_line(
     while any(name.startswith(prefix) for name in names):
         prefix = "_" + prefix
     spelled = prefix + r"\1"
-    fwd_lines = _NP_NAME.sub(spelled, "\n".join(fwd_lines)).split("\n") if fwd_lines else []
-    body = _NP_NAME.sub(spelled, "\n".join(body)).split("\n") if body else []
-    out, grads = _NP_NAME.sub(spelled, out), [_NP_NAME.sub(spelled, g) for g in grads]
+
+    def floats(code: str) -> str:
+        """Python-float spelling: a reduction of a scalar is the scalar; np.f is _np_f."""
+        return _NP_NAME.sub(spelled, _REDUCED.sub(r"\1", code))
+
+    fwd_lines = floats("\n".join(fwd_lines)).split("\n") if fwd_lines else []
+    body = floats("\n".join(body)).split("\n") if body else []
+    out, grads = floats(out), [floats(g) for g in grads]
     result = "{" + ", ".join(f"{k!r}: {g}" for k, g in zip(gradient_names, grads)) + "}"
     # the inputs by position take names no variable of the module starts with
     by_position = "_pos_"
