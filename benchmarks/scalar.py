@@ -3,12 +3,20 @@
 Circuits: (x + y) z at (-2, 5, -4) and the sigmoid neuron 1 / (1 + exp(-(w0 x0 + w1 x1 + w2)))
 at (2, -1, -3, -2, -3). Reference: hand-written straight-line Python (the lecture's staged
 backprop) returning the value and a dict of gradients, the same result graphc's
-`value_and_grad` gives. Every candidate takes Python floats and gives back numbers.
+`value_and_grad` gives, called by position. Every candidate takes Python floats and gives back
+numbers.
+
+graphc is timed in every call style: by name (as the README and the docs call it: the headline
+row "graphc"), by position, mixed (the first two by position, the rest by name), with the loss
+wrapped in `gc.sum` or `gc.mean` (the identity on a scalar, as many losses end), and fused.
+Each style must stay within 2x the reference.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 
 import graphc as gc
 from graphc.lectures import circuit, neuron  # the lecture circuits, as graphc draws them
@@ -166,16 +174,42 @@ PEER_MAKERS = {
 # ---------------------------------------------------------------- the workload
 
 
+def by_keywords(f, names, args, by_position: int = 0) -> Callable[[], tuple]:
+    """`lambda: f.value_and_grad(a0, ..., name=a_k, ...)`: the first `by_position` inputs by
+    position, the rest by name, written out as a user writes the call (not `**kwargs`, which
+    copies a dict)."""
+    values = [f"_{i}=_args[{i}]" for i in range(len(args))]
+    given = [f"_{i}" if i < by_position else f"{k}=_{i}" for i, k in enumerate(names)]
+    call = f"lambda {', '.join(values)}: _f.value_and_grad({', '.join(given)})"
+    return eval(call, {"_f": f, "_args": args})  # our own names and indices
+
+
+def _reduced(fn, reduction):
+    """`fn` with its value wrapped in a reduction: the identity on a scalar."""
+
+    def loss(*args):
+        return reduction(fn(*args))
+
+    loss.__signature__ = inspect.signature(fn)  # graphc names the inputs after fn's parameters
+    return loss
+
+
 def candidates(fn, reference, names, args) -> tuple[list[Candidate], dict[str, str]]:
-    """graphc as written, graphc fused, the reference, and every installed peer."""
+    """graphc in every call style, the reference, and every installed peer."""
     as_written = gc.function(fn)
+    summed = gc.function(_reduced(fn, gc.sum), name=fn.__name__)
+    averaged = gc.function(_reduced(fn, gc.mean), name=fn.__name__)
     out = [
         Candidate("hand-written Python (reference)", lambda: reference(*args), "reference"),
-        Candidate("graphc", lambda: as_written.value_and_grad(*args)),
+        Candidate("graphc", by_keywords(as_written, names, args)),
+        Candidate("graphc by position", lambda: as_written.value_and_grad(*args)),
+        Candidate("graphc mixed", by_keywords(as_written, names, args, 2)),
+        Candidate("graphc, gc.sum of it", by_keywords(summed, names, args)),
+        Candidate("graphc, gc.mean of it", by_keywords(averaged, names, args)),
     ]
     if fn is neuron:
         fused = as_written.fused()
-        out.append(Candidate("graphc fused (sigmoid gate)", lambda: fused.value_and_grad(*args)))
+        out.append(Candidate("graphc fused (sigmoid gate)", by_keywords(fused, names, args)))
     # Not a way users call graphc: the generated module alone, without the Function's argument
     # checks and conversions, to show what the wrapper costs.
     generated_module = as_written.compiled_for(*args).module
@@ -211,14 +245,17 @@ def run(rounds: int, smoke: bool = False) -> Section:
         rows = timing_rows(timings, ref)
         texts.append(
             f"### {title}\n\n"
+            + '"graphc" is called by name, as the docs call it.\n\n'
             + table(["candidate", "median per call", "/ reference", "spread (IQR)"], rows)
             + "\n"
             + skipped_note(skipped)
         )
         ref_t = timings[ref].median
-        ratio = timings["graphc"].median / ref_t
-        targets.append(
-            Target(f"scalar {title}: graphc <= 2x hand-written Python", f"{ratio:.2f}x", ratio <= 2)
-        )
+        for c in ok:
+            if c.kind == "graphc":
+                ratio = timings[c.name].median / ref_t
+                style = "by name" if c.name == "graphc" else c.name.removeprefix("graphc")
+                goal = f"scalar {title}: graphc ({style.strip(' ,')}) <= 2x hand-written Python"
+                targets.append(Target(goal, f"{ratio:.2f}x", ratio <= 2))
         targets += ahead_of_every_peer(f"scalar {title}", timings, ok, ref_t)
     return Section("Scalar circuits", "\n\n".join(texts), targets, failures)

@@ -206,7 +206,8 @@ def _compile(
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
     program = schedule(with_grads)
     kinds = None
-    if input_dtypes and None in input_dtypes.values():  # a Python float, computed in float64
+    weak = input_dtypes and None in input_dtypes.values()  # a Python float, computed in float64
+    if weak and dtypes.may_narrow(program.graph, [*input_dtypes.values(), dtype]):
         given = dtypes.by_node(program.graph, input_dtypes)
         kinds = dtypes.node_kinds(program.graph, {**given, program.seed: np.dtype(dtype)})
         if not any(dtypes.narrow(k) for k in kinds.values()):

@@ -326,7 +326,7 @@ class Function:
             self._numpy_value_and_grad,
         )
         with gc_paused():  # compiling 100k statements makes many long-lived objects
-            code = straight_line(source, self.__name__, self.gradient_names, numpy)
+            code = straight_line(source, self.__name__, self.inputs, self.gradient_names, numpy)
         if code is None:
             return
         code.value_and_grad.__doc__ = VALUE_AND_GRAD_DOC

@@ -55,6 +55,67 @@ def test_keywords_and_positions_reach_the_float_path_alike():
     assert f(-2.0, 5.0, z=-4.0) == -12.0
 
 
+def test_every_call_style_runs_the_float_path_and_binds_as_python_does():
+    # oracle: the hand-written backprop, called the same way; and Python's own binding of a
+    # plain function with these parameters decides what each call means
+    f = gc.function(neuron)
+    args = (2.0, -1.0, -3.0, -2.0, -3.0)
+    names = ("w0", "x0", "w1", "x1", "w2")
+    f.value_and_grad(*args)
+    assert f.value_and_grad.__module__ is None  # the straight-line entry took over
+    want = neuron_by_hand(*args)
+    for k in range(len(args) + 1):  # k inputs by position, the rest by name, in any order
+        by_name = dict(reversed(list(zip(names[k:], args[k:]))))
+        out, grads = f.value_and_grad(*args[:k], **by_name)
+        assert out == pytest.approx(want[0], rel=1e-15) and type(out) is float
+        assert grads == pytest.approx(want[1], rel=1e-14)
+        assert f(*args[:k], **by_name) == pytest.approx(want[0], rel=1e-15)
+        assert f.__call__.__module__ is None  # f(...) too, once it has been called
+    # a NumPy float by name or by position still takes the NumPy path, with NumPy's type
+    out, grads = f.value_and_grad(*args[:2], w1=np.float32(-3.0), x1=-2.0, w2=-3.0)
+    assert type(out) is np.float32 and out == pytest.approx(want[0], rel=1e-6)  # NEP 50
+    assert grads["w1"] == pytest.approx(want[1]["w1"], rel=1e-6)
+
+
+def test_bad_calls_by_name_say_what_is_wrong_on_the_float_path():
+    f = gc.function(neuron)
+    f.value_and_grad(2.0, -1.0, -3.0, -2.0, -3.0)
+    with pytest.raises(InputError, match=r"missing input\(s\) \['w1', 'x1'\]"):
+        f.value_and_grad(2.0, x0=-1.0, w2=1.0)  # x0 by name is not reported missing
+    with pytest.raises(InputError, match="'x0' twice"):
+        f.value_and_grad(2.0, -1.0, -3.0, x0=1.0, x1=-2.0, w2=-3.0)
+    with pytest.raises(InputError, match="unexpected input '_pos_w0'"):
+        f(_pos_w0=1.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0)  # the entry's own names are not inputs
+    with pytest.raises(InputError, match="got 6 positional"):
+        f(1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+
+
+@pytest.mark.parametrize("reduction", [gc.sum, gc.mean, gc.max])
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_reduction_of_a_scalar_takes_the_float_path(reduction, fused):
+    # a loss written for arrays, called on floats: sum, mean and max of a scalar are the scalar
+    def loss(w, x, y):
+        return reduction((gc.sigmoid(w * x) - y) ** 2) + gc.sum(gc.tanh(w) * x)
+
+    def by_hand(w, x, y):
+        s = 1.0 / (1.0 + math.exp(-w * x))
+        t = math.tanh(w)
+        d = 2.0 * (s - y) * s * (1.0 - s)
+        grads = {"w": d * x + (1.0 - t * t) * x, "x": d * w + t, "y": -2.0 * (s - y)}
+        return (s - y) ** 2 + t * x, grads
+
+    f = gc.function(loss)
+    f = f.fused() if fused else f
+    f.value_and_grad(0.1, 0.2, 0.3)
+    assert f.value_and_grad.__module__ is None  # the straight-line entry took over
+    for args in [(0.5, 2.0, 1.0), (-1.5, 0.25, -0.5)]:
+        out, grads = f.value_and_grad(w=args[0], x=args[1], y=args[2])
+        want, want_grads = by_hand(*args)
+        assert type(out) is float and out == pytest.approx(want, rel=1e-14)
+        assert all(type(g) is float for g in grads.values())
+        assert grads == pytest.approx(want_grads, rel=1e-13)
+
+
 def test_bad_calls_say_what_is_wrong_on_the_float_path_too():
     f = gc.function(lambda x, y: x * y)
     f.value_and_grad(1.0, 2.0)
@@ -136,7 +197,13 @@ def test_gradients_match_central_differences_on_floats():
     assert grads["b"] == pytest.approx(db, rel=1e-7)
 
 
-@pytest.mark.parametrize("name", ["_args", "_kwargs", "_checked", "_np_exp", "_np_", "_result"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("_args", "_kwargs", "_checked", "_np_exp", "_np_", "_result"),
+        *("_absent", "_twice", "_more", "_unknown", "_otherwise", "_pos_", "_pos_y", "absent"),
+    ],
+)
 def test_an_input_named_like_the_entry_variables_takes_the_float_path_too(name):
     # the module renames such an input (`_args_`), and the float path's own `np` functions take
     # a prefix no variable of the module starts with: the floats go straight through, right
@@ -148,6 +215,10 @@ def test_an_input_named_like_the_entry_variables_takes_the_float_path_too(name):
     assert grads[name] == pytest.approx(9.0 * e2, rel=1e-15)  # y e^a + a y e^a
     assert grads["y"] == pytest.approx(2.0 * e2, rel=1e-15)
     assert f.value_and_grad.__module__ != "graphc.function"  # the float path's entry
+    assert f.value_and_grad(**{"y": 3.0, name: 2.0}) == (value, grads)  # by name too
+    assert f.value_and_grad(2.0, y=3.0) == (value, grads)
+    with pytest.raises(InputError, match="twice"):
+        f.value_and_grad(2.0, 3.0, **{name: 2.0})
 
 
 def test_float_helpers_compute_what_the_numpy_helpers_compute():
@@ -158,10 +229,11 @@ def test_float_helpers_compute_what_the_numpy_helpers_compute():
     points += [-1e308, math.inf, -math.inf, math.nan]
     for name, fn in FLOAT_HELPERS.items():
         for x in points:
-            args = (x, 0.1) if name == "leaky_relu" else (x,)
+            args = {"leaky_relu": (x, 0.1), "route_to_max": (0.5, x)}.get(name, (x,))
+            options = (None, False) if name == "route_to_max" else ()  # axis, keepdims
             with np.errstate(all="ignore"):
-                want = float(namespace[name](*map(np.float64, args)))
-            got = fn(*args)
+                want = float(namespace[name](*map(np.float64, args), *options))
+            got = fn(*args, *options)
             assert got == pytest.approx(want, rel=4e-16, nan_ok=True), (name, x)
     for a, b in [(0.0, 1.0), (1.0, 0.0), (2.0, 2.0), (-1e308, 1e308), (math.inf, math.inf)]:
         with np.errstate(over="ignore"):

@@ -5,8 +5,8 @@ Stage: emit. Imports `text` (for its title) and `schedule` (the names it keeps t
 For a call with Python floats only, NumPy's per-operation overhead (a NumPy scalar per gate,
 about 0.5 us per `np.exp`) is most of the time. `straight_line` takes the generated module's
 source, the readable reference, and joins its `forward` and `backward` statements into one
-function, the way the lecture writes backprop by hand (in essence: the entry also binds keyword
-arguments and checks that every input is a float):
+function, the way the lecture writes backprop by hand (in essence: the entry also checks that
+every input is a float):
 
     def value_and_grad(x, y, z):
         q = x + y              # forward, as in the module
@@ -20,11 +20,19 @@ and runs it with `np` standing for `FLOATS`, Python-float versions of the few Nu
 a scalar module calls (`math.exp` for `np.exp`, ...). The statements are the module's own, so
 the numbers agree with it to rounding (`math` and NumPy may differ in the last ulp).
 
+The entry takes the inputs by their own names, so Python binds positions and keywords itself:
+`value_and_grad(_pos_x=_absent, _pos_y=_absent, /, *_more, x=_absent, y=_absent, **_unknown)`
+takes each input by position or by name; a call that gives one twice, leaves one out, or passes
+more is handed to the NumPy path as it was made, which says what is wrong. (Where an input's name is
+not the module's, as for an input the module renames, the entry is `(*_args, **_kwargs)` and
+binds keywords through the NumPy path's `positional`.)
+
 Where NumPy would give inf or NaN, Python raises (`math.exp(1000)`, `1.0 / 0.0`, `math.log(0)`)
 or goes complex (`(-8.0) ** 0.5`): the entry then calls the NumPy module instead (`Fallbacks`),
 so such inputs get NumPy's values and warnings, as do inputs that are not all Python floats. A
 module calling anything `FLOATS` lacks (an array constant, a reduction) gets no straight-line
-version.
+version. A reduction of a scalar (`np.sum`, `np.mean`, `np.max`, `np.min` in a module of
+scalars) is the scalar itself.
 """
 
 from __future__ import annotations
@@ -68,6 +76,12 @@ def _logaddexp(a: float, b: float) -> float:
         return a + math.log(2.0)
     d = a - b
     return a + math.log1p(math.exp(-d)) if d > 0 else b + math.log1p(math.exp(d))
+
+
+def _reduced(x: float, axis=None, keepdims=False) -> float:
+    """np.sum, np.mean, np.max or np.min of a scalar: the scalar itself (a module of scalars
+    reduces nothing else)."""
+    return x
 
 
 def _sigmoid(x: float) -> float:
@@ -118,6 +132,7 @@ FLOAT_HELPERS = {
     "log_sigmoid": lambda x: -_logaddexp(0.0, -x),
     "sech2": _sech2,
     "leaky_relu": lambda x, slope: x if x > 0 else slope * x,
+    "route_to_max": lambda dout, x, axis, keepdims: dout,  # the max of a scalar is the scalar
 }
 
 # np.<name> -> its Python-float version; a module using another name runs on NumPy only
@@ -138,6 +153,11 @@ FLOATS = types.SimpleNamespace(
     logaddexp=_logaddexp,
     sign=_sign,
     copy=lambda x: x,  # floats are immutable
+    sum=_reduced,
+    mean=_reduced,
+    max=_reduced,
+    min=_reduced,
+    square=lambda x: x * x,
     float64=_Float64,
     inf=math.inf,
     nan=math.nan,
@@ -145,6 +165,7 @@ FLOATS = types.SimpleNamespace(
 )
 _NP_NAME = re.compile(r"\bnp\.(\w+)")
 _NOT_FLOAT = re.compile(r"[<>]|[=!]=|np\.(where|maximum|minimum|logical_not)")
+_REDUCED = re.compile(r"\bnp\.(?:sum|mean|max|min)\((\w+)\)")  # of one name: that name
 _POWER = re.compile(r"\*\*\s*\(?(-?)([^\s,()]+)")
 _ENTRIES = ("forward", "backward", "value_and_grad")
 
@@ -178,11 +199,16 @@ class Fallbacks:
 
 
 def straight_line(
-    source: str, title: str, gradient_names: tuple[str, ...], numpy: Fallbacks
+    source: str,
+    title: str,
+    inputs: tuple[str, ...],
+    gradient_names: tuple[str, ...],
+    numpy: Fallbacks,
 ) -> ScalarCode | None:
     """The straight-line entries for a generated module's `source`, or None if it needs NumPy.
 
-    `gradient_names` are the names of the gradients `backward` returns, in order. An entry runs
+    `inputs` are the function's input names (the module's parameters, unless it renamed one) and
+    `gradient_names` the names of the gradients `backward` returns, in order. An entry runs
     the statements when every input is a Python float, and `numpy`'s functions otherwise (a
     NumPy float keeps NumPy's semantics) and where Python raises or goes complex.
     """
@@ -218,13 +244,25 @@ def straight_line(
     while any(name.startswith(prefix) for name in names):
         prefix = "_" + prefix
     spelled = prefix + r"\1"
-    fwd_lines = _NP_NAME.sub(spelled, "\n".join(fwd_lines)).split("\n") if fwd_lines else []
-    body = _NP_NAME.sub(spelled, "\n".join(body)).split("\n") if body else []
-    out, grads = _NP_NAME.sub(spelled, out), [_NP_NAME.sub(spelled, g) for g in grads]
+
+    def floats(code: str) -> str:
+        """Python-float spelling: a reduction of a scalar is the scalar; np.f is _np_f."""
+        return _NP_NAME.sub(spelled, _REDUCED.sub(r"\1", code))
+
+    fwd_lines = floats("\n".join(fwd_lines)).split("\n") if fwd_lines else []
+    body = floats("\n".join(body)).split("\n") if body else []
+    out, grads = floats(out), [floats(g) for g in grads]
     result = "{" + ", ".join(f"{k!r}: {g}" for k, g in zip(gradient_names, grads)) + "}"
-    value = _entry("value", params, fwd_lines, out, checked)
+    # the inputs by position take names no variable of the module starts with
+    by_position = "_pos_"
+    while any(name.startswith(by_position) for name in names):
+        by_position = "_" + by_position
+    entry = _entry_by_name if tuple(params) == tuple(inputs) else _entry
+    value = entry("value", params, fwd_lines, out, checked, by_position)
     backprop = [*fwd_lines, f"    {seed} = 1.0", *body]
-    value_and_grad = _entry("value_and_grad", params, backprop, f"{out}, {result}", checked)
+    value_and_grad = entry(
+        "value_and_grad", params, backprop, f"{out}, {result}", checked, by_position
+    )
     text = "\n\n\n".join(
         [
             f'"""{quoted(title)} on Python floats: the module\'s statements, straight through."""',
@@ -240,6 +278,9 @@ def straight_line(
         "_positional": numpy.positional,
         "_numpy_value": numpy.value,
         "_numpy_value_and_grad": numpy.value_and_grad,
+        "_absent": ABSENT,
+        "_twice": TWICE,
+        "_otherwise": called_otherwise,
         **FLOAT_HELPERS,
         **{prefix + name: f for name, f in vars(FLOATS).items()},
     }
@@ -258,18 +299,91 @@ def _load(source: str, title: str, namespace: dict) -> types.FunctionType:
     return namespace[name]
 
 
-def _entry(name: str, params: list[str], lines: list[str], returned: str, checked: bool) -> str:
-    """`def name(*_args, **_kwargs)`: the statements on Python floats, else NumPy."""
+class _Marker:
+    """A default no argument can be: an input not given, or given twice."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ABSENT, TWICE = _Marker("<not given>"), _Marker("<given twice>")
+
+
+def called_otherwise(entry, names, positions, more, given, unknown):
+    """Call `entry` (the NumPy path) as the user called a by-name entry: `positions` are its
+    parameters by position (a prefix given, then ABSENT), `more` the extra positions, `given`
+    each input as merged (ABSENT if missing, TWICE if by position and by name), `unknown` the
+    unexpected keywords. The NumPy path binds them again, and says what is wrong if anything."""
+    n = next((i for i, v in enumerate(positions) if v is ABSENT), len(positions))
+    kwargs = {
+        k: v
+        for i, (k, v) in enumerate(zip(names, given))
+        if v is TWICE or (i >= n and v is not ABSENT)
+    }
+    return entry(*positions[:n], *more, **kwargs, **unknown)
+
+
+def _tuple(names: list[str]) -> str:
+    return ", ".join(names) + ("," if len(names) == 1 else "")
+
+
+def _returning(returned: str, checked: bool, indent: str) -> list[str]:
+    """The lines that return the straight-line result."""
+    if not checked:
+        return [f"{indent}return {returned}"]
+    # bools from comparisons become floats; a complex result goes to NumPy
+    return [
+        f"{indent}_result = _checked({returned})",
+        f"{indent}if _result is not None:",
+        f"{indent}    return _result",
+    ]
+
+
+def _entry_by_name(
+    name: str, params: list[str], lines: list[str], returned: str, checked: bool, by_position: str
+) -> str:
+    """`def name(_pos_x=_absent, /, *_more, x=_absent, **_unknown)`: each input by position or by
+    name, the statements on Python floats, else the NumPy path called as this entry was."""
+    positions = [by_position + p for p in params]
+    signature = ", ".join(
+        [*(f"{p}=_absent" for p in positions), "/", "*_more", *(f"{p}=_absent" for p in params)]
+    )
+    floats = " and ".join(f"type({p}) is float" for p in params)
+    inner = " " * 12  # def, if, try
+    return "\n".join(
+        [
+            f"def {name}({signature}, **_unknown):",
+            f"    if {' is '.join(params)} is _absent:  # by position",
+            *(f"        {p} = {q}" for p, q in zip(params, positions)),
+            f"    elif {positions[0]} is not _absent:  # the first by position, the rest by name",
+            *(
+                f"        {p} = {p} if {q} is _absent else {q} if {p} is _absent else _twice"
+                for p, q in zip(params, positions)
+            ),
+            f"    if not (_more or _unknown) and {floats}:",
+            "        try:",
+            *([inner + line[4:] for line in lines] or [f"{inner}pass"]),
+            "        except (ArithmeticError, ValueError):",
+            "            pass  # inf or NaN in NumPy, where Python raises: NumPy says which",
+            "        else:",
+            *_returning(returned, checked, inner),
+            f"    return _otherwise(_numpy_{name}, {tuple(params)!r}, ({_tuple(positions)}), "
+            f"_more, ({_tuple(params)}), _unknown)",
+        ]
+    )
+
+
+def _entry(
+    name: str, params: list[str], lines: list[str], returned: str, checked: bool, _by_position=""
+) -> str:
+    """`def name(*_args, **_kwargs)`: the statements on Python floats, else NumPy (for a module
+    whose parameters are not the input names, which a caller uses as keywords)."""
     floats = " and ".join(f"type({p}) is float" for p in params)
     inner = " " * 16  # def, if, if, try
-    if checked:  # bools from comparisons become floats; a complex result goes to NumPy
-        done = [
-            f"{inner}_result = _checked({returned})",
-            f"{inner}if _result is not None:",
-            f"{inner}    return _result",
-        ]
-    else:
-        done = [f"{inner}return {returned}"]
+    done = _returning(returned, checked, inner)
     return "\n".join(
         [
             f"def {name}(*_args, **_kwargs):",

@@ -128,6 +128,19 @@ def narrow(kind) -> bool:
     return isinstance(kind, np.dtype) and kind.kind == "f" and kind.itemsize < 8
 
 
+def may_narrow(g: nx.DiGraph, given) -> bool:
+    """Whether some value of `g` could have a narrow dtype (see `narrow`) where its inputs have
+    the dtypes `given` (None: a Python float): only where one of those, or a constant array, is
+    not float64 (an integer array may give float16: np.exp(int8)). Else every value is weak or
+    float64, and `node_kinds` need not look (a pass over every node)."""
+    if any(d is not None and np.dtype(d) != np.float64 for d in given):
+        return True
+    return any(
+        op == "const" and np.ndim(v) > 0 and np.asarray(v).dtype != np.float64
+        for op, v in ((data["op"], data.get("value")) for _, data in g.nodes(data=True))
+    )
+
+
 def _computed_in(g: nx.DiGraph, kinds: dict, inputs: dict) -> dict[str, np.dtype]:
     """The dtype each Python-number input is computed in, by name: the narrower float dtype
     (float32, float16) where every gate reading it also reads that dtype's arrays, and so

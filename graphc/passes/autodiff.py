@@ -117,8 +117,8 @@ class Builder:
             if self.g.nodes[node]["op"] != "const" and not is_mask(self.g, node):
                 return node  # what the rewriting below would find: the identity, no node
         args, pattern = self.arguments(formula, operands)
-        folded = _folded(formula, pattern)
-        if folds_badly(folded):  # d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
+        folded, bad = _folded(formula, pattern)
+        if bad:  # d(x/0)/dx = 1/0: SymPy's zoo is no IEEE number
             args, pattern = self.arguments(formula, operands, fold=False)
             folded = _rewritten(formula, pattern)  # NumPy computes it, with its inf and NaN
         formula = folded
@@ -137,8 +137,9 @@ def _free_symbols(formula: sympy.Expr) -> frozenset:
 CONSTANT = sympy.Symbol("_constant", real=True)  # a folded constant's place in a `_folded` template
 
 
-def _folded(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
-    """`_rewritten(formula, pattern)`, with SymPy's work once per pattern, not per constant.
+def _folded(formula: sympy.Expr, pattern: tuple) -> tuple[sympy.Expr, bool]:
+    """`_rewritten(formula, pattern)`, with SymPy's work once per pattern, not per constant, and
+    whether it `folds_badly`.
 
     Where one constant is folded in, the formula is rewritten once with `CONSTANT` in its place
     (cached), and each value is set into that template by `_set_constant`; values SymPy may
@@ -146,12 +147,21 @@ def _folded(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
     """
     folded = [i for i, (_, slot, _) in enumerate(pattern) if slot == "const"]
     if len(folded) != 1 or not is_plain_float(pattern[folded[0]][2]):
-        return _rewritten(formula, pattern)
+        out = _rewritten(formula, pattern)
+        return out, _folds_badly(out)
     at = folded[0]
     sym, _, value = pattern[at]
     template = _rewritten(formula, pattern[:at] + ((sym, "const", CONSTANT),) + pattern[at + 1 :])
     out = _set_constant(template, value)
-    return _rewritten(formula, pattern) if out is None else out
+    if out is None:
+        out = _rewritten(formula, pattern)
+        return out, _folds_badly(out)
+    # a finite float64 that is not 0 (`is_plain_float`), set in unevaluated, adds no infinity and
+    # no number beyond float64's range: the template says
+    return out, _folds_badly(template)
+
+
+_folds_badly = functools.lru_cache(maxsize=4096)(folds_badly)  # SymPy traversals, once a formula
 
 
 def _set_constant(template: sympy.Expr, value: sympy.Float) -> sympy.Expr | None:

@@ -32,7 +32,7 @@ OWN_NAMES = {
     "values": ("all_values", "values"),  # codegen.emit_values_module
     "floats": (  # scalar.py's entries and their namespace
         "_args", "_kwargs", "_result", "_checked", "_positional", "_numpy_value",
-        "_numpy_value_and_grad",
+        "_numpy_value_and_grad", "_absent", "_twice", "_otherwise", "_more", "_unknown",
     ),
     "numba": ("numba", "_elements", "_summed"),  # numba_backend's module
 }  # fmt: skip
