@@ -27,7 +27,7 @@ import networkx as nx
 import numpy as np
 
 from . import __version__
-from .emit import numba_backend
+from .emit import array_api, numba_backend
 from .emit.codegen import emit_module, emit_values_module, load_module
 from .ir import dtypes
 from .ir.shapes import infer_shapes
@@ -95,9 +95,14 @@ def compile_graph(
     a Python float meets float32 (or float16) arrays: the module converts it there, as NumPy does.
     `backend="numba"` (elementwise programs): the module runs one numba loop per call instead
     (see `numba_backend`); the program, for drawings and values, is still the NumPy one.
+    `backend="array_api"`: the module is the same program in the array API standard, over the
+    namespace of its inputs (see `array_api`); drawings and values still run the NumPy one.
     """
     with gc_paused():
         compiled = _compile(g, shapes, wrt, readable, dtype, input_dtypes)
+        if backend == array_api.BACKEND:
+            source = array_api.emit_api_module(compiled.program, _title(g), __version__)
+            compiled = dataclasses.replace(compiled, source=source)
         if backend == "numba":
             kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
             scalars = frozenset(k for k, shape in shapes.items() if np.prod(shape) == 1)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .compiler import Compiled, compile_graph, gc_paused
 from .draw import render
-from .emit import numba_backend
+from .emit import array_api, numba_backend
 from .emit.scalar import Fallbacks, straight_line
 from .files import write_atomic
 from .front.trace import Value, build_graph, trace
@@ -33,6 +33,7 @@ For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
 DRAWING_OPTIONS = ("digits", "show_local", "theme")
+BACKENDS = (*numba_backend.BACKENDS, array_api.BACKEND)
 
 
 class Function:
@@ -59,14 +60,17 @@ class Function:
         backend: str = "numpy",
         origin: nx.DiGraph | None = None,
     ):
-        if backend not in numba_backend.BACKENDS:
+        if backend not in BACKENDS:
             raise InputError(
                 f"unknown backend {backend!r}; choose 'numpy' (the default, readable NumPy "
-                "code) or 'numba' (one compiled loop for elementwise functions)"
+                "code), 'numba' (one compiled loop for elementwise functions) or 'array_api' "
+                "(the array API standard: Dask, PyTorch, JAX, CuPy arrays)"
             )
         if backend == "numba":
             numba_backend.check_supported(graph, graph.graph["name"])
-        self.backend = backend  # "numba": elementwise programs run as one compiled loop
+        if backend == array_api.BACKEND:
+            _check_array_api(graph.graph["name"])
+        self.backend = backend  # "numba": one compiled loop; "array_api": the inputs' library
         self._graph = nx.freeze(graph)
         # the graph as written, before fusion: NumPy's dtypes are those of this expression
         self._origin = self._graph if origin is None else origin
@@ -76,11 +80,14 @@ class Function:
         self.readable = readable  # False: faster code where it must differ from the lecture's
         self._compiled: dict[tuple, Compiled] = {}
         self._last: tuple | None = None
-        self._dispatch(self._numpy_value, self._numpy_value_and_grad)
+        if backend == array_api.BACKEND:
+            self._dispatch(self._array_value, self._array_value_and_grad)
+        else:
+            self._dispatch(self._numpy_value, self._numpy_value_and_grad)
 
     def __repr__(self) -> str:
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
-        backend = ", backend='numba'" if self.backend == "numba" else ""
+        backend = f", backend={self.backend!r}" if self.backend != "numpy" else ""
         inputs = ", ".join(self.inputs)
         return f"<graphc.Function {self.__name__}({inputs}): {gates} gates{backend}>"
 
@@ -190,6 +197,8 @@ class Function:
         return self.inputs if self._wrt is None else self._wrt
 
     def _specialised(self, values: list) -> Compiled:
+        if self.backend == array_api.BACKEND:
+            return self._specialised_arrays(values)
         key = tuple(map(_signature, values))
         if key not in self._compiled:
             self._compiled[key] = self._compile_for(values)
@@ -222,6 +231,60 @@ class Function:
 
     def _module_for(self, values: list):
         return self._specialised(values).module
+
+    # ------------------------------------------------------------ the array API backend
+    #
+    # Arguments pass through as they are (a Dask array stays lazy, a tensor stays on its
+    # device); the module takes its namespace from them, and is compiled once per list of
+    # shapes (any library, any float dtype: the source does not depend on them).
+
+    def _specialised_arrays(self, values: list) -> Compiled:
+        key = tuple((tuple(np.shape(v)), "array") for v in values)
+        if key not in self._compiled:
+            shapes = {k: shape for k, (shape, _) in zip(self.inputs, key)}
+            try:
+                self._compiled[key] = compile_graph(
+                    self._graph, shapes, self._wrt, self.readable, backend=self.backend
+                )
+            except GraphcError as e:
+                raise type(e)(f"{self.__name__}: {e}") from None
+        self._last = key
+        return self._compiled[key]
+
+    def _arrays(self, args, kwargs) -> list:
+        """The inputs in signature order, each an array of real floats of a library the array
+        API covers; InputError saying what to pass otherwise."""
+        values = list(self._named(args, kwargs).values())
+        arrays = [v for v in values if not _is_number(v)]
+        for k, v in zip(self.inputs, values):
+            if not _is_number(v):
+                _check_array(self.__name__, k, v)
+        if len(arrays) < len(values):  # a Python number: a 0-d array like the first array
+            if not arrays:
+                raise InputError(
+                    f"{self.__name__}: backend='array_api' takes its array library from the "
+                    "inputs, and all are Python numbers; pass at least one as an array"
+                )
+            from array_api_compat import array_namespace, device
+
+            xp, like = array_namespace(arrays[0]), arrays[0]
+            values = [
+                xp.asarray(float(v), dtype=like.dtype, device=device(like)) if _is_number(v) else v
+                for v in values
+            ]
+        return values
+
+    def _array_value(self, /, *args, **kwargs):
+        """The value, in the inputs' own library (a Dask array: not computed yet)."""
+        values = self._arrays(args, kwargs)
+        return self._specialised_arrays(values).module.forward(*values)[0]
+
+    def _array_value_and_grad(self, /, *args, **kwargs):
+        values = self._arrays(args, kwargs)
+        out, grads = self._specialised_arrays(values).module.value_and_grad(*values)
+        return out, dict(zip(self.gradient_names, grads))
+
+    _array_value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
     # ------------------------------------------------------------ dispatch
     #
@@ -303,7 +366,7 @@ class Function:
                     f"{self.__name__}.source_for(...)"
                 ) from None
         if self._last not in self._compiled:  # a copy: compiled again for the same shapes
-            self._module_for([_example(k) for k in self._last])
+            self._specialised([_example(k) for k in self._last])
         return self._compiled[self._last].source
 
     def compiled_for(self, /, *args, **kwargs) -> Compiled:
@@ -379,6 +442,46 @@ class Function:
         return self.svg()
 
 
+def _check_array_api(name: str) -> None:
+    """GraphcError saying what to install unless array-api-compat is there."""
+    try:
+        import array_api_compat  # noqa: F401 - the generated module's one dependency
+    except ImportError:
+        raise GraphcError(
+            f"{name}: backend='array_api' needs array-api-compat, which is not installed; "
+            "install it with pip install 'graphc[arrays]' (or pip install array-api-compat), "
+            "or use backend='numpy'"
+        ) from None
+
+
+def _is_number(v) -> bool:
+    """A Python real (not a bool): what the array API backend takes as a 0-d array."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.generic))
+
+
+def _check_array(fn: str, name: str, v) -> None:
+    """InputError unless `v` is an array of real floats that array-api-compat knows."""
+    from array_api_compat import array_namespace, is_array_api_obj
+
+    if not is_array_api_obj(v):
+        raise InputError(
+            f"{fn}: input {name!r} is {type(v).__name__}; backend='array_api' takes arrays "
+            "(NumPy, Dask, PyTorch, JAX, CuPy, array_api_strict): pass xp.asarray(value, "
+            "dtype=xp.float64) of your library"
+        )
+    xp = array_namespace(v)
+    if not xp.isdtype(v.dtype, "real floating"):
+        raise InputError(
+            f"{fn}: input {name!r} has dtype {v.dtype}; graphc differentiates real floats: "
+            f"pass xp.astype({name}, xp.float64)"
+        )
+    if any(n is None or n != n for n in v.shape):  # Dask's unknown chunk sizes
+        raise InputError(
+            f"{fn}: input {name!r} has unknown sizes {v.shape}; the code is specialised to "
+            f"the shapes: compute them first ({name}.compute_chunk_sizes() for Dask)"
+        )
+
+
 def _signature(v) -> tuple:
     """What a specialisation depends on: the shape and dtype of a converted input ("py" for a
     Python float, which is weak: NEP 50)."""
@@ -395,6 +498,8 @@ def _dtype(v) -> np.dtype | None:
 def _example(signature: tuple):
     """An input with this `_signature`: a Python float, or zeros of the shape and dtype."""
     shape, dtype = signature
+    if dtype == "array":  # the array API backend: NumPy arrays will do
+        return np.zeros(shape)
     return 0.0 if dtype == "py" else np.zeros(shape, dtype=np.dtype(dtype))
 
 

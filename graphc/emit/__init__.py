@@ -2,10 +2,11 @@
 
 `codegen` prints a scheduled `Program` as the readable NumPy module (`forward`, `backward`,
 `value_and_grad`) and loads it; `scalar` runs that module's statements on Python floats,
-straight through; `numba_backend` runs an elementwise program as one compiled loop.
+straight through; `numba_backend` runs an elementwise program as one compiled loop;
+`array_api` prints the same program in the array API standard, over its inputs' namespace.
 
 May import: `graphc.ir` and `graphc.passes`.
 
 Modules, in pipeline order:
-    codegen -> scalar | numba_backend
+    codegen -> scalar | numba_backend | array_api
 """
