@@ -259,6 +259,7 @@ class Function:
         for k, v in zip(self.inputs, values):
             if not _is_number(v):
                 _check_array(self.__name__, k, v)
+        _check_one_library(self.__name__, dict(zip(self.inputs, values)))
         if len(arrays) < len(values):  # a Python number: a 0-d array like the first array
             if not arrays:
                 raise InputError(
@@ -457,6 +458,22 @@ def _check_array_api(name: str) -> None:
 def _is_number(v) -> bool:
     """A Python real (not a bool): what the array API backend takes as a 0-d array."""
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.generic))
+
+
+def _check_one_library(fn: str, named: dict) -> None:
+    """InputError unless every array input is of one library (one namespace)."""
+    from array_api_compat import array_namespace
+
+    spaces = {}
+    for k, v in named.items():
+        if not _is_number(v):
+            spaces.setdefault(array_namespace(v).__name__, k)
+    if len(spaces) > 1:
+        listed = ", ".join(f"{k!r} of {space}" for space, k in spaces.items())
+        raise InputError(
+            f"{fn}: the inputs are arrays of different libraries ({listed}); convert them to "
+            "one, e.g. dask.array.from_array(W) for a NumPy weight next to Dask data"
+        )
 
 
 def _check_array(fn: str, name: str, v) -> None:

@@ -215,6 +215,8 @@ def test_bad_inputs_say_what_to_pass():
         f(xps.asarray([1, 2]), strict([1.0, 2.0]))
     with pytest.raises(gc.InputError, match="all are Python numbers; pass at least one"):
         f(1.0, 2.0)
+    with pytest.raises(gc.InputError, match=r"different libraries \('x' of array_api_strict"):
+        f(strict([1.0]), np.array([1.0]))
     with pytest.raises(gc.InputError, match="unknown backend 'jax'; choose 'numpy'.*'array_api'"):
         gc.function(lambda x: x, backend="jax")
 
