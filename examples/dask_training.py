@@ -127,7 +127,7 @@ def main(argv=None) -> int:
                 n_workers=2,
                 threads_per_worker=1,
                 memory_limit=MEMORY_CAP // 2,
-                dashboard_address=None,
+                dashboard_address=":0",
             ) as cluster,
             Client(cluster) as client,
         ):
