@@ -102,7 +102,7 @@ def train(X, Y, params: dict, steps: int, scheduler=None, say=print) -> list[flo
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--chunk-rows", type=int, default=20_000)
+    parser.add_argument("--chunk-rows", type=int, default=50_000)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--scheduler", choices=["cluster", "threads"], default="cluster")
     args = parser.parse_args(argv)

@@ -82,19 +82,19 @@ def check_case_on(case, convert):
 # ---------------------------------------------------------------- array_api_strict
 
 
-@examples(ci=60, slow=1500)
+@examples(ci=30, slow=1500)
 @given(vector_programs())
 def test_random_vector_programs_on_array_api_strict(case):
     check_case_on(case, strict)
 
 
-@examples(ci=40, slow=1000)
+@examples(ci=20, slow=1000)
 @given(scalar_programs())
 def test_random_scalar_programs_on_array_api_strict(case):
     check_case_on(case, strict)
 
 
-@examples(ci=40, slow=1000)
+@examples(ci=20, slow=1000)
 @given(broadcast_programs())
 def test_random_broadcast_programs_on_array_api_strict(case):
     check_case_on(case, strict)
@@ -273,7 +273,7 @@ def test_dask_builds_a_lazy_result_and_computes_only_when_asked():
         assert_close(grads[k], want_grads[k])
 
 
-@examples(ci=25, slow=500)
+@examples(ci=10, slow=500)
 @given(vector_programs())
 def test_random_vector_programs_on_dask(case):
     da = pytest.importorskip("dask.array")
@@ -283,7 +283,7 @@ def test_random_vector_programs_on_dask(case):
 # ---------------------------------------------------------------- PyTorch, JAX, CuPy
 
 
-@examples(ci=25, slow=500)
+@examples(ci=10, slow=500)
 @given(vector_programs())
 def test_random_vector_programs_on_torch_against_autograd(case):
     torch = pytest.importorskip("torch")
