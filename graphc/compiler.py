@@ -31,7 +31,7 @@ import networkx as nx
 import numpy as np
 
 from . import __version__
-from .emit import numba_backend
+from .emit import array_api, numba_backend
 from .emit.codegen import emit_module, emit_values_module, load_module
 from .emit.sizes import leftover
 from .ir import dtypes
@@ -128,13 +128,21 @@ def compile_graph(
     code cannot (a reshape to a fixed shape), it is specialised to `shapes`, as without.
     `style` (`ir.ops.STYLES`): "accurate", "textbook" (the lecture's formulas where they differ,
     `ir.ops.TEXTBOOK`) or "layer" (CS231n's `<name>_forward`/`<name>_backward` and a gate class).
+    `backend="array_api"`: the module is the same program in the array API standard, over the
+    namespace of its inputs (see `array_api`); drawings and values still run the NumPy one.
     """
     check_shapes(g, shapes)  # a gradient graph works at the shapes it was built for
     with gc_paused():
         options = (wrt, readable, dtype, input_dtypes, style)
-        compiled = _generic(g, shapes, *options) if generic else None
-        if compiled is None:
+        compiled: Compiled | None
+        if backend == array_api.BACKEND:  # specialised to `shapes`: its sizes are not yet read
             compiled = _compile(g, shapes, *options)
+            source = array_api.emit_api_module(compiled.program, _title(g), __version__)
+            compiled = dataclasses.replace(compiled, source=source)
+        else:
+            compiled = _generic(g, shapes, *options) if generic else None
+            if compiled is None:
+                compiled = _compile(g, shapes, *options)
         if backend == "numba":
             kernel = _compile(g, dict.fromkeys(shapes, ()), wrt, False, dtype).program
             scalars = frozenset(k for k, shape in shapes.items() if math.prod(shape) == 1)

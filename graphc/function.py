@@ -23,7 +23,7 @@ from .compiler import Compiled, compile_graph, gc_paused
 from .display import Code
 from .draw import modes as draw_modes
 from .draw import notebook, render
-from .emit import numba_backend
+from .emit import array_api, numba_backend
 from .emit.scalar import Fallbacks, straight_line
 from .files import write_atomic, write_picture
 from .front.trace import Value, build_graph, sympy_graph, trace
@@ -40,6 +40,7 @@ For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
 DRAWING_OPTIONS = ("digits", "show_local", "theme", "mode", "tangents")
+BACKENDS = (*numba_backend.BACKENDS, array_api.BACKEND)
 
 
 class Function:
@@ -73,17 +74,20 @@ class Function:
                 "'textbook' (the lecture's formulas, e.g. sigmoid' = (1 - s) * s) or 'layer' "
                 "(CS231n's <name>_forward / <name>_backward and a gate class)"
             )
-        if style != "accurate" and backend == "numba":
+        if style != "accurate" and backend != "numpy":
             raise InputError(f"style={style!r} prints NumPy code; it needs backend='numpy'")
         self.style = style
-        if backend not in numba_backend.BACKENDS:
+        if backend not in BACKENDS:
             raise InputError(
                 f"unknown backend {backend!r}; choose 'numpy' (the default, readable NumPy "
-                "code) or 'numba' (one compiled loop for elementwise functions)"
+                "code), 'numba' (one compiled loop for elementwise functions) or 'array_api' "
+                "(the array API standard: Dask, PyTorch, JAX, CuPy arrays)"
             )
         if backend == "numba":
             numba_backend.check_supported(graph, graph.graph["name"])
-        self.backend = backend  # "numba": elementwise programs run as one compiled loop
+        if backend == array_api.BACKEND:
+            _check_array_api(graph.graph["name"])
+        self.backend = backend  # "numba": one compiled loop; "array_api": the inputs' library
         self._graph = nx.freeze(graph)
         # the graph as written, before fusion: NumPy's dtypes are those of this expression
         self._origin = self._graph if origin is None else origin
@@ -94,7 +98,10 @@ class Function:
         self._compiled: dict[tuple, Compiled] = {}  # by signature: each call's shapes, dtypes
         self._patterns: dict[tuple, Compiled] = {}  # the generic ones, by size pattern
         self._last: tuple | None = None
-        self._dispatch(self._numpy_value, self._numpy_value_and_grad)
+        if backend == array_api.BACKEND:
+            self._dispatch(self._array_value, self._array_value_and_grad)
+        else:
+            self._dispatch(self._numpy_value, self._numpy_value_and_grad)
 
     def __repr__(self) -> str:
         return f"<graphc.Function {self.summary()}>"
@@ -103,7 +110,7 @@ class Function:
         """One line: the signature, the gates, the backend (what the notebook shows over the
         circuit), e.g. `neuron(w0, x0, w1, x1, w2): 8 gates`."""
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
-        backend = ", backend='numba'" if self.backend == "numba" else ""
+        backend = f", backend={self.backend!r}" if self.backend != "numpy" else ""
         inputs = ", ".join(self.inputs)
         return f"{self.__name__}({inputs}): {gates} gate{'' if gates == 1 else 's'}{backend}"
 
@@ -223,6 +230,8 @@ class Function:
         return self.inputs if self._wrt is None else self._wrt
 
     def _specialised(self, values: list) -> Compiled:
+        if self.backend == array_api.BACKEND:
+            return self._specialised_arrays(values)
         key = tuple(map(_signature, values))
         compiled = self._compiled.get(key)
         if compiled is None:
@@ -275,6 +284,61 @@ class Function:
 
     def _module_for(self, values: list):
         return self._specialised(values).module
+
+    # ------------------------------------------------------------ the array API backend
+    #
+    # Arguments pass through as they are (a Dask array stays lazy, a tensor stays on its
+    # device); the module takes its namespace from them, and is compiled once per list of
+    # shapes (any library, any float dtype: the source does not depend on them).
+
+    def _specialised_arrays(self, values: list) -> Compiled:
+        key = tuple((tuple(np.shape(v)), "array") for v in values)
+        if key not in self._compiled:
+            shapes = {k: shape for k, (shape, _) in zip(self.inputs, key)}
+            try:
+                self._compiled[key] = compile_graph(
+                    self._graph, shapes, self._wrt, self.readable, backend=self.backend
+                )
+            except GraphcError as e:
+                raise type(e)(f"{self.__name__}: {e}") from None
+        self._last = key
+        return self._compiled[key]
+
+    def _arrays(self, args, kwargs) -> list:
+        """The inputs in signature order, each an array of real floats of a library the array
+        API covers; InputError saying what to pass otherwise."""
+        values = list(self._named(args, kwargs).values())
+        arrays = [v for v in values if not _is_number(v)]
+        for k, v in zip(self.inputs, values):
+            if not _is_number(v):
+                _check_array(self.__name__, k, v)
+        _check_one_library(self.__name__, dict(zip(self.inputs, values)))
+        if len(arrays) < len(values):  # a Python number: a 0-d array like the first array
+            if not arrays:
+                raise InputError(
+                    f"{self.__name__}: backend='array_api' takes its array library from the "
+                    "inputs, and all are Python numbers; pass at least one as an array"
+                )
+            from array_api_compat import array_namespace, device
+
+            xp, like = array_namespace(arrays[0]), arrays[0]
+            values = [
+                xp.asarray(float(v), dtype=like.dtype, device=device(like)) if _is_number(v) else v
+                for v in values
+            ]
+        return values
+
+    def _array_value(self, /, *args, **kwargs):
+        """The value, in the inputs' own library (a Dask array: not computed yet)."""
+        values = self._arrays(args, kwargs)
+        return self._specialised_arrays(values).module.forward(*values)[0]
+
+    def _array_value_and_grad(self, /, *args, **kwargs):
+        values = self._arrays(args, kwargs)
+        out, grads = self._specialised_arrays(values).module.value_and_grad(*values)
+        return out, dict(zip(self.gradient_names, grads))
+
+    _array_value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
     # ------------------------------------------------------------ dispatch
     #
@@ -634,6 +698,62 @@ def along_of(tangents: dict | None, inputs: tuple[str, ...]) -> list[str]:
     return [inputs[0]] if tangents is None else [k for k in inputs if k in tangents]
 
 
+def _check_array_api(name: str) -> None:
+    """GraphcError saying what to install unless array-api-compat is there."""
+    try:
+        import array_api_compat  # noqa: F401 - the generated module's one dependency
+    except ImportError:
+        raise GraphcError(
+            f"{name}: backend='array_api' needs array-api-compat, which is not installed; "
+            "install it with pip install 'graphc[arrays]' (or pip install array-api-compat), "
+            "or use backend='numpy'"
+        ) from None
+
+
+def _is_number(v) -> bool:
+    """A Python real (not a bool): what the array API backend takes as a 0-d array."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.generic))
+
+
+def _check_one_library(fn: str, named: dict) -> None:
+    """InputError unless every array input is of one library (one namespace)."""
+    from array_api_compat import array_namespace
+
+    spaces: dict[str, str] = {}
+    for k, v in named.items():
+        if not _is_number(v):
+            spaces.setdefault(array_namespace(v).__name__, k)
+    if len(spaces) > 1:
+        listed = ", ".join(f"{k!r} of {space}" for space, k in spaces.items())
+        raise InputError(
+            f"{fn}: the inputs are arrays of different libraries ({listed}); convert them to "
+            "one, e.g. dask.array.from_array(W) for a NumPy weight next to Dask data"
+        )
+
+
+def _check_array(fn: str, name: str, v) -> None:
+    """InputError unless `v` is an array of real floats that array-api-compat knows."""
+    from array_api_compat import array_namespace, is_array_api_obj
+
+    if not is_array_api_obj(v):
+        raise InputError(
+            f"{fn}: input {name!r} is {type(v).__name__}; backend='array_api' takes arrays "
+            "(NumPy, Dask, PyTorch, JAX, CuPy, array_api_strict): pass xp.asarray(value, "
+            "dtype=xp.float64) of your library"
+        )
+    xp = array_namespace(v)
+    if not xp.isdtype(v.dtype, "real floating"):
+        raise InputError(
+            f"{fn}: input {name!r} has dtype {v.dtype}; graphc differentiates real floats: "
+            f"pass xp.astype({name}, xp.float64)"
+        )
+    if any(n is None or n != n for n in v.shape):  # Dask's unknown chunk sizes
+        raise InputError(
+            f"{fn}: input {name!r} has unknown sizes {v.shape}; the code is specialised to "
+            f"the shapes: compute them first ({name}.compute_chunk_sizes() for Dask)"
+        )
+
+
 def _signature(v) -> tuple:
     """What a specialisation depends on: the shape and dtype of a converted input ("py" for a
     Python float, which is weak: NEP 50)."""
@@ -650,6 +770,8 @@ def _dtype(v) -> np.dtype | None:
 def _example(signature: tuple):
     """An input with this `_signature`: a Python float, or zeros of the shape and dtype."""
     shape, dtype = signature
+    if dtype == "array":  # the array API backend: NumPy arrays will do
+        return np.zeros(shape)
     return 0.0 if dtype == "py" else np.zeros(shape, dtype=np.dtype(dtype))
 
 

@@ -22,6 +22,13 @@ if [ "${GRAPHC_WANT_NUMBA:-0}" = 1 ] && ! "$venv/bin/python" -c "import numba" 2
   "$venv/bin/python" -m pip install --quiet -e "$root[dev,notebook,numba]"
 fi
 
+# The array API backend's libraries (the arrays extra: array-api-compat, array-api-strict,
+# Dask with its distributed scheduler), so its tests run rather than skip
+if [ "${GRAPHC_WANT_ARRAYS:-0}" = 1 ] && ! "$venv/bin/python" -c \
+  "import array_api_compat, array_api_strict, dask.array, distributed" 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet -e "$root[dev,arrays]"
+fi
+
 # The tests' third oracle, PyTorch (the test-torch extra), only where a CPU wheel is at hand
 # locally: from a package index, torch would bring gigabytes of CUDA libraries.
 if [ "${GRAPHC_WANT_TORCH:-0}" = 1 ] && ! "$venv/bin/python" -c "import torch" 2>/dev/null; then

@@ -38,26 +38,30 @@ NAMESPACE = "np"  # the array namespace the printed code uses; a backend object 
 
 
 class Printer(NumPyPrinter):
-    """SymPy's NumPy printer, writing `np.` and the plain operators a person would write."""
+    """SymPy's NumPy printer, writing `np.` and the plain operators a person would write.
+
+    `ns` is the array namespace it writes (`emit.array_api` prints the standard's `xp.`)."""
+
+    ns = NAMESPACE
 
     def __init__(self):
         super().__init__({"allow_unknown_functions": True, "fully_qualified_modules": True})
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
-        return NAMESPACE + text[5:] if text.startswith("numpy.") else text
+        return self.ns + text[5:] if text.startswith("numpy.") else text
 
     def _print_Pow(self, expr, rational=False):
         return self._hprint_Pow(expr, rational=rational, sqrt=self._module_format("numpy.sqrt"))
 
     def _print_Abs(self, expr):
-        return f"{NAMESPACE}.abs({self._print(expr.args[0])})"
+        return f"{self.ns}.abs({self._print(expr.args[0])})"
 
     def _print_Max(self, expr):
-        return self._nested(f"{NAMESPACE}.maximum", expr.args)
+        return self._nested(f"{self.ns}.maximum", expr.args)
 
     def _print_Min(self, expr):
-        return self._nested(f"{NAMESPACE}.minimum", expr.args)
+        return self._nested(f"{self.ns}.minimum", expr.args)
 
     def _nested(self, fn: str, args) -> str:
         text = self._print(args[0])
@@ -90,23 +94,23 @@ class Printer(NumPyPrinter):
         return f"float({super()._print(expr)})"  # NumPy's inf or NaN, with its warning
 
     def _print_Float(self, expr):
-        return _float_literal(float(expr))
+        return _float_literal(float(expr), self.ns)
 
     def _print_Integer(self, expr):
         p = int(expr)
-        return str(p) if abs(p) <= EXACT_INT else _float_literal(float(expr))
+        return str(p) if abs(p) <= EXACT_INT else _float_literal(float(expr), self.ns)
 
     def _print_Rational(self, expr):
         p, q = int(expr.p), int(expr.q)
         if max(abs(p), q) > EXACT_INT:
-            return _float_literal(float(expr))  # the nearest float64 (inf beyond its range)
+            return _float_literal(float(expr), self.ns)  # the nearest float64 (or inf)
         return repr(p / q) if q & (q - 1) == 0 else f"({p}/{q})"  # exact binary fractions as floats
 
     def _print_Relational(self, expr):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
 
     def _print_Not(self, expr):
-        return f"{NAMESPACE}.logical_not({self._print(expr.args[0])})"
+        return f"{self.ns}.logical_not({self._print(expr.args[0])})"
 
     def _print_Mul(self, expr):
         choice = next((f for f in expr.args if _number_choice(f) is not None), None)
@@ -126,7 +130,7 @@ class Printer(NumPyPrinter):
                 return self._print(cond)
             if a is zero and b is one:
                 return self._print(cond.negated if cond.is_Relational else sympy.Not(cond))
-            return f"{NAMESPACE}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
+            return f"{self.ns}.where({self._print(cond)}, {self._print(a)}, {self._print(b)})"
         return super()._print_Piecewise(expr)
 
 
@@ -145,11 +149,11 @@ def _number_choice(expr) -> tuple | None:
     return (cond, a, b) if numbers else None
 
 
-def _float_literal(value: float) -> str:
+def _float_literal(value: float, ns: str = NAMESPACE) -> str:
     """A float64 as code: its repr, or the namespace's inf and nan."""
     if math.isfinite(value):
         return repr(value)
-    return f"{NAMESPACE}.nan" if math.isnan(value) else f"{'-' if value < 0 else ''}{NAMESPACE}.inf"
+    return f"{ns}.nan" if math.isnan(value) else f"{'-' if value < 0 else ''}{ns}.inf"
 
 
 _PRINTER = Printer()
@@ -157,14 +161,16 @@ _PLACEHOLDER = re.compile(r"__([0-9]+)__|__out__")
 
 
 @functools.cache
-def formula_template(formula: sympy.Expr) -> str:
+def formula_template(formula: sympy.Expr, printer: NumPyPrinter = _PRINTER) -> str:
     """`formula` over a0.., m0.., out printed once, with `{0}`, `{1}`, `{out}` slots for names.
 
     Printed and normalised once per formula (cached), so printing a node is a string format;
     formulas that differ in one number alone (`0.37*a0`, `-0.81*a0`) share one printing.
     """
     number = _lone_number(formula)
-    return printed_template(formula) if number is None else _with_number(formula, number)
+    if number is None:
+        return printed_template(formula, printer)
+    return _with_number(formula, number, printer)
 
 
 def _lone_number(formula: sympy.Expr) -> sympy.Float | None:
@@ -180,18 +186,19 @@ def _lone_number(formula: sympy.Expr) -> sympy.Float | None:
 _NUMBER_TEMPLATES: dict[tuple, tuple[str, str, bool] | None] = {}
 
 
-def _with_number(formula: sympy.Expr, number: sympy.Float) -> str:
+def _with_number(formula: sympy.Expr, number: sympy.Float, printer: NumPyPrinter) -> str:
     """`printed_template(formula)` for a sum or product with one plain float among its terms: SymPy
     writes such a number by its sign and digits alone, so the text printed for one value is
     split around its digits, checked against SymPy's text for a second value, and then filled
     in with the digits of every further value (a split that does not check out is not used)."""
     value = float(number)
     key = (formula.func, value < 0, tuple(None if a is number else a for a in formula.args))
+    key = key if printer is _PRINTER else (printer.ns, *key)
     digits = repr(abs(value))
     known = _NUMBER_TEMPLATES.get(key, ())
     if known and known[2]:
         return known[0] + digits + known[1]
-    text = printed_template(formula)
+    text = printed_template(formula, printer)
     if known == ():  # the first value: split the text around its digits
         found = text.split(digits)
         _NUMBER_TEMPLATES[key] = (found[0], found[1], False) if len(found) == 2 else None
@@ -279,7 +286,9 @@ def _unparsed(code: str) -> str:
 
 
 class Emitter:
-    """Prints the statements of one program."""
+    """Prints the statements of one program (in NumPy; `emit.array_api` subclasses it)."""
+
+    printer: NumPyPrinter = _PRINTER
 
     def __init__(
         self,
@@ -317,9 +326,9 @@ class Emitter:
                 if code is not None:
                     return code
             if data["op"] == "const" and np.ndim(data["value"]) == 0 and data["value"] >= 0:
-                return literal(data["value"])
+                return self.literal(data["value"])
             self.nested = True
-            return literal(data["value"]) if data["op"] == "const" else f"({self.expr(n)})"
+            return self.literal(data["value"]) if data["op"] == "const" else f"({self.expr(n)})"
         return self.p.names[n]
 
     def constant_only(self, n: int) -> bool:
@@ -347,10 +356,7 @@ class Emitter:
         data = self.g.nodes[n]
         refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
         if refs and self.constant_only(n):
-            # Python would raise on 10.0 ** 400.0: NumPy's float64 gives inf and its warning,
-            # and the result stays a Python number (weak, as a constant is: NEP 50)
-            refs[0] = f"{NAMESPACE}.float64({refs[0]})"
-            return f"float({self.gate_code(n, data, refs)})"
+            return self.constant_code(n, data, refs)
         if self.kinds is not None:
             refs = self.converted(n, refs)
         return self.gate_code(n, data, refs)
@@ -371,21 +377,40 @@ class Emitter:
             x, dh = (self.ref(a) for a in self.plan.transposed[n])
             code = f"({dh}.T @ {x}).T"
         elif op == "expr":
-            code = formula_template(data["formula"]).format(*refs)
+            code = self.template(data["formula"]).format(*refs)
         else:
-            gate = gate_of(op)
-            if gate.kind == TENSOR:
-                shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
-                code = gate.spell(refs, shapes, data.get("params", {}))
-            elif op in TEXTBOOK and TEXTBOOK[op].numpy and self.g.graph.get("style") == "textbook":
-                code = TEXTBOOK[op].numpy.format(*refs)  # the lecture's spelling
-            elif gate.numpy:
-                code = gate.numpy.format(*refs)
-            else:
-                code = gate_template(gate).format(*refs)
+            shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
+            code = self.spelling(gate_of(op), refs, shapes, data.get("params", {}))
         if data.get("copy"):
-            code = f"{NAMESPACE}.copy({code})"
+            code = self.copied(code)
         return code
+
+    # ---- how this printer spells things: the hooks `emit.array_api` spells in the standard
+
+    def template(self, formula: sympy.Expr) -> str:
+        return formula_template(formula)
+
+    def spelling(self, gate, refs: list[str], shapes: list, params: dict) -> str:
+        """A gate row's code: its tensor spelling, its NumPy spelling or its printed formula."""
+        if gate.kind == TENSOR:
+            return gate.spell(refs, shapes, params)
+        textbook = TEXTBOOK.get(gate.name)
+        if textbook and textbook.numpy and self.g.graph.get("style") == "textbook":
+            return textbook.numpy.format(*refs)  # the lecture's spelling
+        return gate.numpy.format(*refs) if gate.numpy else gate_template(gate).format(*refs)
+
+    def literal(self, value) -> str:
+        return literal(value)
+
+    def copied(self, code: str) -> str:
+        return f"{NAMESPACE}.copy({code})"
+
+    def constant_code(self, n: int, data: dict, refs: list[str]) -> str:
+        """A number computed from scalar constants alone (see `constant_only`)."""
+        # Python would raise on 10.0 ** 400.0: NumPy's float64 gives inf and its warning,
+        # and the result stays a Python number (weak, as a constant is: NEP 50)
+        refs[0] = f"{NAMESPACE}.float64({refs[0]})"
+        return f"float({self.gate_code(n, data, refs)})"
 
     def statement(self, n: int) -> str:
         if n in self.plan.dots:
@@ -431,7 +456,7 @@ class Emitter:
             swap[ARGS[i]] = swap[MASKS[i]] = sympy.Symbol(
                 self.ref(self.plan.rereads.get((n, a), a))
             )
-        code = normalise(_PRINTER.doprint(mask.xreplace(swap)))
+        code = normalise(self.printer.doprint(mask.xreplace(swap)))
         gate = self.g.nodes[self.g.nodes[n]["grad_gate"]] if "grad_gate" in self.g.nodes[n] else {}
         about = text.line(
             f"{gate.get('gate', gate.get('op', 'mask'))} backward in {source}'s array"
@@ -451,7 +476,7 @@ class Emitter:
         if n in self.p.names:
             return self.p.names[n]
         data = self.g.nodes[n]
-        return literal(data["value"]) if data["op"] == "const" else normalise(self.expr(n))
+        return self.literal(data["value"]) if data["op"] == "const" else normalise(self.expr(n))
 
     def comment(self, n: int) -> str:
         data = self.g.nodes[n]
@@ -510,7 +535,7 @@ class Emitter:
                 return repr(float(data["value"]))  # as SymPy prints it, sign and digits
         if plain:  # the cached template, filled in with names
             names = [self.name_of(a) for a in args]
-            return formula_template(formula).replace("{out}", self.name_of(node)).format(*names)
+            return self.template(formula).replace("{out}", self.name_of(node)).format(*names)
         for fold in (True, False):  # constants are folded unless that makes 1/0 of them
             swap = {OUT: sympy.Symbol(self.name_of(node))}
             for j, a in enumerate(args):
@@ -523,7 +548,7 @@ class Emitter:
             text = formula.xreplace(swap)
             if not folds_badly(text):
                 break
-        return normalise(_PRINTER.doprint(text))
+        return normalise(self.printer.doprint(text))
 
 
 def _locals(g, fwd: int):

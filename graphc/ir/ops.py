@@ -56,11 +56,13 @@ class Gate:
     symbol: str  # what the drawing writes in the gate's circle
     formula: Callable | None = None  # elementwise and mask gates: SymPy formula of the arguments
     numpy: str | None = None  # forward spelling when the printed formula would read worse
+    array_api: str | None = None  # the same in the array API standard (`xp.`), beside it
     nondiff: tuple[int, ...] = ()  # argument positions no gradient flows into (masks)
     helpers: tuple[str, ...] = ()  # functions the generated module defines when the gate is used
     composed: Callable | None = None  # its formula inside fused formulas, if not `formula`
     shape: Callable | None = None  # tensor gates: (arg shapes, params) -> output shape
     spell: Callable | None = None  # tensor gates: (arg strings, arg shapes, params) -> code
+    spell_api: Callable | None = None  # the same in the array API standard (`xp.`)
     vjp: Callable | None = None  # tensor gates: (builder, node, args, dout) -> gradient per arg
     params: tuple[str, ...] = ()  # names of static parameters stored on the node
     builtin: bool = True
@@ -251,7 +253,7 @@ TABLE: tuple[Gate, ...] = (
     _ew("exp", 1, sympy.exp, "exp"),
     _ew("log", 1, sympy.log, "log"),
     _ew("sqrt", 1, sympy.sqrt, "sqrt"),
-    _ew("abs", 1, sympy.Abs, "|x|", numpy="np.abs({0})"),
+    _ew("abs", 1, sympy.Abs, "|x|", numpy="np.abs({0})", array_api="xp.abs({0})"),
     _ew("tanh", 1, exact_tanh, "tanh"),
     _ew("sigmoid", 1, sigmoid, "σ"),
     _ew("softplus", 1, softplus, "softplus"),
@@ -263,6 +265,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a: sympy.Piecewise((a, a > 0), (0, True)),
         "relu",
         numpy="np.maximum({0}, 0)",
+        array_api="xp.maximum({0}, 0.0)",
         composed=special.relu,
     ),
     # leaky_relu(x, a) = max(a*x, x) for 0 < a < 1; its gradient at 0 is a
@@ -272,6 +275,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a, s: sympy.Piecewise((a, a > 0), (s * a, True)),
         "lrelu",
         numpy="np.where({0} > 0, {0}, {1} * {0})",
+        array_api="xp.where({0} > 0, {0}, {1} * {0})",
         composed=special.leaky_relu,
     ),
     # on a tie the first argument takes the whole gradient
@@ -281,6 +285,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a, b: sympy.Piecewise((a, a >= b), (b, True)),
         "max",
         numpy="np.maximum({0}, {1})",
+        array_api="xp.maximum({0}, {1})",
         composed=special.maximum,
     ),
     _ew(
@@ -289,6 +294,7 @@ TABLE: tuple[Gate, ...] = (
         lambda a, b: sympy.Piecewise((a, a <= b), (b, True)),
         "min",
         numpy="np.minimum({0}, {1})",
+        array_api="xp.minimum({0}, {1})",
         composed=special.minimum,
     ),
     _ew(
@@ -297,6 +303,7 @@ TABLE: tuple[Gate, ...] = (
         lambda m, a, b: sympy.Piecewise((a, m), (b, True)),
         "where",
         numpy="np.where({0}, {1}, {2})",
+        array_api="xp.where({0}, {1}, {2})",
         nondiff=(0,),
         composed=special.where,
     ),

@@ -484,3 +484,126 @@ HELPER_NEEDS = {
     "softmax_cross_entropy": ("log_softmax",),
     "softmax_cross_entropy_grad": ("log_softmax",),
 }
+
+
+# ---------------------------------------------------------------- the helpers in the array API
+# Twins of the helpers above in the array API standard, for `emit.array_api`: each takes its
+# namespace from its arguments; a one-hot mask of argmax stands where NumPy writes in place
+# (put_along_axis, .flat), and nothing is written in place.
+
+API_HELPERS: dict[str, str] = {}  # helper name -> standard source, named as in HELPERS
+
+
+def api_helper(source: str) -> str:
+    """Register the array API twin of a helper (or a function twins share), under its name."""
+    name = source.split("def ", 1)[1].split("(", 1)[0]
+    API_HELPERS[name] = source
+    return name
+
+
+api_helper('''\
+def sigmoid(x):
+    """1/(1+exp(-x)) for any x: exp is only taken of -|x| and min(x, 0), so it never overflows."""
+    xp = array_namespace(x)
+    return xp.exp(xp.minimum(x, 0.0)) / (1.0 + xp.exp(-xp.abs(x)))
+''')
+
+api_helper('''\
+def softplus(x):
+    """log(1+exp(x)) for any x, exact also where exp(x) is tiny: max(x, 0) + log1p(exp(-|x|))."""
+    return array_namespace(x).logaddexp(0.0, x)
+''')
+
+api_helper('''\
+def log_sigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x) for any x, without overflow or log(0)."""
+    return -array_namespace(x).logaddexp(0.0, -x)
+''')
+
+api_helper('''\
+def sech2(x):
+    """1/cosh(x)**2 = 1 - tanh(x)**2, exact for any x (no overflow, no cancellation)."""
+    xp = array_namespace(x)
+    e = xp.exp(-2.0 * xp.abs(x))
+    return 4.0 * e / (1.0 + e) ** 2
+''')
+
+api_helper('''\
+def leaky_relu(x, slope):
+    """x where x > 0, else slope * x."""
+    return array_namespace(x).where(x > 0, x, slope * x)
+''')
+
+api_helper('''\
+def first_max(x, axis):
+    """True at the first largest entry along axis (of all entries: axis None), else False."""
+    xp = array_namespace(x)
+    if axis is None:
+        flat = xp.reshape(x, (-1,))
+        hot = xp.arange(flat.shape[0]) == xp.argmax(flat)
+        return xp.reshape(hot, x.shape)
+    axis = axis % x.ndim
+    place = tuple(-1 if i == axis else 1 for i in range(x.ndim))
+    return xp.reshape(xp.arange(x.shape[axis]), place) == xp.argmax(x, axis=axis, keepdims=True)
+''')
+
+api_helper('''\
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) over axis, exact for any x.
+
+    With m the largest entry, log_softmax = (x - m) - log1p(sum of the other exp(x - m)): no
+    exp overflows, and a tiny remainder is not lost by adding it to 1 first.
+    """
+    xp = array_namespace(x)
+    top = xp.max(x, axis=axis, keepdims=True)
+    shifted = x - xp.where(xp.isfinite(top), top, 0.0)
+    rest = xp.where(first_max(x, axis), 0.0, xp.exp(shifted))
+    return shifted - xp.log1p(xp.sum(rest, axis=axis, keepdims=True))
+''')
+
+api_helper('''\
+def logsumexp(x, axis=-1, keepdims=False):
+    """log(sum(exp(x))) over axis, exact for any x: the largest entry minus its log_softmax."""
+    xp = array_namespace(x)
+    top = xp.max(x, axis=axis, keepdims=True)
+    out = top - xp.max(log_softmax(x, axis), axis=axis, keepdims=True)
+    return out if keepdims else xp.squeeze(out, axis=axis)
+''')
+
+api_helper('''\
+def softmax_cross_entropy(x, y, axis=-1):
+    """-sum(y * log_softmax(x)) over axis: the cross-entropy of labels y against softmax(x)."""
+    return -array_namespace(x, y).sum(y * log_softmax(x, axis), axis=axis)
+''')
+
+api_helper('''\
+def softmax_cross_entropy_grad(x, y, axis=-1):
+    """d/dx softmax_cross_entropy = softmax(x) * sum(y) - y, exact where y is one-hot.
+
+    At the labelled entry softmax - 1 would cancel; it is computed as expm1(log_softmax) instead.
+    """
+    xp = array_namespace(x, y)
+    logp = log_softmax(x, axis)
+    mass = xp.sum(y, axis=axis, keepdims=True)
+    return xp.where(y == mass, mass * xp.expm1(logp), xp.exp(logp) * mass - y)
+''')
+
+api_helper('''\
+def route_to_max(dout, x, axis, keepdims):
+    """The max gate's backward: dout goes to the first largest entry along axis, 0 elsewhere."""
+    xp = array_namespace(dout, x)
+    if axis is None:  # dout has one entry (kept axes or not)
+        dout = xp.reshape(dout, (1,) * x.ndim)
+    elif not keepdims:
+        dout = xp.expand_dims(dout, axis=axis)
+    return xp.where(first_max(x, axis), dout, 0.0)
+''')
+
+API_HELPER_NEEDS = {
+    **HELPER_NEEDS,
+    "log_softmax": ("first_max",),
+    "logsumexp": ("log_softmax", "first_max"),
+    "softmax_cross_entropy": ("log_softmax", "first_max"),
+    "softmax_cross_entropy_grad": ("log_softmax", "first_max"),
+    "route_to_max": ("first_max",),
+}

@@ -212,6 +212,55 @@ def _spell_route(a, shapes, p):
     return f"route_to_max({a[0]}, {a[1]}, axis={p['axis']}, keepdims={p['keepdims']})"
 
 
+# ---------------------------------------------------------------- array API spellings
+# The same gates in the array API standard, over `xp`, the namespace of the module's inputs
+# (`emit.array_api`): `.T` only of a matrix, `permute_dims` otherwise; new axes by `reshape`
+# (the standard's `expand_dims` takes one axis); the fused gates' helpers have standard twins.
+
+
+def _api_reduce(fn):
+    return lambda a, shapes, p: f"xp.{fn}({a[0]}{_kw(p, 'axis', 'keepdims')})"
+
+
+def _api_transpose(a, shapes, p):
+    n = len(shapes[0])
+    axes = tuple(range(n))[::-1] if p["axes"] is None else tuple(i % n for i in p["axes"])
+    if axes == tuple(range(n)):
+        return a[0]
+    return f"{a[0]}.T" if n == 2 else f"xp.permute_dims({a[0]}, {axes})"
+
+
+def _api_broadcast_to(a, shapes, p):
+    x, shape, expand = a[0], tuple(p["shape"]), tuple(p["expand"])
+    if shape == tuple(shapes[0]):
+        return x
+    if expand and expand != tuple(range(len(expand))):  # new axes inside: inserted first
+        dims = iter(shapes[0])
+        x = f"xp.reshape({x}, {tuple(1 if i in expand else next(dims) for i in range(len(shape)))})"
+    return f"xp.broadcast_to({x}, {shape})"
+
+
+def _api_sum_to(a, shapes, p):
+    src, dst = shapes[0], tuple(p["shape"])
+    axes, kept = sum_to_axes(src, dst)
+    axis = axes[0] if len(axes) == 1 else axes
+    if not axes:
+        return a[0]
+    if not kept:
+        return f"xp.sum({a[0]}, axis={axis})" if dst else f"xp.sum({a[0]})"
+    if len(src) == len(dst):
+        return f"xp.sum({a[0]}, axis={axis}, keepdims=True)"
+    return f"xp.reshape(xp.sum({a[0]}, axis={axis}), {dst})"
+
+
+def _api_reshape(a, shapes, p):
+    return f"xp.reshape({a[0]}, {tuple(p['shape'])})"
+
+
+def _api_sum_squares(a, shapes, p):
+    return f"xp.sum(xp.square({a[0]}){_kw(p, 'axis', 'keepdims')})"
+
+
 # ---------------------------------------------------------------- vector-Jacobian rules
 # Each rule gets a builder `b` (b.op(name, args, **params), b.const(value), b.shape(node)), the
 # gate's node, its argument nodes and the upstream gradient node; it returns one gradient node
@@ -426,24 +475,29 @@ FUSED_ROWS = (
     dict(
         name="logsumexp", arity=1, symbol="lse", shape=_logsumexp_shape, spell=_spell_logsumexp,
         vjp=_vjp_logsumexp, params=("axis", "keepdims"), helpers=("logsumexp",),
+        spell_api=_spell_logsumexp,
     ),
     dict(
         name="log_softmax", arity=1, symbol="logsoftmax", shape=_log_softmax_shape,
         spell=lambda a, s, p: f"log_softmax({a[0]}, axis={p['axis']})",
         vjp=_vjp_log_softmax, params=("axis",), helpers=("log_softmax",),
+        spell_api=lambda a, s, p: f"log_softmax({a[0]}, axis={p['axis']})",
     ),
     dict(
         name="softmax_cross_entropy", arity=2, symbol="CE", shape=_cross_entropy_shape,
         spell=lambda a, s, p: f"softmax_cross_entropy({a[0]}, {a[1]}, axis={p['axis']})",
         vjp=_vjp_cross_entropy, params=("axis",), helpers=("softmax_cross_entropy",),
+        spell_api=lambda a, s, p: f"softmax_cross_entropy({a[0]}, {a[1]}, axis={p['axis']})",
     ),
     dict(
         name="affine", arity=3, symbol="affine", shape=_affine_shape,
         spell=lambda a, s, p: f"{a[0]} @ {a[1]} + {a[2]}", vjp=_vjp_affine,
+        spell_api=lambda a, s, p: f"{a[0]} @ {a[1]} + {a[2]}",
     ),
     dict(
         name="sum_squares", arity=1, symbol="Σx²", shape=_reduce_shape("sum_squares"),
         spell=_spell_sum_squares, vjp=_vjp_sum_squares, params=("axis", "keepdims"),
+        spell_api=_api_sum_squares,
     ),
     # backward-only
     dict(
@@ -451,6 +505,7 @@ FUSED_ROWS = (
         shape=lambda shapes, p: broadcast_shape("softmax_cross_entropy", list(shapes)),
         spell=lambda a, s, p: f"softmax_cross_entropy_grad({a[0]}, {a[1]}, axis={p['axis']})",
         vjp=_vjp_cross_entropy_grad, params=("axis",), helpers=("softmax_cross_entropy_grad",),
+        spell_api=lambda a, s, p: f"softmax_cross_entropy_grad({a[0]}, {a[1]}, axis={p['axis']})",
     ),
 )  # fmt: skip
 
@@ -547,7 +602,7 @@ def checked_params(gate: str, names: tuple[str, ...], params) -> dict:
     return out
 
 
-def _row(name, arity, symbol, shape, spell, vjp, params=(), helpers=()) -> dict:
+def _row(name, arity, symbol, shape, spell, vjp, params=(), helpers=(), api=None) -> dict:
     return dict(
         name=name,
         arity=arity,
@@ -557,14 +612,50 @@ def _row(name, arity, symbol, shape, spell, vjp, params=(), helpers=()) -> dict:
         vjp=vjp,
         params=params,
         helpers=helpers,
+        spell_api=api,
     )
 
 
 ROWS: tuple[dict, ...] = (
-    _row("matmul", 2, "@", _matmul_shape, lambda a, s, p: f"{a[0]} @ {a[1]}", _vjp_matmul),
-    _row("transpose", 1, "T", _transpose_shape, _spell_transpose, _vjp_transpose, ("axes",)),
-    _row("reshape", 1, "reshape", _reshape_shape, _spell_reshape, _vjp_reshape, ("shape",)),
-    _row("sum", 1, "Σ", _reduce_shape("sum"), _spell_reduce("sum"), _vjp_sum, ("axis", "keepdims")),
+    _row(
+        "matmul",
+        2,
+        "@",
+        _matmul_shape,
+        lambda a, s, p: f"{a[0]} @ {a[1]}",
+        _vjp_matmul,
+        api=lambda a, s, p: f"{a[0]} @ {a[1]}",
+    ),
+    _row(
+        "transpose",
+        1,
+        "T",
+        _transpose_shape,
+        _spell_transpose,
+        _vjp_transpose,
+        ("axes",),
+        api=_api_transpose,
+    ),
+    _row(
+        "reshape",
+        1,
+        "reshape",
+        _reshape_shape,
+        _spell_reshape,
+        _vjp_reshape,
+        ("shape",),
+        api=_api_reshape,
+    ),
+    _row(
+        "sum",
+        1,
+        "Σ",
+        _reduce_shape("sum"),
+        _spell_reduce("sum"),
+        _vjp_sum,
+        ("axis", "keepdims"),
+        api=_api_reduce("sum"),
+    ),
     _row(
         "mean",
         1,
@@ -573,9 +664,17 @@ ROWS: tuple[dict, ...] = (
         _spell_reduce("mean"),
         _vjp_mean,
         ("axis", "keepdims"),
+        api=_api_reduce("mean"),
     ),
     _row(
-        "max", 1, "max", _reduce_shape("max"), _spell_reduce("max"), _vjp_max, ("axis", "keepdims")
+        "max",
+        1,
+        "max",
+        _reduce_shape("max"),
+        _spell_reduce("max"),
+        _vjp_max,
+        ("axis", "keepdims"),
+        api=_api_reduce("max"),
     ),
     # backward-only steps, made by the vector-Jacobian rules above
     _row(
@@ -586,8 +685,9 @@ ROWS: tuple[dict, ...] = (
         _spell_broadcast_to,
         _vjp_broadcast_to,
         ("shape", "expand"),
+        api=_api_broadcast_to,
     ),
-    _row("sum_to", 1, "Σ→", _sum_to_shape, _spell_sum_to, _vjp_sum_to, ("shape",)),
+    _row("sum_to", 1, "Σ→", _sum_to_shape, _spell_sum_to, _vjp_sum_to, ("shape",), api=_api_sum_to),
     _row(
         "route_to_max",
         2,
@@ -597,6 +697,7 @@ ROWS: tuple[dict, ...] = (
         _vjp_route_to_max,
         ("axis", "keepdims"),
         ("route_to_max",),
+        api=_spell_route,
     ),
     *FUSED_ROWS,
 )
