@@ -12,6 +12,7 @@ generated code itself (`Compiled.values`).
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,22 +71,35 @@ def textbook_losses(graph) -> list[TextbookLoss]:
 
 
 class LintReport(list):
-    """The findings of `lint`, one per unstable gate; empty when the graph is stable. Prints
-    (and shows in a notebook) as a table, one row a finding."""
+    """The findings of `lint`, one per unstable gate (and, for `style="textbook"`, one note per
+    gate whose textbook spelling loses accuracy); empty when the graph is stable. Prints (and
+    shows in a notebook) as a table, one row an unstable gate, with the notes under it."""
 
     def rows(self) -> list[tuple[str, ...]]:
-        """The table: a header row, then one row per finding."""
-        return [("gate", "variable", "not finite", "at", "cure"), *(f.row() for f in self)]
+        """The table: a header row, then one row per unstable gate."""
+        found = [f.row() for f in self if not isinstance(f, TextbookLoss)]
+        return [("gate", "variable", "not finite", "at", "cure"), *found]
+
+    def notes(self) -> list[str]:
+        """Where the textbook spelling loses accuracy, one line per gate."""
+        return [str(f) for f in self if isinstance(f, TextbookLoss)]
 
     def __str__(self) -> str:
         if not self:
             return "no unstable gates found"
-        return text.text_table(self.rows())
+        rows = self.rows()
+        table = [text.text_table(rows)] if len(rows) > 1 else []
+        return "\n".join([*table, *self.notes()])
 
     def _repr_html_(self) -> str:
         if not self:
             return "<p>graphc lint: no unstable gates found</p>"
-        return text.html_table(self.rows(), caption=f"graphc lint: {len(self)} unstable gate(s)")
+        rows, parts = self.rows(), []
+        if len(rows) > 1:
+            caption = f"graphc lint: {len(rows) - 1} unstable gate(s)"
+            parts.append(text.html_table(rows, caption=caption))
+        parts += [f"<p>{html.escape(note)}</p>" for note in self.notes()]
+        return "\n".join(parts)
 
 
 def _short(v) -> str:
