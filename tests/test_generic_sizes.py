@@ -8,6 +8,7 @@ runs in a fresh Python process in which `import graphc` fails.
 # ruff: noqa: N803, N806  (the lecture's X, W1, ...)
 
 import ast
+import importlib
 import json
 import re
 import subprocess
@@ -22,7 +23,7 @@ import graphc as gc
 
 torch = pytest.importorskip("torch")
 
-FUNCTION = sys.modules["graphc.function"]
+FUNCTION = importlib.import_module("graphc.function")  # the module, not gc.function
 
 
 @gc.function
