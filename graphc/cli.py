@@ -54,6 +54,11 @@ EXAMPLES = {
         "-o compare.svg",
     ],
     "steps": ['graphc steps "(x + y) * z" --at x=-2,y=5,z=-4 -o frames/'],
+    "explore": [
+        'graphc explore "(x + y) * z" --at x=-2,y=5,z=-4 -o circuit.html',
+        'graphc explore "1/(1+exp(-(w0*x0+w1*x1+w2)))" --at w0=2,x0=-1,w1=-3,x1=-2,w2=-3 '
+        "--compare --quiz -o neuron.html",
+    ],
     "demo": [
         "graphc demo                  # writes ./graphc-demo/ and its README.md",
         f"{GALLERY_COMMAND}   # the docs' gallery: docs/gallery.md and docs/gallery/",
@@ -196,6 +201,20 @@ def _parser() -> argparse.ArgumentParser:
         help="the folder for frame-01.svg, frame-02.svg, ... (created if missing)",
     )
 
+    explore = command(
+        "explore",
+        "write an interactive page that steps through forward and backward (one HTML file)",
+        _explore,
+    )
+    _source(explore)
+    _at(explore, required=True)
+    _fuse(explore)
+    explore.add_argument(
+        "--compare", action="store_true", help="a toggle between the unfused and fused circuit"
+    )
+    explore.add_argument("--quiz", action="store_true", help='hide gradients as "?" until clicked')
+    explore.add_argument("-o", "--output", required=True, metavar="OUT.html", help="the page")
+
     demo = command(
         "demo",
         "draw the lecture circuits unfused and fused, their comparisons, step frames and "
@@ -315,6 +334,21 @@ def _steps(args) -> None:
     frames = f.render_steps(**_drawing_options(args, inputs), **inputs)
     for path in write_frames(frames, _folder(args.output, "steps writes its frames into a folder")):
         print(path)
+
+
+def _explore(args) -> None:
+    inputs = _inputs(args)
+    if Path(args.output).suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"the explorer writes an HTML page; end {args.output!r} in .html")
+    if args.compare:
+        _reserved(inputs, ("rules", "level", "repeat", "quiz"), "graphc explore --compare")
+        comparison = compare(_load(args.source), level=args.level or "patterns", repeat=1, **inputs)
+        page = comparison.explore(quiz=args.quiz)
+    else:
+        f = _function(args)
+        _reserved(inputs, ("quiz",), "graphc explore")
+        page = f.explore(quiz=args.quiz, **inputs)
+    print(page.save(args.output))
 
 
 def _demo(args) -> None:

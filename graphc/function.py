@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from .compiler import Compiled, compile_graph, gc_paused
-from .draw import render
+from .draw import explore, render
 from .emit import numba_backend
 from .emit.scalar import Fallbacks, straight_line
 from .files import write_atomic
@@ -374,9 +374,40 @@ class Function:
             )
         return render.steps(self, named, digits, show_local, theme)
 
+    def explore(self, /, *args, quiz=False, **inputs) -> explore.Page:
+        """An interactive page stepping through forward and backward at these inputs: one
+        self-contained HTML file (`.save(path)`), shown inline in a notebook. `quiz=True`
+        hides every gradient as "?" until clicked; a list of input names hides theirs only.
+        An input named `quiz` goes by position.
+
+        >>> neuron.explore(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0).save("neuron.html")
+        """
+        named = self._named(args, inputs, ("quiz",), "explore()")
+        return self._explore((self,), named, None, quiz)
+
+    def _explore(self, functions, inputs: dict, titles, quiz) -> explore.Page:
+        """The page for `functions` (this one, or unfused and fused) at `inputs` by name."""
+        _check_quiz(quiz, self.inputs)
+        return explore.Page(explore.explore(functions, inputs, titles, quiz), write_atomic)
+
     def _repr_svg_(self) -> str:
         """Jupyter shows the circuit's structure."""
         return self.svg()
+
+
+def _check_quiz(quiz, inputs: tuple[str, ...]) -> None:
+    if isinstance(quiz, bool):
+        return
+    names = [quiz] if isinstance(quiz, str) else quiz
+    try:
+        unknown = [k for k in names if k not in inputs]
+    except TypeError:
+        unknown = [quiz]
+    if unknown or isinstance(quiz, str):
+        raise InputError(
+            f"explore(quiz=...) takes True, False or a list of input names of the function "
+            f"(one or more of {list(inputs)}); got {quiz!r}"
+        )
 
 
 def _signature(v) -> tuple:
