@@ -19,8 +19,9 @@ one for a comparison):
 
 The one number computed here is a scalar gate's local gradient in "upstream × local =
 gradient": gradient / upstream, of the two numbers the code computed (the formula alone where
-the upstream is 0). Step K of a view shows the values of wires with `fwd <= K` and the gradients of wires with
-`bwd <= K`; `page.html#step=K` opens at step K.
+the upstream is 0). Step K of a view shows the values of wires with `fwd <= K` and the
+gradients of wires with `bwd <= K`; `page.html#step=K` opens at step K (`&view=1`: the fused
+circuit of a comparison; `&wire=J`: wire J in the inspector).
 """
 
 from __future__ import annotations
@@ -296,7 +297,7 @@ def _backward_step(g, n, values, pg, wires, labels, prefix) -> dict:
                 f"{to}: upstream × local = gradient: {number(up)} × {shown} = {number(grad)}"
                 + formula
             )
-            quiz.append(f"{to}: upstream × local = gradient: {number(up)} × {shown} = ?" + formula)
+            quiz.append(f"{to}: upstream × local = gradient: {number(up)} × ? = ?" + formula)
         if before is not None:
             lines[-1] += ", summed over the broadcast axes"
     step["lines"], step["quiz"] = lines, quiz

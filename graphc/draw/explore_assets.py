@@ -68,7 +68,8 @@ header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 1.5em; }
 #controls { display: flex; align-items: center; gap: 0.5em; margin: 0.6em 0; flex-wrap: wrap; }
 #slider { width: 18em; }
 #counter { min-width: 9em; font-variant-numeric: tabular-nums; }
-figure.view { margin: 0; }
+figure.view { margin: 0; overflow-x: auto; }
+figure.view.wide svg { max-height: none; }
 figure.view svg { width: 100%; height: auto; max-height: 62vh; }
 aside { display: flex; gap: 1em; align-items: flex-start; flex-wrap: wrap; }
 #explain { flex: 3; min-width: 24em; }
@@ -135,6 +136,16 @@ SCRIPT = r"""
   }
 
   const figures = Array.from(document.querySelectorAll("figure.view"));
+  // A long circuit (the 2-layer net is a 13:1 strip) is drawn near its own size (0.8px a pt)
+  // in a figure that scrolls sideways to the active gate, rather than shrunk past reading.
+  for (const f of figures) {
+    const svg = f.querySelector("svg");
+    const box = svg && svg.viewBox.baseVal;
+    if (box && box.width > 2.5 * Math.max(box.height, 1) && box.width > 1.2 * f.clientWidth) {
+      f.classList.add("wide");
+      svg.style.width = 0.8 * box.width + "px";
+    }
+  }
   const parts = data.views.map((view, i) => view.wires.map((w) => ({
     line: lookup(figures[i], w.handles.line),
     value: lookup(figures[i], w.handles.value),
@@ -181,6 +192,11 @@ SCRIPT = r"""
     });
     const active = gates[state.view][state.step];  // a gate is active in two steps
     gates[state.view].forEach((g) => { if (g) g.classList.toggle("active", g === active); });
+    const figure = figures[state.view];
+    if (active && figure.classList.contains("wide")) {
+      const box = active.getBoundingClientRect(), frame = figure.getBoundingClientRect();
+      figure.scrollLeft += box.left + box.width / 2 - (frame.left + frame.width / 2);
+    }
   }
 
   function showExplanation() {
