@@ -181,6 +181,10 @@ def test_the_last_step_shows_every_gradient_and_the_fork_total(tmp_path):
     assert browser.by_id(root, "counter").all_text() == "step 5 of 5"
     ((_, (name, value, gradient, parts)),) = browser.table_rows(root, "inputs")
     assert (name, float(value), float(gradient), parts) == ("x", 3.0, 7.0, "6 + 1")
+    lines = [li.all_text() for li in browser.by_id(root, "step-lines").find("li")]
+    # x*x is drawn as one wire carrying both uses: its local gradient is y + x = 2x = 6
+    assert lines == ["upstream = 1", "to x: upstream × local = gradient: 1 × 6 = 6 "
+                     "(d/dx = y plus d/dy = x)"]  # fmt: skip
     figure = browser.by_id(root, "figures").find("figure")[0]
     labels = browser.svg_labels(figure)
     grads = {t: c for t, c in labels.items() if re.fullmatch(r"p0_w\d+g", t)}

@@ -181,9 +181,10 @@ def view_data(f, inputs: dict, title: str, prefix: str = "p0_") -> tuple[dict, s
             if gate_of(g.nodes[gate]["op"]).kind == TENSOR:
                 formula = local[f"n{gate}"]
             else:
-                name = NAMES[args_of(g, gate).index(a)]
-                lines = [t for t in local[f"n{gate}"].split("\n") if t.startswith(f"d/d{name} ")]
-                formula = lines[0] if lines else ""
+                # x*x: one wire carries both uses, its local gradient is the sum of both
+                names = [f"d/d{NAMES[i]} " for i, b in enumerate(args_of(g, gate)) if b == a]
+                lines = [t for t in local[f"n{gate}"].split("\n") if t.startswith(tuple(names))]
+                formula = " plus ".join(lines)
         wires.append(
             {
                 "k": k,
