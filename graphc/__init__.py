@@ -13,43 +13,91 @@ gate's local gradient with SymPy and emits readable, vectorized NumPy forward/ba
 
 __version__ = "0.1.0"
 
-from .check import check_grad
-from .draw.compare import Comparison, compare
-from .front.gates import (
-    abs,
-    exp,
-    gate,
-    log,
-    matmul,
-    max,
-    maximum,
-    mean,
-    minimum,
-    relu,
-    reshape,
-    sigmoid,
-    sqrt,
-    sum,
-    tanh,
-    transpose,
-    where,
-)
-from .front.trace import symbols, sympy_graph
-from .function import Function, from_graph, function
-from .ir.errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
-from .passes.fusion import fuse
-from .passes.lint import lint
+import sys
+import types
+import typing
+
+# The public API by module. It loads on first use (PEP 562), all of it at once, so that
+# `graphc --help` and `graphc --version` start without importing SymPy and NumPy.
+_API = {
+    ".check": ("check_grad",),
+    ".draw.compare": ("Comparison", "compare"),
+    ".front.gates": (
+        "abs", "exp", "gate", "log", "matmul", "max", "maximum", "mean", "minimum", "relu",
+        "reshape", "sigmoid", "sqrt", "sum", "tanh", "transpose", "where",
+    ),
+    ".front.trace": ("symbols", "sympy_graph"),
+    ".function": ("Function", "from_graph", "from_sympy", "function"),
+    ".ir.errors": (
+        "GateError", "GraphcError", "GraphError", "InputError", "ShapeError", "TraceError",
+    ),
+    ".passes.fusion": ("fuse",),
+    ".passes.lint": ("lint",),
+}  # fmt: skip
+
+if typing.TYPE_CHECKING:  # what type checkers and editors read: the same names, imported eagerly
+    from .check import check_grad
+    from .draw.compare import Comparison, compare
+    from .front.gates import (
+        abs,
+        exp,
+        gate,
+        log,
+        matmul,
+        max,
+        maximum,
+        mean,
+        minimum,
+        relu,
+        reshape,
+        sigmoid,
+        sqrt,
+        sum,
+        tanh,
+        transpose,
+        where,
+    )
+    from .front.trace import symbols, sympy_graph
+    from .function import Function, from_graph, from_sympy, function
+    from .ir.errors import GateError, GraphcError, GraphError, InputError, ShapeError, TraceError
+    from .passes.fusion import fuse
+    from .passes.lint import lint
 
 
-def from_sympy(expr, name: str = "f") -> Function:
-    """A `Function` from a SymPy expression; its inputs are the free symbols, alphabetically.
+def _load_api() -> None:
+    """Import the whole public API now (the first `gc.<name>` does it too)."""
+    import importlib
 
-    >>> import sympy
-    >>> x, y = sympy.symbols("x y")
-    >>> gc.from_sympy(x**2 + 2*x*y**2 + y**3).grad(x=1.0, y=2.0)["x"]
-    10.0
-    """
-    return Function(sympy_graph(expr, name))
+    found: dict[str, typing.Any] = {}
+    for module, names in _API.items():
+        loaded = importlib.import_module(module, __name__)
+        found.update((name, getattr(loaded, name)) for name in names)
+    globals().update(found)  # after the imports: `function` is the decorator, not the module
+
+
+def __getattr__(name: str) -> typing.Any:
+    if any(name in names for names in _API.values()):
+        _load_api()
+        return globals()[name]
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *(n for names in _API.values() for n in names)})
+
+
+class _Package(types.ModuleType):
+    """The package's module type: importing the submodule graphc.function binds the module as
+    the package's attribute `function`, which is the decorator `gc.function`; that one binding
+    is refused, so the order in which modules are imported cannot change what gc.function is."""
+
+    def __setattr__(self, name: str, value: typing.Any) -> None:
+        if name == "function" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 # What `from graphc import *` binds: every public name but the gates named like Python's

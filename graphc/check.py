@@ -18,15 +18,20 @@ to the gate that causes it, where a whole-function check can only say that somet
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .compiler import compile_graph
 from .emit.codegen import formula_template, load_module
+from .ir import text
 from .ir.graph import add_node, args_of, new_graph, topo_order
 from .ir.ops import ELEMENTWISE, GATES, MASK, TENSOR, gate_of
 from .ir.special import HELPERS
 from .passes.autodiff import gate_local_gradients
+
+if TYPE_CHECKING:
+    from .function import Function
 
 
 def relative_error(a, b) -> float:
@@ -79,7 +84,9 @@ def _like(original, x):
     return float(x) if np.ndim(original) == 0 and not isinstance(original, np.ndarray) else x
 
 
-def check_grad(f, /, *args, samples: int | None = 100, per_gate: bool = False, **inputs):
+def check_grad(
+    f: Function, /, *args, samples: int | None = 100, per_gate: bool = False, **inputs
+) -> float | GateReport:
     """Max relative error between f's gradients and central differences, over all inputs.
 
     Inputs are promoted to float64 for the check. `samples` caps the coordinates checked per
@@ -176,6 +183,18 @@ class GateReport:
     def __repr__(self) -> str:
         return f"<GateReport {self.function}: {len(self.rows)} gates, error {_fmt(self.error)}>"
 
+    def _repr_html_(self) -> str:
+        """The table, with the worst gate marked and the whole function's error under it."""
+        worst = self.worst
+        table = [("gate", "variable", "checks", "max rel. error", "")]
+        table += [
+            (r.gate, r.name, r.kind, _fmt(r.error), "worst" if r is worst else "")
+            for r in self.rows
+        ]
+        caption = f"per-gate gradient check of {self.function}: {len(self.rows)} gate(s)"
+        whole = f"whole function: max relative error {_fmt(self.error)}"
+        return f"{text.html_table(table, caption)}<p>{text.markup(whole)}</p>"
+
 
 def _fmt(x: float) -> str:
     return "nan" if np.isnan(x) else f"{x:.1e}"
@@ -208,6 +227,7 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
         if data.get("role") in ("grad", "seed") or op in ("input", "const") or n not in seen:
             continue
         gate = gate_of(op)
+        assert gate is not None  # every node but inputs and constants is a gate
         if gate.kind == MASK:
             continue  # a comparison: no gradient flows through it
         args = [_value(g, a, seen) for a in args_of(g, n)]
@@ -252,7 +272,9 @@ def _check_local(g, n: int, args: list, out, used: list[bool]) -> list[float | N
     elif data["op"] == "expr":
         forward = formula_template(data["formula"])
     else:
-        forward = formula_template(gate_of(data["op"]).expr())
+        gate = gate_of(data["op"])
+        assert gate is not None
+        forward = formula_template(gate.expr())
     shape = np.shape(out)
     errors: list[float | None] = []
     for i, local in enumerate(gate_local_gradients(g, n)):

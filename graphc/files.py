@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from collections.abc import Iterator
 
 from .draw import render
@@ -27,18 +28,37 @@ def write_atomic(path, data: str | bytes) -> str:
     the file it replaces. Returns the path, as a string.
     """
     path = os.fspath(path)
-    fd, tmp = _new_file_beside(path)
+    try:
+        fd, tmp = _new_file_beside(path)
+    except OSError as e:  # name the file the user asked for, not the temporary one
+        raise OSError(e.errno, f"cannot write it: {e.strerror}", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, f"cannot write it: {e.strerror}", path) from None
         raise
     return path
+
+
+def write_output(path, data: str | bytes) -> str:
+    """`write_atomic`, but "-" is standard output (text or bytes, flushed)."""
+    if os.fspath(path) != "-":
+        return write_atomic(path, data)
+    if isinstance(data, str):
+        sys.stdout.write(data)
+        sys.stdout.flush()
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return "-"
 
 
 def _new_file_beside(path: str) -> tuple[int, str]:
@@ -53,23 +73,53 @@ def _new_file_beside(path: str) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary file name in {folder!r}")
 
 
-def write_picture(picture, path) -> str:
-    """Write a drawing to `path` in the format its suffix names (.svg, .pdf, .png), atomically.
+PICTURE_FORMATS = ("svg", "pdf", "png", "dot")
 
-    `picture` is a graphviz Digraph, or SVG text (for .svg only). A failure leaves any existing
+
+def picture_format(path) -> str:
+    """The format a file name's suffix names: svg, pdf, png, or dot (.dot and .gv)."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    if suffix == "gv":
+        return "dot"
+    if suffix not in PICTURE_FORMATS:
+        raise GraphcError(
+            f"cannot write a picture to {os.fspath(path)!r}: use a .svg, .pdf, .png or .dot file "
+            "name, or name the format"
+        )
+    return suffix
+
+
+def picture_bytes(picture, fmt: str, dpi: int | None = None) -> bytes:
+    """A drawing (a graphviz Digraph, or SVG text for svg) in format `fmt`: svg, pdf, png, or
+    dot (the Graphviz source). `dpi` sets a PNG's resolution (Graphviz's default: 96)."""
+    if fmt not in PICTURE_FORMATS:
+        known = ", ".join(PICTURE_FORMATS)
+        raise GraphcError(f"unknown picture format {fmt!r}; use one of {known}")
+    if dpi is not None and (not isinstance(dpi, int) or isinstance(dpi, bool) or dpi < 1):
+        raise GraphcError(f"dpi={dpi!r}: give a whole number of dots per inch, such as 150")
+    if isinstance(picture, str):
+        if fmt != "svg":
+            raise GraphcError(f"only SVG text is at hand; it cannot be written as {fmt}")
+        return picture.encode("utf-8")
+    if fmt == "dot":
+        return picture.source.encode("utf-8")
+    if dpi is not None and fmt == "png":
+        picture = picture.copy()
+        picture.graph_attr["dpi"] = str(dpi)
+    return render.pipe(picture, fmt)
+
+
+def write_picture(picture, path, fmt: str | None = None, dpi: int | None = None) -> str:
+    """Write a drawing to `path` ("-": standard output), atomically, in format `fmt` (default:
+    the one its suffix names: .svg, .pdf, .png, .dot or .gv); see `picture_bytes`.
+
+    `picture` is a graphviz Digraph, or SVG text (for svg only). A failure leaves any existing
     file at `path` as it was.
     """
     path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower().lstrip(".")
-    if suffix not in ("svg", "pdf", "png"):
-        raise GraphcError(f"cannot write a picture to {path!r}: use a .svg, .pdf or .png file name")
-    if isinstance(picture, str):
-        if suffix != "svg":
-            raise GraphcError(f"only SVG text is at hand for {path!r}; write it to a .svg file")
-        data = picture.encode("utf-8")
-    else:
-        data = render.pipe(picture, suffix)
-    write_atomic(path, data)
+    if fmt is None:
+        fmt = "svg" if path == "-" else picture_format(path)
+    write_output(path, picture_bytes(picture, fmt, dpi))
     return path
 
 

@@ -13,15 +13,17 @@ import dataclasses
 import numbers
 from collections.abc import Callable
 
+import graphviz
 import networkx as nx
 import numpy as np
 
 from .compiler import Compiled, compile_graph, gc_paused
-from .draw import explore, render
+from .display import Code
+from .draw import explore, notebook, render
 from .emit import numba_backend
 from .emit.scalar import Fallbacks, straight_line
-from .files import write_atomic
-from .front.trace import Value, build_graph, trace
+from .files import write_atomic, write_picture
+from .front.trace import Value, build_graph, sympy_graph, trace
 from .ir import dtypes, text
 from .ir.errors import GraphcError, InputError
 from .ir.graph import normalize, validate
@@ -79,10 +81,15 @@ class Function:
         self._dispatch(self._numpy_value, self._numpy_value_and_grad)
 
     def __repr__(self) -> str:
+        return f"<graphc.Function {self.summary()}>"
+
+    def summary(self) -> str:
+        """One line: the signature, the gates, the backend (what the notebook shows over the
+        circuit), e.g. `neuron(w0, x0, w1, x1, w2): 8 gates`."""
         gates = sum(1 for _, op in self._graph.nodes(data="op") if op not in ("input", "const"))
         backend = ", backend='numba'" if self.backend == "numba" else ""
         inputs = ", ".join(self.inputs)
-        return f"<graphc.Function {self.__name__}({inputs}): {gates} gates{backend}>"
+        return f"{self.__name__}({inputs}): {gates} gate{'' if gates == 1 else 's'}{backend}"
 
     @property
     def graph(self) -> nx.DiGraph:
@@ -105,7 +112,7 @@ class Function:
         }
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["graph"], state["wrt"], state["readable"], state["backend"])
+        Function.__init__(self, state["graph"], state["wrt"], state["readable"], state["backend"])
         self._last = state["last"]  # `source` is still the module of the last call's shapes
 
     # ------------------------------------------------------------ calling
@@ -291,8 +298,9 @@ class Function:
     # ------------------------------------------------------------ the generated code
 
     @property
-    def source(self) -> str:
-        """The generated module for the most recent call's shapes (all-scalar before any call)."""
+    def source(self) -> Code:
+        """The generated module for the most recent call's shapes (all-scalar before any call):
+        a `str`, which a notebook shows highlighted."""
         if self._last is None:
             try:
                 self._module_for([0.0] * len(self.inputs))
@@ -302,19 +310,20 @@ class Function:
                     f"{self.__name__}(...) with example inputs first, or use "
                     f"{self.__name__}.source_for(...)"
                 ) from None
-        if self._last not in self._compiled:  # a copy: compiled again for the same shapes
-            self._module_for([_example(k) for k in self._last])
-        return self._compiled[self._last].source
+        last = self._last
+        assert last is not None  # set by the call above
+        if last not in self._compiled:  # a copy: compiled again for the same shapes
+            self._module_for([_example(k) for k in last])
+        return Code(self._compiled[last].source)
 
     def compiled_for(self, /, *args, **kwargs) -> Compiled:
         """The compiled specialisation for these inputs: program, source, module, values."""
-        self._module_for(self._bind(args, kwargs))
-        return self._compiled[self._last]
+        return self._specialised(self._bind(args, kwargs))
 
-    def source_for(self, /, *args, **kwargs) -> str:
-        """The generated module specialised to the shapes of these example inputs."""
-        self._module_for(self._bind(args, kwargs))
-        return self._compiled[self._last].source
+    def source_for(self, /, *args, **kwargs) -> Code:
+        """The generated module specialised to the shapes of these example inputs (a `str`,
+        shown highlighted in a notebook)."""
+        return Code(self._specialised(self._bind(args, kwargs)).source)
 
     def save_source(self, path) -> str:
         """Write `source` to `path` atomically (a temporary file renamed into place)."""
@@ -341,7 +350,7 @@ class Function:
 
     def render(
         self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
-    ):
+    ) -> graphviz.Digraph:
         """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
 
         Inputs go by position or by name, as for a call; an input named like an option
@@ -351,7 +360,7 @@ class Function:
         """
         named = self._drawn(args, inputs, "render()")
         panel = render.function_panel(self, named, digits, show_local)
-        return render.picture([panel], theme, digits)
+        return notebook.Picture.of(render.picture([panel], theme, digits))
 
     def svg(
         self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
@@ -366,13 +375,14 @@ class Function:
     ) -> list[str]:
         """SVG frames for a slide build-up: forward values first, then one gate's gradients more
         per frame, in backward order; the last frame is the full picture (gates + 1 frames).
+        A list, which a notebook shows as a player (back, play, forward, a slider).
         """
         named = self._drawn(args, inputs, "render_steps()")
         if not named:
             raise InputError(
                 "render_steps needs input values: the frames reveal values and gradients"
             )
-        return render.steps(self, named, digits, show_local, theme)
+        return notebook.Frames(render.steps(self, named, digits, show_local, theme))
 
     def explore(self, /, *args, quiz=False, **inputs) -> explore.Page:
         """An interactive page stepping through forward and backward at these inputs: one
@@ -390,9 +400,44 @@ class Function:
         _check_quiz(quiz, self.inputs)
         return explore.Page(explore.explore(functions, inputs, titles, quiz), write_atomic)
 
-    def _repr_svg_(self) -> str:
-        """Jupyter shows the circuit's structure."""
-        return self.svg()
+    def save_picture(
+        self,
+        path,
+        /,
+        *args,
+        dpi: int | None = None,
+        digits: int = 2,
+        show_local: bool = False,
+        theme: str = "light",
+        **inputs,
+    ) -> str:
+        """Write `render(...)` to `path` as SVG, PDF or PNG (by its suffix; .dot or .gv: the
+        Graphviz source), atomically; `dpi` sets a PNG's resolution (Graphviz's default: 96).
+        Returns the path.
+
+        >>> f.save_picture("circuit.png", x=-2.0, y=5.0, z=-4.0, dpi=200)
+        """
+        self._drawn(args, inputs, "save_picture()")  # name the method in an error
+        picture = self.render(*args, digits=digits, show_local=show_local, theme=theme, **inputs)
+        return write_picture(picture, path, dpi=dpi)
+
+    # ------------------------------------------------------------ notebooks
+
+    def _repr_svg_(self) -> str | None:
+        """The circuit's structure as SVG (None where `graphviz.set_jupyter_format` chose
+        another format, so Jupyter does not add an SVG beside it)."""
+        return self.svg() if notebook.jupyter_format() == "svg" else None
+
+    def _repr_html_(self) -> str:
+        """The one-line summary over the circuit, scaled to the notebook's width."""
+        return notebook.mimebundle(self.render(), self.summary(), include=["text/html"])[
+            "text/html"
+        ]
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **_) -> dict:
+        """The circuit in the graphviz package's Jupyter format (SVG unless
+        `graphviz.set_jupyter_format` chose PNG), and the summary over it as HTML."""
+        return notebook.mimebundle(self.render(), self.summary(), include, exclude)
 
 
 def _check_quiz(quiz, inputs: tuple[str, ...]) -> None:
@@ -495,7 +540,7 @@ def function(
     name: str | None = None,
     readable: bool = True,
     backend: str = "numpy",
-):
+) -> Function:
     """Compile a Python function, or a traced expression, into a `Function`.
 
     As a decorator, the function's parameters are the inputs:
@@ -562,3 +607,14 @@ def _expression_graph(expr, inputs, name):
 def from_graph(graph: nx.DiGraph) -> Function:
     """A `Function` from a networkx graph built or loaded by hand (validated first)."""
     return Function(normalize(validate(graph)))
+
+
+def from_sympy(expr, name: str = "f") -> Function:
+    """A `Function` from a SymPy expression; its inputs are the free symbols, alphabetically.
+
+    >>> import sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> gc.from_sympy(x**2 + 2*x*y**2 + y**3).grad(x=1.0, y=2.0)["x"]
+    10.0
+    """
+    return Function(sympy_graph(expr, name))

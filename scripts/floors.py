@@ -16,10 +16,11 @@ from importlib import metadata
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
-# the extras whose floors are tested; ruff (dev) is the linter: scripts/test runs it, at its
-# newest, since lint rules change between versions and are no property of the code's behaviour
+# the extras whose floors are tested; ruff and mypy (dev) are the linter and the type checker,
+# and build makes the sdist: scripts/test runs them, at their newest, since their rules change
+# between versions and are no property of the code's behaviour
 EXTRAS = ("dev", "numba")
-NOT_PINNED = ("ruff",)
+NOT_PINNED = ("ruff", "mypy", "build")
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(>=|==)\s*([0-9][0-9.]*)\s*$")
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared by scripts/demo and scripts/test: a virtual environment in .venv with graphc installed
-# (editable, with the dev extra), and Graphviz's `dot` from Debian's packages if it is missing.
+# (editable, with the dev and notebook extras), and Graphviz's `dot` from Debian's packages if
+# it is missing.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
@@ -12,13 +13,13 @@ fi
 stamp="$venv/.graphc-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$root[dev]"
+  "$venv/bin/python" -m pip install --quiet -e "$root[dev,notebook]"  # notebook: its test
   touch "$stamp"
 fi
 
 # The numba backend (the numba extra), so its tests run rather than skip
 if [ "${GRAPHC_WANT_NUMBA:-0}" = 1 ] && ! "$venv/bin/python" -c "import numba" 2>/dev/null; then
-  "$venv/bin/python" -m pip install --quiet -e "$root[dev,numba]"
+  "$venv/bin/python" -m pip install --quiet -e "$root[dev,notebook,numba]"
 fi
 
 # The tests' third oracle, PyTorch (the test-torch extra), only where a CPU wheel is at hand

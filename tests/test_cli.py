@@ -35,9 +35,10 @@ def run(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def assert_refused(code: int, out: str, err: str, match: str = "") -> None:
-    """Exit status 2 and one line `graphc: error: ...` on stderr, no traceback."""
-    assert code == 2, err
+def assert_refused(code: int, out: str, err: str, match: str = "", status: int = 2) -> None:
+    """Exit status 2 (a command line graphc cannot act on; 1: work that failed) and one line
+    `graphc: error: ...` on stderr, no traceback."""
+    assert code == status, err
     assert err.startswith("graphc: error: "), err
     assert err.count("\n") == 1, err
     assert "Traceback" not in err
@@ -283,7 +284,7 @@ def test_a_circuit_too_large_to_draw_is_one_line_saying_what_to_do(capsys, tmp_p
     )
     out = tmp_path / "loop.svg"
     refused = run(capsys, "render", f"{source}:loop", "--at", "h=0.1,a=0.5,x=0.2", "-o", out)
-    assert_refused(*refused, match="too large to draw: 601 gates")
+    assert_refused(*refused, match="too large to draw: 601 gates", status=1)
     assert "--level elementwise" in refused[2] and not out.exists()
     argv = ["render", f"{source}:loop", "--at", "h=0.1,a=0.5,x=0.2", "--level", "elementwise"]
     assert run(capsys, *argv, "-o", out)[0] == 0  # the advice works
@@ -319,13 +320,13 @@ def test_functions_load_from_the_users_file(capsys, tmp_path):
 def test_a_users_file_that_fails_is_one_line(capsys, tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("raise RuntimeError('boom')\n")
-    assert_refused(*run(capsys, "codegen", f"{broken}:f"), match="boom")
+    assert_refused(*run(capsys, "codegen", f"{broken}:f"), match="boom", status=1)
     syntax = tmp_path / "syntax.py"
     syntax.write_text("def f(:\n")
-    assert_refused(*run(capsys, "codegen", f"{syntax}:f"), match="SyntaxError")
+    assert_refused(*run(capsys, "codegen", f"{syntax}:f"), match="SyntaxError", status=1)
     exits = tmp_path / "exits.py"
     exits.write_text("import sys\nsys.exit(5)\n")
-    assert_refused(*run(capsys, "codegen", f"{exits}:f"), match="SystemExit")
+    assert_refused(*run(capsys, "codegen", f"{exits}:f"), match="SystemExit", status=1)
 
 
 # ---------------------------------------------------------------- refusals
@@ -365,24 +366,24 @@ def test_malicious_or_malformed_expressions_are_refused_and_nothing_runs(
 
 
 @pytest.mark.parametrize(
-    "argv",
+    "argv, status",
     [
-        ["render", "__import__('os').system('touch X')", "--at", "x=1"],
-        ["render", "(x + y) * z", "--at", "x=1,y=2"],  # z is missing
-        ["render", "(x + y) * z", "--at", "x=1,y=2,z=3,w=4"],  # w is not an input
-        ["render", "sum(W @ x)", "--at", "W=[[1,2],[3,4]],x=[1,2,3]"],  # shapes do not fit
-        ["render", "(x + y) * z", "--at", "x=1,y=2,z=oops"],
-        ["render", "sum(x, axis=3)", "--at", "x=[1,2]"],  # refused by the compiler
-        ["compare", "x * y", "--at", "x=1,y=hello"],
-        ["compare", "x * y", "--at", "x=1"],
+        (["render", "__import__('os').system('touch X')", "--at", "x=1"], 2),
+        (["render", "(x + y) * z", "--at", "x=1,y=2"], 2),  # z is missing
+        (["render", "(x + y) * z", "--at", "x=1,y=2,z=3,w=4"], 2),  # w is not an input
+        (["render", "sum(W @ x)", "--at", "W=[[1,2],[3,4]],x=[1,2,3]"], 1),  # shapes do not fit
+        (["render", "(x + y) * z", "--at", "x=1,y=2,z=oops"], 2),
+        (["render", "sum(x, axis=3)", "--at", "x=[1,2]"], 1),  # refused by the compiler
+        (["compare", "x * y", "--at", "x=1,y=hello"], 2),
+        (["compare", "x * y", "--at", "x=1"], 2),
     ],
-    ids=lambda a: " ".join(a)[:50],
+    ids=lambda a: " ".join(a)[:50] if isinstance(a, list) else str(a),
 )
-def test_an_existing_output_survives_a_failed_run(capsys, tmp_path, monkeypatch, argv):
+def test_an_existing_output_survives_a_failed_run(capsys, tmp_path, monkeypatch, argv, status):
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "out.svg"
     target.write_bytes(b"<svg>the slide I made yesterday</svg>")
-    assert_refused(*run(capsys, *argv, "-o", target))
+    assert_refused(*run(capsys, *argv, "-o", target), status=status)
     assert target.read_bytes() == b"<svg>the slide I made yesterday</svg>"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.svg"]
 
@@ -391,7 +392,8 @@ def test_an_existing_module_survives_a_failed_codegen(capsys, tmp_path):
     target = tmp_path / "grad.py"
     target.write_text("# mine\n")
     assert_refused(*run(capsys, "codegen", "exp(x", "-o", target), match="syntax")
-    assert_refused(*run(capsys, "codegen", "x @ y", "--at", "x=[1,2],y=[1,2,3]", "-o", target))
+    failed = run(capsys, "codegen", "x @ y", "--at", "x=[1,2],y=[1,2,3]", "-o", target)
+    assert_refused(*failed, status=1)  # the command line is fine; the shapes do not fit
     assert target.read_text() == "# mine\n"
     assert leftovers(tmp_path) == []
 

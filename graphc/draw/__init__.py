@@ -2,14 +2,16 @@
 
 `render` draws a circuit with graphviz the way the lecture does (values above the wires,
 gradients below) from the values the generated code computed; `compare` sets an unfused function
-beside its fused version; `explore` makes one self-contained web page that steps through forward
-and backward (its script and style are `explore_assets`); `gallery` writes the lecture circuits'
-page of pictures and code. Nothing here evaluates text or computes a number the generated code
-did not (but the explorer's local gradients: gradient / upstream, of the code's two numbers).
+beside its fused version; `notebook` is what Jupyter shows of a drawing (scaled to the
+notebook's width, in the graphviz package's Jupyter format) and of step frames (a player);
+`explore` makes one self-contained web page that steps through forward and backward (its script
+and style are `explore_assets`); `gallery` writes the lecture circuits' page of pictures and
+code. Nothing here evaluates text or computes a number the generated code did not (but the
+explorer's local gradients: gradient / upstream, of the code's two numbers).
 
 May import: `graphc.ir`, `graphc.passes` and `graphc.emit` (the values it draws), never
 `graphc.function` or `graphc.cli`.
 
 Modules, in pipeline order:
-    explore_assets -> render -> explore -> compare -> gallery
+    explore_assets -> render -> notebook -> explore -> compare -> gallery
 """

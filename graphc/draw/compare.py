@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..passes.lint import witnesses
-from . import render
+from . import notebook, render
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,19 @@ class Comparison:
             render.function_panel(f, self.inputs, digits, False, title=side.label)
             for f, side in zip((self.unfused, self.fused), self.sides)
         ]
-        return render.picture(panels, theme, digits, table=self.rows())
+        return notebook.Picture.of(render.picture(panels, theme, digits, table=self.rows()))
 
     @property
     def svg(self) -> str:
         """`render()` as SVG text."""
         return render.svg_text(self.render())
 
-    def _repr_svg_(self) -> str:
-        return self.svg
+    def _repr_svg_(self) -> str | None:
+        return self.svg if notebook.jupyter_format() == "svg" else None
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **_) -> dict:
+        """Both circuits and the table, scaled to the notebook's width (see `notebook`)."""
+        return notebook.mimebundle(self.render(), include=include, exclude=exclude)
 
     def explore(self, quiz=False):
         """The interactive page (see `Function.explore`) with a toggle between the unfused and
@@ -118,9 +122,16 @@ def _finite(s: Side) -> str:
     return "no: " + ", ".join(f"{k}={v:g}" for k, v in s.first_failure.items())
 
 
+TIMING_WINDOW = 0.01  # seconds per timed batch: long enough to average out the clock's steps
+
+
 def _median_seconds(module, values: list, repeat: int) -> float:
+    """The median time of one call, over `repeat` batches of calls that each take about
+    TIMING_WINDOW (timeit's autorange aims at 0.2 s a batch, which made `compare` take seconds)."""
     timer = timeit.Timer(lambda: module.value_and_grad(*values))
-    number, _ = timer.autorange()
+    number = 1
+    while timer.timeit(number) < TIMING_WINDOW and number < 10**7:
+        number *= 10
     return statistics.median(t / number for t in timer.repeat(repeat=repeat, number=number))
 
 

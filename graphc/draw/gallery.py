@@ -12,7 +12,7 @@ byte-identical files on every run (tests/test_gallery.py regenerates and compare
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .compare import Comparison, compare
@@ -55,7 +55,11 @@ def frame_names(count: int) -> list[str]:
 
 
 def demo_files(
-    circuits: list[Circuit], folder_name: str, version: str, repeat: int = 3, gallery: bool = False
+    circuits: Iterable[Circuit],
+    folder_name: str,
+    version: str,
+    repeat: int = 3,
+    gallery: bool = False,
 ) -> Iterator[File]:
     """The demo's files, one circuit after the other (each as soon as it is made), then its page:
     README.md in the folder, or with `gallery` `../<folder_name>.md` beside it."""

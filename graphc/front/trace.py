@@ -15,6 +15,7 @@ import itertools
 import numbers
 import sys
 
+import networkx as nx
 import numpy as np
 import sympy
 from sympy.core.function import AppliedUndef
@@ -51,7 +52,7 @@ class Value:
             return f"<graphc input {self.name}>"
         if self.op == "const":
             return f"<graphc const {self.const!r}>"
-        return f"<graphc {self.op} of {len(self.args)} value(s)>"
+        return f"<graphc value {self.op}({', '.join(_shown_arg(a) for a in self.args)})>"
 
     # arithmetic: each operator is one gate
     def __add__(self, other):
@@ -179,6 +180,18 @@ _UFUNCS = {
 }  # fmt: skip
 
 
+def _shown_arg(v) -> str:
+    """An argument as a traced value's repr names it: an input by its name, a constant by its
+    value, a gate by its name (its own arguments elided)."""
+    if not isinstance(v, Value):
+        return repr(v)
+    if v.op == "input":
+        return str(v.name)
+    if v.op == "const":
+        return f"{v.const:g}" if isinstance(v.const, (int, float)) else "const"
+    return f"{v.op}(...)"
+
+
 def lift(x) -> Value:
     """A Value for `x`: Values pass through; real numbers and arrays become constants."""
     if isinstance(x, Value):
@@ -288,7 +301,7 @@ def build_graph(name: str, inputs: list[Value], output, hints: dict[int, str] | 
     return g
 
 
-def trace(fn) -> tuple[str, list[str], object]:
+def trace(fn) -> nx.DiGraph:
     """Trace `fn`: its parameters become inputs; returns the graph with local names as hints."""
     try:
         params = list(inspect.signature(fn).parameters.values())

@@ -109,3 +109,24 @@ def label(value) -> str:
 def markup(value) -> str:
     """`line(value)` escaped for XML, SVG and Graphviz's HTML-like labels (`<` as `&lt;`)."""
     return html.escape(line(value), quote=True)
+
+
+def text_table(rows) -> str:
+    """Rows of cells (the first row the header) as aligned plain text, one row a line: what
+    `print` shows of a report."""
+    rows = [[line(c) for c in row] for row in rows]
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def html_table(rows, caption: str = "") -> str:
+    """Rows of cells (the first row the header) as an HTML table, every cell escaped: what a
+    notebook shows of a report."""
+    head, *body = [[markup(c) for c in row] for row in rows]
+    cells = "".join(f"<th>{c}</th>" for c in head)
+    lines = [f"<tr>{''.join(f'<td>{c}</td>' for c in row)}</tr>" for row in body]
+    title = f"<caption>{markup(caption)}</caption>" if caption else ""
+    return (
+        f'<table class="graphc-table">{title}<thead><tr>{cells}</tr></thead>'
+        f"<tbody>{''.join(lines)}</tbody></table>"
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ir import text
 from ..ir.errors import InputError
 from ..ir.graph import topo_order
 
@@ -34,18 +35,33 @@ class Finding:
     rewrite: str | None  # that rule's comment, e.g. "1/(1+exp(-x)) -> sigmoid(x)"
 
     def __str__(self) -> str:
+        gate, variable, what, at, cure = self.row()
+        return f"{gate} ({variable}): {what} not finite at {at}; {cure}"
+
+    def row(self) -> tuple[str, str, str, str, str]:
+        """gate, variable, what, the witness, the cure: a row of the report's table."""
         at = ", ".join(f"{k}={_short(v)}" for k, v in self.witness.items())
         cure = f"fuse: {self.rewrite}" if self.rewrite else "no fusion rule covers this gate"
-        return f"{self.gate} ({self.variable}): {self.what} not finite at {at}; {cure}"
+        return self.gate, self.variable, self.what, at, cure
 
 
 class LintReport(list):
-    """The findings of `lint`, one per unstable gate; empty when the graph is stable."""
+    """The findings of `lint`, one per unstable gate; empty when the graph is stable. Prints
+    (and shows in a notebook) as a table, one row a finding."""
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table: a header row, then one row per finding."""
+        return [("gate", "variable", "not finite", "at", "cure"), *(f.row() for f in self)]
 
     def __str__(self) -> str:
         if not self:
             return "no unstable gates found"
-        return "\n".join(str(f) for f in self)
+        return text.text_table(self.rows())
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<p>graphc lint: no unstable gates found</p>"
+        return text.html_table(self.rows(), caption=f"graphc lint: {len(self)} unstable gate(s)")
 
 
 def _short(v) -> str:
