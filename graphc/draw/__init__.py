@@ -5,12 +5,14 @@ gradients below) from the values the generated code computed; `compare` sets an 
 beside its fused version; `notebook` is what Jupyter shows of a drawing (scaled to the
 notebook's width, in the graphviz package's Jupyter format) and of step frames (a player);
 `gallery` writes the lecture circuits' page of pictures and code; `modes` draws forward mode
-(tangents under the wires) and both modes side by side.
-Nothing here evaluates text or computes a number the generated code did not.
+(tangents under the wires) and both modes side by side; `explore` makes one self-contained web
+page that steps through forward and backward (its script and style are `explore_assets`).
+Nothing here evaluates text or computes a number the generated code did not (but the
+explorer's local gradients: gradient / upstream, of the code's two numbers).
 
 May import: `graphc.ir`, `graphc.passes` and `graphc.emit` (the values it draws), never
 `graphc.function` or `graphc.cli`.
 
 Modules, in pipeline order:
-    render -> notebook -> compare -> gallery | modes
+    explore_assets -> render -> notebook -> explore -> compare -> gallery | modes
 """
