@@ -3,7 +3,8 @@
 `render` draws a circuit with graphviz the way the lecture does (values above the wires,
 gradients below) from the values the generated code computed; `compare` sets an unfused function
 beside its fused version; `gallery` writes the lecture circuits' page of pictures and code.
-Nothing here evaluates text or computes a number the generated code did not.
+Nothing here evaluates text; the numbers drawn are those the generated code computed (but the
+shares of a value read twice by one gate, see `render`).
 
 May import: `graphc.ir`, `graphc.passes` and `graphc.emit` (the values it draws), never
 `graphc.function` or `graphc.cli`.

@@ -6,13 +6,20 @@ anything; every label is text, drawn as it is (`plain`).
 
 Inputs are labelled wire starts on the left, gates are circles with their symbol, the output is on
 the right; on every wire the forward value is written above the line (green) and the gradient
-below it (red). Layout is two-phase: Graphviz's `dot` places the gates (few crossings), then
-graphc pins those positions and writes each label at a fixed offset from its wire's midpoint,
-on either side of the line: something `dot`'s own edge labels cannot do. The pinned drawing is
-rendered by `neato`, so the returned `graphviz.Digraph` renders the same way everywhere
-(files, Jupyter). Long circuits (an unrolled loop of a thousand gates) are laid out in seconds:
-an input used far apart is drawn beside each use, and a drawing `dot` could not lay out in
-reasonable time is refused with a message saying what to draw instead (see MAX_SPAN).
+below it (red). Every argument position has a wire of its own; a value read more than once forks
+at a point, and the stem to that point carries the total gradient ("Σ 7.00"), the sum of the
+branches. The one number drawn that the generated code does not compute as such is the share of
+each read of a gate that reads one value twice (x*x: upstream times that position's local
+gradient; the code adds the shares in one step).
+
+Layout is two-phase: Graphviz's `dot` places the gates (few crossings), then graphc pins those
+positions and puts each label beside its wire, on its side of the line, at the first place along
+the wire where its box overlaps no other text or gate, crosses no wire and is nearer its own wire
+than any other. The pinned drawing is rendered by `neato`, so the returned `graphviz.Digraph`
+renders the same way everywhere (files, Jupyter). Every element is an SVG group whose class says
+what it is (see `draw_scene`). Long circuits (an unrolled loop of a thousand gates) are laid out
+in seconds: an input used far apart is drawn beside each use, and a drawing `dot` could not lay
+out in reasonable time is refused with a message saying what to draw instead (see MAX_SPAN).
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import graphviz
 import networkx as nx
 import numpy as np
+import sympy
 
 from ..ir import text
 from ..ir.errors import GraphcError
@@ -113,7 +121,11 @@ def _finite(value) -> bool:
 
 @dataclass
 class Wire:
-    """One drawn line: from a drawn node to another, with what it carries."""
+    """One drawn line: from a drawn node to another, with what it carries.
+
+    A value read more than once is drawn as a stem from its source to a fork point (`kind`
+    "stem", carrying the total gradient, the sum of the branches) and one branch per read.
+    """
 
     tail: str
     head: str
@@ -121,6 +133,10 @@ class Wire:
     gradient: object = None  # gradient flowing back along it (None: not shown)
     arrow: bool = True
     step: int = 0  # when backprop reaches this wire (see build_scene)
+    kind: str = "wire"  # "wire" (one read), "stem" (to a fork point), "branch" (from one)
+    gate: int | None = None  # the graph node the wire enters, and at which argument position
+    position: int = 0
+    total: object = None  # on a stem: the gradient the branches add up to
 
 
 @dataclass
@@ -130,6 +146,7 @@ class Scene:
     nodes: dict[str, dict]
     wires: list[Wire]
     steps: dict[str, int]  # gate node -> its place in backward order (1 = next to the output)
+    inputs: list[str] = field(default_factory=list)  # input nodes in signature order
 
 
 def _scalar_const(g: nx.DiGraph, n: int) -> float | None:
@@ -189,12 +206,21 @@ def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
 
 
 def build_scene(
-    g: nx.DiGraph, values=None, wires=None, seed=None, output_name: str = "out", digits: int = 2
+    g: nx.DiGraph,
+    values=None,
+    wires=None,
+    seed=None,
+    output_name: str = "out",
+    digits: int = 2,
+    totals=None,
 ) -> Scene:
     """What to draw for graph `g`, with forward values and wire gradients when given.
 
-    Each wire's `step` says when backprop reaches it: 0 for the output wire, k for the input
-    wires of the k-th gate in backward (reverse topological) order.
+    One wire per argument position (x*x has two wires into `*`); a value read more than once
+    forks at a point after its source, and the stem to that point carries the total gradient
+    (`totals`: node -> its summed gradient node). Each wire's `step` says when backprop reaches
+    it: 0 for the output wire, k for the input wires of the k-th gate in backward (reverse
+    topological) order, and for a stem the step of its last branch.
     """
     nodes: dict[str, dict] = {}
     drawn: list[Wire] = []
@@ -219,27 +245,94 @@ def build_scene(
         else:
             label = _gate_label(g, n)
             nodes[f"n{n}"] = {"label": label, "kind": "gate", "node": n}
-        for a in args_of(g, n) if op not in ("input", "const") else []:
+        args = args_of(g, n) if op not in ("input", "const") else []
+        for i, a in enumerate(args):
             if _folded(g, n, a):
                 continue
-            if any(w.tail == f"n{a}" and w.head == f"n{n}" for w in drawn):
-                continue  # x*x: one wire carries both uses
             gradient, before = (None, None)
-            if wires is not None and (n, a) in wires:
+            if wires is not None and (n, a) in wires and a not in args[:i]:
                 gradient, before = wires[(n, a)]
             value = values.get(a) if values else None
             grad_value = values.get(gradient) if values and gradient is not None else None
+            if values and args.count(a) > 1:  # x*x: each read its own share of the gradient
+                grad_value = _share(g, n, i, values, wires, totals)
+            wire = Wire(f"n{a}", f"n{n}", value, grad_value, True, step[n], gate=n, position=i)
             if before is not None and values:
                 mid = f"u{n}_{a}"  # the summation undoing broadcasting, drawn as its own step
                 nodes[mid] = {"label": "Σ", "kind": "unbroadcast"}
-                drawn.append(Wire(f"n{a}", mid, value, grad_value, False, step[n]))
-                drawn.append(Wire(mid, f"n{n}", value, values.get(before), True, step[n]))
+                drawn.append(replace(wire, head=mid, arrow=False))
+                drawn.append(replace(wire, tail=mid, gradient=values.get(before)))
             else:
-                drawn.append(Wire(f"n{a}", f"n{n}", value, grad_value, True, step[n]))
+                drawn.append(wire)
     nodes["output"] = {"shape": "plaintext", "label": output_name, "kind": "output"}
     seed_value = values.get(seed) if values and seed is not None else None
     drawn.append(Wire(f"n{output}", "output", values.get(output) if values else None, seed_value))
-    return _split_far_sources(Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()}))
+    inputs = [f"n{i}" for i in g.graph.get("inputs", []) if f"n{i}" in nodes]
+    scene = _split_far_sources(Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()}, inputs))
+    return _forks(scene, g, values, totals)
+
+
+def _share(g: nx.DiGraph, n: int, i: int, values: dict, wires, totals) -> object:
+    """The gradient through argument position `i` of gate `n` whose argument is read at more
+    than one position (x*x): upstream times the local gradient of that position alone. The
+    generated code adds the positions' shares in one step (2*x*dout); the picture shows each."""
+    from ..passes.autodiff import gate_local_gradients
+
+    d = gate_local_gradients(g, n)[i]
+    upstream = values.get(totals.get(n)) if totals else None
+    if d is None or upstream is None:
+        return None
+    args = args_of(g, n)
+    symbols = sorted(d.free_symbols, key=str)
+    slots = {f"{k}{j}": values.get(a) for j, a in enumerate(args) for k in "am"}
+    slots["out"] = values.get(n)
+    if any(slots.get(str(s)) is None for s in symbols):
+        return None
+    local = sympy.lambdify(symbols, d, "numpy")(*(slots[str(s)] for s in symbols))
+    return np.asarray(upstream) * local
+
+
+def _forks(scene: Scene, g: nx.DiGraph, values, totals) -> Scene:
+    """The scene with every value drawn into more than one wire forking at a point: a stem from
+    the source to the point, carrying the value and the total gradient, then one branch per read."""
+    reads: dict[str, list[int]] = {}
+    for k, w in enumerate(scene.wires):
+        reads.setdefault(w.tail, []).append(k)
+    nodes, wires = dict(scene.nodes), list(scene.wires)
+    stems = []
+    for tail, ks in reads.items():
+        if len(ks) < 2:
+            continue
+        point = f"f{tail}"
+        nodes[point] = {"label": "", "kind": "fork"}
+        for k in ks:
+            wires[k] = replace(wires[k], tail=point, kind="branch")
+        source = int(tail[1:].split("_")[0]) if tail.startswith("n") else None
+        total = None
+        if values and totals and source is not None and source in totals:
+            total = values.get(totals[source])
+        first = scene.wires[ks[0]]
+        step = max(scene.wires[k].step for k in ks)
+        stems.append(Wire(tail, point, first.value, None, False, step, "stem", total=total))
+    return _bends(Scene(nodes, stems + wires, scene.steps, scene.inputs))
+
+
+def _bends(scene: Scene) -> Scene:
+    """Wires between the same two nodes (x*x: two reads of one fork) each bent through a point
+    of its own, which `dot` sets apart, so both lines and their labels can be seen."""
+    pairs: dict[tuple[str, str], int] = {}
+    for w in scene.wires:
+        pairs[(w.tail, w.head)] = pairs.get((w.tail, w.head), 0) + 1
+    nodes, wires = dict(scene.nodes), []
+    for k, w in enumerate(scene.wires):
+        if pairs[(w.tail, w.head)] < 2:
+            wires.append(w)
+            continue
+        bend = f"b{k}"
+        nodes[bend] = {"label": "", "kind": "bend"}
+        wires.append(replace(w, head=bend, arrow=False))
+        wires.append(replace(w, tail=bend, value=None, gradient=None, kind="end"))
+    return Scene(nodes, wires, scene.steps, scene.inputs)
 
 
 def _folded(g: nx.DiGraph, n: int, a: int) -> bool:
@@ -405,6 +498,10 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
     }
     if kind in ("input", "output", "const"):
         return {**common, "shape": "plaintext", "fontsize": "16"}
+    if kind == "fork":
+        return {**common, "label": "", "shape": "point", "width": "0.08", "color": theme.line}
+    if kind == "bend":
+        return {**common, "label": "", "shape": "point", "width": "0", "style": "invis"}
     if kind == "unbroadcast":
         return {
             **common, "shape": "box", "style": "rounded,dashed", "color": theme.gradient,
@@ -423,18 +520,120 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
     }
 
 
-def _label_position(p, q, side: int, distance: float = 11.0, at: float = 0.42):
-    """A point beside segment p-q, `at` of the way along: side +1 above the line, -1 below it.
+# ---------------------------------------------------------------- where labels go
 
-    A little before the middle, so the labels of wires that meet at a gate stay apart.
-    """
-    mx, my = p[0] + at * (q[0] - p[0]), p[1] + at * (q[1] - p[1])
+# Helvetica's advance widths (in ems) for the characters of numbers; other characters count as
+# wide ones. Boxes are estimated a little large, so that estimated boxes apart are apart drawn.
+WIDTHS = {**dict.fromkeys("0123456789", 0.556), ".": 0.278, ",": 0.278, "-": 0.333, " ": 0.278}
+WIDTHS |= {"…": 1.0, "×": 0.584, "[": 0.278, "]": 0.278, "(": 0.333, ")": 0.333, "e": 0.556}
+LABEL_SIZE = 13.0  # points, the wires' numbers
+GAP = 3.0  # points between a label's box and its wire
+
+
+def text_width(label: str, size: float) -> float:
+    """The width of one line of Helvetica text at `size` points (estimated, generously)."""
+    return size * sum(WIDTHS.get(c, 0.62) for c in label) + 2.0
+
+
+def text_box(cx: float, cy: float, label: str, size: float) -> tuple[float, float, float, float]:
+    """The box (x0, y0, x1, y1) of text centred at (cx, cy), one line per line of `label`."""
+    lines = label.split("\n")
+    w = max(text_width(line, size) for line in lines)
+    h = size * 1.2 * len(lines)
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def boxes_overlap(a, b, margin: float = 0.0) -> bool:
+    return (
+        a[0] < b[2] + margin
+        and b[0] < a[2] + margin
+        and a[1] < b[3] + margin
+        and b[1] < a[3] + margin
+    )
+
+
+def segment_hits_box(p, q, box) -> bool:
+    """Whether segment p-q passes through box (Liang-Barsky clipping)."""
+    t0, t1 = 0.0, 1.0
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    for d, lo, hi, start in ((dx, box[0], box[2], p[0]), (dy, box[1], box[3], p[1])):
+        if d == 0:
+            if start < lo or start > hi:
+                return False
+            continue
+        a, b = (lo - start) / d, (hi - start) / d
+        a, b = min(a, b), max(a, b)
+        t0, t1 = max(t0, a), min(t1, b)
+        if t0 > t1:
+            return False
+    return True
+
+
+def point_segment_distance(c, p, q) -> float:
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    length2 = dx * dx + dy * dy
+    t = (
+        0.0
+        if length2 == 0
+        else max(0.0, min(1.0, ((c[0] - p[0]) * dx + (c[1] - p[1]) * dy) / length2))
+    )
+    return math.hypot(c[0] - p[0] - t * dx, c[1] - p[1] - t * dy)
+
+
+def _normal(p, q) -> tuple[float, float]:
+    """The unit normal of p-q on the side called "above": up for a wire running right (y grows
+    upwards in graphviz's points), and right for a wire running straight down."""
     dx, dy = q[0] - p[0], q[1] - p[1]
     length = math.hypot(dx, dy) or 1.0
-    nx_, ny_ = -dy / length, dx / length  # the left normal: "above" for a wire running right
-    if ny_ < 0:
+    nx_, ny_ = -dy / length, dx / length
+    if ny_ < 0 or (ny_ == 0 and nx_ < 0):
         nx_, ny_ = -nx_, -ny_
-    return mx + side * distance * nx_, my + side * distance * ny_
+    return nx_, ny_
+
+
+# where along its wire a label may sit, in order of preference, and how much farther from the
+# line than the closest
+AT = (0.42, 0.3, 0.55, 0.2, 0.65, 0.12, 0.75, 0.36, 0.48, 0.25, 0.6, 0.16, 0.7, 0.82, 0.08)
+AWAY = (0.0, 6.0, 14.0, 24.0)
+
+
+def place_label(p, q, side: int, label: str, obstacles: list, segments: list, own: set[int]):
+    """The centre of `label` beside segment p-q (side +1 above, -1 below): the first place along
+    the wire, a little before the middle first, whose box overlaps no obstacle box, crosses no
+    wire and is nearer its own wire (`segments[own]`) than any other; else the least bad one."""
+    nx_, ny_ = _normal(p, q)
+    x0, y0, x1, y1 = text_box(0, 0, label, LABEL_SIZE)
+    support = (x1 - x0) / 2 * abs(nx_) + (y1 - y0) / 2 * abs(ny_)
+    best, best_cost = None, math.inf
+    for away in AWAY:
+        for at in AT:
+            mx, my = p[0] + at * (q[0] - p[0]), p[1] + at * (q[1] - p[1])
+            d = GAP + support + away
+            c = (mx + side * d * nx_, my + side * d * ny_)
+            box = text_box(*c, label, LABEL_SIZE)
+            cost = sum(boxes_overlap(box, o, 2.0) for o in obstacles)
+            others = [(a, b) for k, (a, b) in enumerate(segments) if k not in own]
+            cost += sum(segment_hits_box(a, b, box) for a, b in others)
+            mine = point_segment_distance(c, p, q)
+            cost += sum(point_segment_distance(c, a, b) <= mine + 4.0 for a, b in others)
+            if cost == 0:
+                return c, box
+            if cost < best_cost:
+                best, best_cost = (c, box), cost
+    return best
+
+
+def node_box(attrs: dict, x: float, y: float) -> tuple[float, float, float, float]:
+    """A drawn node's box in points, centred at (x, y)."""
+    kind = attrs["kind"]
+    if kind in ("input", "output", "const"):
+        return text_box(x, y, str(attrs["label"]), 16.0)
+    if kind in ("fork", "bend"):
+        return x - 3, y - 3, x + 3, y + 3
+    if kind == "unbroadcast":
+        return x - 12, y - 12, x + 12, y + 12
+    r = _gate_size(attrs["label"]) * POINTS / 2
+    return x - r, y - 18, x + r, y + 18
 
 
 def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
@@ -452,6 +651,10 @@ def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
     return canvas, colours
 
 
+KIND_CLASS = {"gate": "gate", "input": "input", "output": "output", "const": "const",
+              "fork": "fork", "bend": "bend", "unbroadcast": "gate unbroadcast"}  # fmt: skip
+
+
 def draw_scene(
     canvas: graphviz.Digraph,
     colours: Theme,
@@ -464,6 +667,12 @@ def draw_scene(
 ) -> tuple[float, float, float, float]:
     """Draw a scene onto a canvas at `offset`; returns its bounding box (points).
 
+    Every element is an SVG group with a `class` saying what it is (`wire`, `value`, `grad`,
+    `total`, `gate`, `input`, `output`, `const`, `fork`, `local`) and an `id`: wire k of the
+    panel is `<prefix>w<k>`, its labels `<prefix>w<k>-value` and `<prefix>w<k>-grad` (a stem's
+    total: `<prefix>w<k>-total`), node key's `<prefix><key>`, its local gradients
+    `<prefix><key>-local`.
+
     `reveal` shows the gradients of wires up to that backward step only (-1: none), and marks
     the gate of that step as the active one.
     """
@@ -474,41 +683,73 @@ def draw_scene(
     def pinned(x, y):
         return f"{x / POINTS:.3f},{y / POINTS:.3f}!"
 
+    obstacles = [node_box(attrs, *pos[key]) for key, attrs in scene.nodes.items()]
+    segments = [(pos[w.tail], pos[w.head]) for w in scene.wires]
     for key, attrs in scene.nodes.items():
         node = _node_attrs(attrs, colours)
         if key == active:
             node.update(color=colours.active, penwidth="2.6", fontcolor=colours.active)
         x, y = pos[key]
-        canvas.node(prefix + key, pos=pinned(x, y), **node)
+        node["class"] = KIND_CLASS[attrs["kind"]]
+        canvas.node(prefix + key, pos=pinned(x, y), id=prefix + key, **node)
+    for key, attrs in scene.nodes.items():
         if local and local.get(key):
-            lines = [plain(line) for line in local[key].split("\n")]
+            x, y = pos[key]
+            lines = local[key].split("\n")
+            box = text_box(0, 0, local[key], 11.0)
+            below = node_box(attrs, x, y)[1] - 4 - (box[3] - box[1]) / 2
+            spot = (x, below)
+            for dy in (0, -16, -32, 16, 40, -48, 60):  # below its gate, where nothing is
+                candidate = text_box(x, below + dy, local[key], 11.0)
+                if not any(boxes_overlap(candidate, o, 2.0) for o in obstacles) and not any(
+                    segment_hits_box(a, b, candidate) for a, b in segments
+                ):
+                    spot = (x, below + dy)
+                    break
+            obstacles.append(text_box(*spot, local[key], 11.0))
+            text_ = graphviz.nohtml("\\l".join(plain(t) for t in lines) + "\\l")
             canvas.node(
-                f"{prefix}{key}_local", label=graphviz.nohtml("\\l".join(lines) + "\\l"),
+                f"{prefix}{key}_local", label=text_,
                 shape="plaintext", fontname=FONT, fontsize="11", fontcolor=colours.text,
-                pos=pinned(x, y - 44),
+                pos=pinned(*spot), id=f"{prefix}{key}-local", margin="0", width="0", height="0",
+                **{"class": "local"},
             )  # fmt: skip
     for k, w in enumerate(scene.wires):
         shown = reveal is None or w.step <= reveal
         gradient = w.gradient if shown else None
+        total = w.total if shown else None
         p, q = pos[w.tail], pos[w.head]
-        broken = any(v is not None and not _finite(v) for v in (w.value, gradient))
+        broken = any(v is not None and not _finite(v) for v in (w.value, gradient, total))
+        wire_id = f"{prefix}w{k}"
+        if w.kind == "end":  # the second piece of a bent wire (see _bends)
+            wire_id = f"{prefix}w{k - 1}-end"
+        own = {k, k + 1} if k + 1 < len(scene.wires) and scene.wires[k + 1].kind == "end" else {k}
         canvas.edge(
             prefix + w.tail, prefix + w.head, color=colours.warning if broken else colours.line,
             penwidth="2.8" if broken else "1.4", arrowsize="0.7",
             style="dashed" if broken else "solid", arrowhead="normal" if w.arrow else "none",
+            id=wire_id, **{"class": "wire"},
         )  # fmt: skip
-        for side, item, tint in ((1, w.value, colours.value), (-1, gradient, colours.gradient)):
+        labels = (
+            (1, w.value, colours.value, "value", ""),
+            (-1, gradient, colours.gradient, "grad", ""),
+            (-1, total, colours.gradient, "total", "Σ "),
+        )
+        for side, item, tint, what, mark in labels:
             if item is None:
                 continue
-            lx, ly = _label_position(p, q, side)
+            label = mark + fmt(item, digits)
+            (lx, ly), box = place_label(p, q, side, label, obstacles, segments, own)
+            obstacles.append(box)
             canvas.node(
-                f"{prefix}w{k}{'v' if side == 1 else 'g'}", label=plain(fmt(item, digits)),
-                shape="plaintext", fontsize="13", fontname=FONT, margin="0", width="0",
-                height="0", fontcolor=tint if _finite(item) else colours.warning,
-                pos=pinned(lx, ly + side * 6),  # centred text: lift it clear of the line
+                f"{wire_id}{what[0]}", label=plain(label), shape="plaintext",
+                fontsize=f"{LABEL_SIZE:g}", fontname=FONT + ("-Bold" if mark else ""),
+                margin="0", width="0", height="0",
+                fontcolor=tint if _finite(item) else colours.warning, pos=pinned(lx, ly),
+                id=f"{wire_id}-{what}", **{"class": what},
             )  # fmt: skip
-    xs = [x for x, _ in pos.values()]
-    ys = [y for _, y in pos.values()]
+    xs = [x for box in obstacles for x in (box[0], box[2])]
+    ys = [y for box in obstacles for y in (box[1], box[3])]
     return min(xs), min(ys), max(xs), max(ys)
 
 
@@ -539,6 +780,7 @@ def function_panel(
         scene = build_scene(
             graph, values, program.graph.graph["wires"], program.seed,
             program.names.get(program.output, "out"), digits,
+            program.graph.graph["gradient_of"],
         )  # fmt: skip
     local = local_texts(graph, gate_local_gradients) if show_local else None
     return Panel(scene, title, local, reveal)

@@ -1,0 +1,98 @@
+"""Slide pictures (issue 13): forks that show their sums, semantic groups, labels apart.
+
+The SVG is read back by `svg_geometry` (xml.etree, boxes from the SVG's own coordinates and font
+sizes). Numbers are checked against central differences of plain Python functions and against
+the product rule done by hand, never against graphc's own output.
+"""
+
+import shutil
+
+import pytest
+from circuit_corpus import corpus
+from conftest import central_diff
+from svg_geometry import problems, read
+
+import graphc as gc
+
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+
+
+def square_plus(x):
+    return x * x + x
+
+
+def xy_times_x_plus_y(x, y):
+    return (x * y) * (x + y)
+
+
+def labels_of(drawing, wire_id):
+    return {t.kind: t.text for t in drawing.texts if t.id.rsplit("-", 1)[0] == wire_id}
+
+
+def names(drawing):
+    """Group id -> the text drawn in it (inputs, gates, forks have no text)."""
+    return {t.id: t.text for t in drawing.texts}
+
+
+def wires_from(drawing, title):
+    return [w for w in drawing.wires.values() if w.tail == title and not w.id.endswith("-end")]
+
+
+def test_x_times_x_has_two_wires_and_the_fork_shows_its_total():
+    d = read(gc.function(square_plus).svg(x=3.0))
+    (x_title,) = [d.titles[i] for i, k in d.ids.items() if k == "input"]
+    (stem,) = wires_from(d, x_title)  # x is drawn once, and forks after its name
+    on_stem = labels_of(d, stem.id)
+    assert on_stem["value"] == "3.00"
+    total = central_diff(square_plus, {"x": 3.0}, "x")  # 2x + 1 = 7
+    assert on_stem["total"] == f"Σ {total:.2f}" == "Σ 7.00"
+    branches = wires_from(d, stem.head)
+    gate_text = {d.titles[i]: t for i, t in names(d).items() if d.ids[i] == "gate"}
+    into = sorted(
+        (gate_text[d.wires[w.id + "-end"].head if w.id + "-end" in d.wires else w.head],
+         labels_of(d, w.id)["value"], labels_of(d, w.id)["grad"])
+        for w in branches
+    )  # fmt: skip
+    # d(a*b)/da = b = 3 for each read of x*x, times the upstream 1 from +; the read of + gets 1
+    assert into == [("*", "3.00", "3.00"), ("*", "3.00", "3.00"), ("+", "3.00", "1.00")]
+    total_group = [t for t in d.texts if t.kind == "total"]
+    assert len(total_group) == 1 and total_group[0].fill == gc.draw.render.THEMES["light"].gradient
+
+
+def test_every_value_read_twice_shows_its_total_once():
+    at = dict(x=3.0, y=-2.0)
+    d = read(gc.function(xy_times_x_plus_y).svg(**at))
+    totals = {t.text for t in d.texts if t.kind == "total"}
+    expected = {f"Σ {central_diff(xy_times_x_plus_y, at, n):.2f}" for n in at}
+    assert totals == expected == {"Σ -8.00", "Σ -3.00"}
+
+
+def test_semantic_groups_name_what_they_are_and_tie_labels_to_wires():
+    d = read(gc.function(xy_times_x_plus_y).svg(x=3.0, y=-2.0))
+    kinds = list(d.ids.values())
+    assert kinds.count("gate") == 3 and kinds.count("input") == 2 and kinds.count("output") == 1
+    assert kinds.count("fork") == 2 and kinds.count("total") == 2
+    for t in d.texts:
+        if t.kind in ("value", "grad", "total"):
+            wire, suffix = t.id.rsplit("-", 1)
+            assert suffix == t.kind and wire in d.wires  # <wire id>-value, <wire id>-grad
+    labelled = {t.id.rsplit("-", 1)[0] for t in d.texts if t.kind == "value"}
+    drawn = {w for w in d.wires if not w.endswith("-end")}
+    assert labelled == drawn  # every wire carries its value
+
+
+def test_local_gradients_are_groups_of_their_own():
+    f = gc.function(lambda x, y, z, w: 2 * (x * y + gc.maximum(z, w)))
+    d = read(f.svg(show_local=True, x=3.0, y=-4.0, z=2.0, w=-1.0))
+    locals_ = [t for t in d.texts if t.kind == "local"]
+    assert locals_ and all(t.id.endswith("-local") for t in locals_)
+
+
+CLEAN = ["circuit", "neuron", "max_gate", "xy_times_x_plus_y", "operand_order", "random4_20"]
+
+
+@pytest.mark.parametrize("name", CLEAN)
+def test_labels_never_collide(name):
+    (f, at) = next((f, at) for n, f, at in corpus() if n == name)
+    for svg in (f.svg(**at), f.svg(**at, show_local=True)):
+        assert problems(svg) == []
