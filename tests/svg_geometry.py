@@ -2,7 +2,8 @@
 
 Independent of graphc's own layout code: text boxes come from the SVG's coordinates and font
 sizes alone (a width of 0.6 em per character, Helvetica's widest digits are 0.556 em), wires
-from the points of their paths, gates from their ellipses.
+from the points of their paths, gates from their ellipses. A wire drawn in pieces (a detour, a
+bend) is the group `<id>` and the groups `<id>-...` after it.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ class Drawing:
     texts: list[Text]
     wires: dict[str, Wire]
     gates: dict[str, tuple[float, float, float, float]]  # node title -> ellipse's box
-    ids: dict[str, str]  # group id -> class
+    ids: dict[str, str]  # group id -> what it is (its semantic class)
     titles: dict[str, str]  # node group id -> graphviz title (the wires' ends)
+    classes: dict[str, set[str]]  # group id -> all its classes
+    symbols: dict[str, str]  # gate title -> its symbol
 
 
 def classes(g) -> set[str]:
@@ -62,12 +65,13 @@ def kind_of(g) -> str | None:
 
 def read(svg: str) -> Drawing:
     root = ET.fromstring(svg)
-    texts, wires, gates, ids, titles = [], {}, {}, {}, {}
+    texts, wires, gates, ids, titles, every, symbols = [], {}, {}, {}, {}, {}, {}
     for g in root.iter(f"{SVG}g"):
         kind = kind_of(g)
         if kind is None:
             continue
         ids[g.get("id")] = kind
+        every[g.get("id")] = classes(g)
         title = g.find(f"{SVG}title").text
         if kind == "wire":
             d = g.find(f"{SVG}path").get("d")
@@ -83,6 +87,7 @@ def read(svg: str) -> Drawing:
             cx, cy = float(ellipse.get("cx")), float(ellipse.get("cy"))
             rx, ry = float(ellipse.get("rx")), float(ellipse.get("ry"))
             gates[title] = (cx - rx, cy - ry, cx + rx, cy + ry)
+            symbols[title] = g.find(f"{SVG}text").text
         for t in g.findall(f"{SVG}text"):
             size = float(t.get("font-size"))
             x, y = float(t.get("x")), float(t.get("y"))
@@ -92,7 +97,7 @@ def read(svg: str) -> Drawing:
             texts.append(Text(g.get("id"), kind, t.text or "", (x0, y - 0.75 * size,
                                                                 x0 + width, y + 0.2 * size),
                               t.get("fill")))  # fmt: skip
-    return Drawing(texts, wires, gates, ids, titles)
+    return Drawing(texts, wires, gates, ids, titles, every, symbols)
 
 
 def overlap(a, b) -> bool:
@@ -145,11 +150,12 @@ def problems(svg: str) -> list[str]:
     for t in texts:
         if t.kind not in ("value", "grad", "total"):
             continue
-        own = d.wires[t.id.rsplit("-", 1)[0]]
-        mine = distance(t.centre, *own.segment)
+        wire = t.id.rsplit("-", 1)[0]
+        pieces = [w for w in d.wires.values() if w.id == wire or w.id.startswith(wire + "-")]
+        mine = min(distance(t.centre, *w.segment) for w in pieces)
         for w in d.wires.values():
-            if w.id not in (own.id, own.id + "-end") and distance(t.centre, *w.segment) < mine:
-                found.append(f"{t.kind} {t.text!r} of {own.id} is nearer wire {w.id}")
+            if w not in pieces and distance(t.centre, *w.segment) < mine:
+                found.append(f"{t.kind} {t.text!r} of {wire} is nearer wire {w.id}")
     for w in d.wires.values():
         for title, box in d.gates.items():
             if title not in (w.tail, w.head) and hits(*w.segment, shrink(box, 3.0)):

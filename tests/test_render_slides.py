@@ -88,7 +88,7 @@ def test_local_gradients_are_groups_of_their_own():
     assert locals_ and all(t.id.endswith("-local") for t in locals_)
 
 
-CLEAN = ["circuit", "neuron", "max_gate", "xy_times_x_plus_y", "operand_order", "random4_20"]
+CLEAN = [name for name, _, _ in corpus() if name != "two_layer_net"]
 
 
 @pytest.mark.parametrize("name", CLEAN)
@@ -96,3 +96,57 @@ def test_labels_never_collide(name):
     (f, at) = next((f, at) for n, f, at in corpus() if n == name)
     for svg in (f.svg(**at), f.svg(**at, show_local=True)):
         assert problems(svg) == []
+
+
+def test_the_unfused_two_layer_net_has_one_label_out_of_place():
+    """Measured: one array summary has no place nearer its own wire than another (item 4 of
+    issue 13, small matrices and shorter summaries, is meant to make room)."""
+    (f, at) = next((f, at) for n, f, at in corpus() if n == "two_layer_net")
+    found = problems(f.svg(**at))
+    assert len(found) <= 1 and all("nearer" in p for p in found), found
+
+
+def test_inputs_stand_in_signature_order():
+    f = gc.function(lambda w0, x0, w1, x1, w2: 1 / (1 + gc.exp(-(w0 * x0 + w1 * x1 + w2))))
+    d = read(f.svg(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0))
+    inputs = sorted((t.centre[1], t.text) for t in d.texts if t.kind == "input")
+    assert [name for _, name in inputs] == ["w0", "x0", "w1", "x1", "w2"]  # top to bottom
+
+
+def entering(drawing, gate_title):
+    """{argument position: the point where its wire enters the gate} (SVG y grows down)."""
+    found = {}
+    for g_id, w in drawing.wires.items():
+        if w.head == gate_title:
+            position = next(c for c in drawing.classes[g_id] if c.startswith("arg"))
+            found[int(position[3:])] = w.points[-1]
+    return found
+
+
+def test_argument_0_enters_above_argument_1():
+    # c - a with a above c (signature order): the wire from c still enters the upper side
+    f = gc.function(lambda a, b, c: (c - a) / (b - c))
+    d = read(f.svg(a=1.0, b=2.0, c=4.0))
+    ordered = [t for t in d.gates if d.symbols[t] in ("-", "/")]
+    assert len(ordered) == 3
+    for title in ordered:
+        ends = entering(d, title)
+        assert ends[0][1] < ends[1][1], f"{d.symbols[title]}: argument 1 enters above argument 0"
+
+
+RANDOM = [(seed, 5 + seed % 26) for seed in range(10, 40)]  # 30 DAGs of 5 to 30 gates
+
+
+def test_random_dags_keep_the_rules():
+    """Measured: 3 of these 30 pictures have one label each without a clear place (nearer
+    another wire, or touching another label); none has more, and no wire crosses a gate."""
+    from circuit_corpus import random_function
+
+    broken = {}
+    for seed, gates in RANDOM:
+        f, at = random_function(seed, gates)
+        found = problems(f.svg(**at))
+        if found:
+            broken[seed] = found
+    assert len(broken) <= 3, broken
+    assert all(len(p) == 1 and "passes through" not in p[0] for p in broken.values()), broken

@@ -78,6 +78,9 @@ CONSTANT_SYMBOLS = {
 }
 
 
+# Gates whose argument order matters: argument 0 enters above argument 1
+ORDERED = {"sub", "div", "pow", "matmul", "where"}
+
 # ---------------------------------------------------------------- numbers on wires
 
 
@@ -244,7 +247,9 @@ def build_scene(
                 }
         else:
             label = _gate_label(g, n)
-            nodes[f"n{n}"] = {"label": label, "kind": "gate", "node": n}
+            wired = [a for a in args_of(g, n) if not _folded(g, n, a)]
+            ordered = op in ORDERED or (op == "expr" and len(wired) > 1)
+            nodes[f"n{n}"] = {"label": label, "kind": "gate", "node": n, "ordered": ordered}
         args = args_of(g, n) if op not in ("input", "const") else []
         for i, a in enumerate(args):
             if _folded(g, n, a):
@@ -440,44 +445,100 @@ def _gate_size(label: str) -> float:
     return max(0.5, 0.16 + 0.11 * len(label))
 
 
-def _layout(scene: Scene, theme: Theme, digits: int) -> dict[str, tuple[float, float]]:
-    """Node centres (points) from `dot`, with room left for the wire labels."""
+def _layout(scene: Scene, theme: Theme, digits: int, spread: float = 1.0) -> tuple[dict, dict]:
+    """Node centres (points) from `dot`, with room left for the wire labels, and the points
+    through which `dot` routes each long wire ((tail, head) -> points); `spread` scales the
+    room between gates."""
     _check_drawable(scene)
     widest = max(
         (len(fmt(v, digits)) for w in scene.wires for v in (w.value, w.gradient) if v is not None),
         default=0,
     )
-    ranksep = max(1.6, 0.13 * widest + 0.4)  # inches: a label sits on 60% of its wire
+    ranksep = spread * max(1.6, 0.13 * widest + 0.4)  # inches: a label sits on 60% of its wire
     # nslimit 1: at most one network-simplex iteration per node when placing nodes within their
     # ranks; small circuits need fewer, and long ones are laid out in seconds instead of minutes
     sketch = graphviz.Digraph(
-        graph_attr={"rankdir": "LR", "nodesep": "0.9", "ranksep": f"{ranksep:.2f}", "nslimit": "1"}
+        graph_attr={
+            "rankdir": "LR",
+            "nodesep": f"{0.9 * spread:.2f}",
+            "ranksep": f"{ranksep:.2f}",
+            "nslimit": "1",
+        },  # fmt: skip
     )
     for key, attrs in scene.nodes.items():
         sketch.node(key, **_node_attrs(attrs, theme))
+    # the inputs drawn once stand in one column, top to bottom in signature order
+    column = [k for k in scene.inputs if not scene.nodes[k].get("copy")]
+    if len(column) > 1:
+        with sketch.subgraph() as same:
+            same.attr(rank="min")
+            for a, b in zip(column, column[1:]):
+                same.edge(a, b, style="invis")
     # inputs drawn once per use pull less than the wires between gates, which then run straight
     split = any(attrs.get("copy") for attrs in scene.nodes.values())
     for w in scene.wires:
         heavy = split and not scene.nodes[w.tail].get("copy")
         sketch.edge(w.tail, w.head, **({"weight": "3"} if heavy else {}))
-    return dict(_dot_positions(sketch.source))
+    centres, routes = _dot_positions(sketch.source)
+    return dict(centres), dict(routes)
 
 
 @functools.lru_cache(maxsize=16)
-def _dot_positions(source: str) -> tuple[tuple[str, tuple[float, float]], ...]:
-    """The node centres `dot` gives a sketch. Cached: the frames of `render_steps` and the
-    panels of a comparison lay out the same circuit again, with other numbers on the wires."""
+def _dot_positions(source: str):
+    """The node centres `dot` gives a sketch, and the points its long wires detour through:
+    ((name, (x, y)), ...), (((tail, head), ((x, y), ...)), ...). Cached: the frames of
+    `render_steps` and the panels of a comparison lay out the same circuit again, with other
+    numbers on the wires."""
     try:
         laid = json.loads(graphviz.Source(source).pipe(format="json", engine="dot"))
     except graphviz.ExecutableNotFound:
         raise GraphcError(
             "drawing needs Graphviz's `dot` program; install it (Debian: apt-get install graphviz)"
         ) from None
-    return tuple(
-        (o["name"], tuple(float(v) for v in o["pos"].split(",")))
-        for o in laid.get("objects", [])
-        if "pos" in o
+    objects = laid.get("objects", [])
+    centres = tuple(
+        (o["name"], tuple(float(v) for v in o["pos"].split(","))) for o in objects if "pos" in o
     )
+    routes = []
+    for e in laid.get("edges", []):
+        points = [
+            tuple(map(float, p.split(","))) for p in e.get("pos", "").split() if "e," not in p
+        ]
+        if len(points) > 4:  # a bezier through more than one rank: points along the curve
+            routes.append(((objects[e["tail"]]["name"], objects[e["head"]]["name"]),
+                           _along(points)))  # fmt: skip
+    return centres, tuple(routes)
+
+
+def _along(points: list) -> tuple:
+    """Points along a piecewise cubic bezier (p0 c c p1 c c p2 ...), its ends left out: each
+    piece at a third and two thirds of the way and its end."""
+    out = []
+    for i in range(0, len(points) - 3, 3):
+        p0, c1, c2, p1 = points[i : i + 4]
+        for t in (1 / 3, 2 / 3, 1.0):
+            u = 1 - t
+            out.append(tuple(
+                round(u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d, 2)
+                for a, b, c, d in zip(p0, c1, c2, p1)
+            ))  # fmt: skip
+    return tuple(out[:-1])
+
+
+def _paths(scene: Scene, pos: dict, routes: dict, ports: dict) -> list[list[tuple]]:
+    """Each wire's drawn path, a polyline from its tail's centre to where it enters its head:
+    straight, unless the straight line would pass through a gate; then through the points by
+    which `dot` routed it around the gates."""
+    gates = {k: node_box(a, *pos[k]) for k, a in scene.nodes.items() if a["kind"] == "gate"}
+    paths = []
+    for k, w in enumerate(scene.wires):
+        p, q = pos[w.tail], ports[k][1] if k in ports else pos[w.head]
+        via = list(routes.get((w.tail, w.head), ()))
+        blocked = any(
+            segment_hits_box(p, q, box) for g, box in gates.items() if g not in (w.tail, w.head)
+        )
+        paths.append([p, *via, q] if via and blocked else [p, q])
+    return paths
 
 
 def plain(value) -> graphviz.nohtml:
@@ -522,17 +583,17 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
 
 # ---------------------------------------------------------------- where labels go
 
-# Helvetica's advance widths (in ems) for the characters of numbers; other characters count as
-# wide ones. Boxes are estimated a little large, so that estimated boxes apart are apart drawn.
-WIDTHS = {**dict.fromkeys("0123456789", 0.556), ".": 0.278, ",": 0.278, "-": 0.333, " ": 0.278}
-WIDTHS |= {"…": 1.0, "×": 0.584, "[": 0.278, "]": 0.278, "(": 0.333, ")": 0.333, "e": 0.556}
+# Text boxes are estimated generously, 0.6 em a character (Helvetica's digits are 0.556 em,
+# its commas and spaces 0.278), so that boxes apart by the estimate are apart as drawn.
+EM = 0.6
 LABEL_SIZE = 13.0  # points, the wires' numbers
+LOCAL_SIZE = 11.0  # points, the local gradients
 GAP = 3.0  # points between a label's box and its wire
 
 
 def text_width(label: str, size: float) -> float:
     """The width of one line of Helvetica text at `size` points (estimated, generously)."""
-    return size * sum(WIDTHS.get(c, 0.62) for c in label) + 2.0
+    return size * EM * len(label) + 2.0
 
 
 def text_box(cx: float, cy: float, label: str, size: float) -> tuple[float, float, float, float]:
@@ -597,29 +658,32 @@ AT = (0.42, 0.3, 0.55, 0.2, 0.65, 0.12, 0.75, 0.36, 0.48, 0.25, 0.6, 0.16, 0.7, 
 AWAY = (0.0, 6.0, 14.0, 24.0)
 
 
-def place_label(p, q, side: int, label: str, obstacles: list, segments: list, own: set[int]):
-    """The centre of `label` beside segment p-q (side +1 above, -1 below): the first place along
-    the wire, a little before the middle first, whose box overlaps no obstacle box, crosses no
-    wire and is nearer its own wire (`segments[own]`) than any other; else the least bad one."""
-    nx_, ny_ = _normal(p, q)
-    x0, y0, x1, y1 = text_box(0, 0, label, LABEL_SIZE)
-    support = (x1 - x0) / 2 * abs(nx_) + (y1 - y0) / 2 * abs(ny_)
+def place_label(side: int, label: str, obstacles: list, segments: list, own: list[int]):
+    """The centre and box of `label` beside its wire, the segments `own` of `segments` (side +1
+    above, -1 below), and whether the place is clear: the first place along the wire's longest
+    piece (then its others), a little before the middle first, whose box overlaps no obstacle
+    box, crosses no other wire and is nearer its own wire than any other; else the least bad."""
+    others = [segments[k] for k in range(len(segments)) if k not in own]
+    mine = [segments[k] for k in own]
     best, best_cost = None, math.inf
-    for away in AWAY:
-        for at in AT:
-            mx, my = p[0] + at * (q[0] - p[0]), p[1] + at * (q[1] - p[1])
-            d = GAP + support + away
-            c = (mx + side * d * nx_, my + side * d * ny_)
-            box = text_box(*c, label, LABEL_SIZE)
-            cost = sum(boxes_overlap(box, o, 2.0) for o in obstacles)
-            others = [(a, b) for k, (a, b) in enumerate(segments) if k not in own]
-            cost += sum(segment_hits_box(a, b, box) for a, b in others)
-            mine = point_segment_distance(c, p, q)
-            cost += sum(point_segment_distance(c, a, b) <= mine + 4.0 for a, b in others)
-            if cost == 0:
-                return c, box
-            if cost < best_cost:
-                best, best_cost = (c, box), cost
+    for p, q in sorted(mine, key=lambda s_: -math.dist(*s_)):
+        nx_, ny_ = _normal(p, q)
+        x0, y0, x1, y1 = text_box(0, 0, label, LABEL_SIZE)
+        support = (x1 - x0) / 2 * abs(nx_) + (y1 - y0) / 2 * abs(ny_)
+        for away in AWAY:
+            for at in AT:
+                mx, my = p[0] + at * (q[0] - p[0]), p[1] + at * (q[1] - p[1])
+                d = GAP + support + away
+                c = (mx + side * d * nx_, my + side * d * ny_)
+                box = text_box(*c, label, LABEL_SIZE)
+                cost = sum(boxes_overlap(box, o, 2.0) for o in obstacles)
+                cost += sum(segment_hits_box(a, b, box) for a, b in others + mine)
+                near = min(point_segment_distance(c, a, b) for a, b in mine)
+                cost += sum(point_segment_distance(c, a, b) <= near + 4.0 for a, b in others)
+                if cost == 0:
+                    return c, box, True
+                if cost < best_cost:
+                    best, best_cost = (c, box, False), cost
     return best
 
 
@@ -633,7 +697,8 @@ def node_box(attrs: dict, x: float, y: float) -> tuple[float, float, float, floa
     if kind == "unbroadcast":
         return x - 12, y - 12, x + 12, y + 12
     r = _gate_size(attrs["label"]) * POINTS / 2
-    return x - r, y - 18, x + r, y + 18
+    h = 18.0 if len(attrs["label"]) > 6 else r  # an ellipse 0.5 inches high, or a circle
+    return x - r, y - h, x + r, y + h
 
 
 def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
@@ -655,6 +720,106 @@ KIND_CLASS = {"gate": "gate", "input": "input", "output": "output", "const": "co
               "fork": "fork", "bend": "bend", "unbroadcast": "gate unbroadcast"}  # fmt: skip
 
 
+@dataclass
+class Label:
+    """A text placed on the drawing: which group it is, where its centre is, what it says."""
+
+    id: str
+    kind: str  # value, grad, total, local
+    text: str
+    centre: tuple[float, float]
+    colour: str
+
+
+@dataclass
+class Arrangement:
+    """Where everything of a scene goes: node centres, wire paths, labels, and how many labels
+    found no place clear of everything (0 for a clean picture)."""
+
+    pos: dict[str, tuple[float, float]]
+    paths: list[list[tuple[float, float]]]
+    ports: dict[int, tuple[str, tuple[float, float]]]
+    labels: list[Label]
+    unplaced: int
+    box: tuple[float, float, float, float]
+
+
+# where a gate's local gradients may go, from just below the gate (points right and up)
+LOCAL_SPOTS = [(dx, dy) for dy in (0, -16, -32, 16, 40, -48, 60, -64, 80) for dx in (0, -30, 30)]
+SPREADS = (1.0, 1.4, 2.0, 2.8)  # room between gates, tried in turn until every label has a place
+RETRY_NODES = 400  # larger drawings are laid out once
+
+
+def arrange(scene, colours, digits=2, local=None, reveal=None, offset=(0.0, 0.0), prefix=""):
+    """The arrangement of a scene at `offset`: laid out by `dot`, with more room between gates
+    when a label found no clear place (see SPREADS)."""
+    best = None
+    for spread in SPREADS if len(scene.nodes) <= RETRY_NODES else SPREADS[:1]:
+        found = _arrange(scene, colours, digits, local, reveal, offset, prefix, spread)
+        if best is None or found.unplaced < best.unplaced:
+            best = found
+        if found.unplaced == 0:
+            break
+    return best
+
+
+def _wire_id(scene: Scene, k: int, prefix: str) -> str:
+    if scene.wires[k].kind == "end":  # the second piece of a bent wire (see _bends)
+        return f"{prefix}w{k - 1}-end"
+    return f"{prefix}w{k}"
+
+
+def _arrange(scene, colours, digits, local, reveal, offset, prefix, spread) -> Arrangement:
+    laid, routed = _layout(scene, colours, digits, spread)
+    pos = {k: (x + offset[0], y + offset[1]) for k, (x, y) in laid.items()}
+    routes = {e: [(x + offset[0], y + offset[1]) for x, y in via] for e, via in routed.items()}
+    obstacles = [node_box(attrs, *pos[key]) for key, attrs in scene.nodes.items()]
+    ports = _ports(scene, pos)
+    paths = _paths(scene, pos, routes, ports)
+    pieces = [(k, a, b) for k, path in enumerate(paths) for a, b in zip(path, path[1:])]
+    segments = [(a, b) for _, a, b in pieces]
+    labels, unplaced = [], 0
+    for key, attrs in scene.nodes.items():
+        if local and local.get(key):
+            x, y = pos[key]
+            box = text_box(0, 0, local[key], LOCAL_SIZE)
+            below = node_box(attrs, x, y)[1] - 4 - (box[3] - box[1]) / 2
+            spot = None
+            for dx, dy in LOCAL_SPOTS:  # below its gate first, where nothing is
+                candidate = text_box(x + dx, below + dy, local[key], LOCAL_SIZE)
+                if not any(boxes_overlap(candidate, o, 2.0) for o in obstacles) and not any(
+                    segment_hits_box(a, b, candidate) for a, b in segments
+                ):
+                    spot = (x + dx, below + dy)
+                    break
+            unplaced += spot is None
+            spot = spot or (x, below)
+            obstacles.append(text_box(*spot, local[key], LOCAL_SIZE))
+            labels.append(Label(f"{prefix}{key}-local", "local", local[key], spot, colours.text))
+    for k, w in enumerate(scene.wires):
+        shown = reveal is None or w.step <= reveal
+        wire_id = _wire_id(scene, k, prefix)
+        mine = {k, k + 1} if k + 1 < len(scene.wires) and scene.wires[k + 1].kind == "end" else {k}
+        own = [i for i, (owner, _, _) in enumerate(pieces) if owner in mine]
+        items = (
+            (1, w.value, colours.value, "value", ""),
+            (-1, w.gradient if shown else None, colours.gradient, "grad", ""),
+            (-1, w.total if shown else None, colours.gradient, "total", "Σ "),
+        )
+        for side, item, tint, what, mark in items:
+            if item is None:
+                continue
+            text_ = mark + fmt(item, digits)
+            centre, box, clear = place_label(side, text_, obstacles, segments, own)
+            unplaced += not clear
+            obstacles.append(box)
+            tint = tint if _finite(item) else colours.warning
+            labels.append(Label(f"{wire_id}-{what}", what, text_, centre, tint))
+    xs = [x for box in obstacles for x in (box[0], box[2])]
+    ys = [y for box in obstacles for y in (box[1], box[3])]
+    return Arrangement(pos, paths, ports, labels, unplaced, (min(xs), min(ys), max(xs), max(ys)))
+
+
 def draw_scene(
     canvas: graphviz.Digraph,
     colours: Theme,
@@ -669,88 +834,87 @@ def draw_scene(
 
     Every element is an SVG group with a `class` saying what it is (`wire`, `value`, `grad`,
     `total`, `gate`, `input`, `output`, `const`, `fork`, `local`) and an `id`: wire k of the
-    panel is `<prefix>w<k>`, its labels `<prefix>w<k>-value` and `<prefix>w<k>-grad` (a stem's
-    total: `<prefix>w<k>-total`), node key's `<prefix><key>`, its local gradients
-    `<prefix><key>-local`.
+    panel is `<prefix>w<k>` (its further pieces, where it bends, `<prefix>w<k>-...`; a wire into
+    a gate also has the class `arg<i>`, the argument position it feeds), its labels
+    `<prefix>w<k>-value` and `<prefix>w<k>-grad` (a stem's total: `<prefix>w<k>-total`), node
+    key's `<prefix><key>`, its local gradients `<prefix><key>-local`.
 
     `reveal` shows the gradients of wires up to that backward step only (-1: none), and marks
     the gate of that step as the active one.
     """
-    laid = _layout(scene, colours, digits)
-    pos = {k: (x + offset[0], y + offset[1]) for k, (x, y) in laid.items()}
+    done = arrange(scene, colours, digits, local, reveal, offset, prefix)
     active = next((k for k, s in scene.steps.items() if s == reveal), None)
 
     def pinned(x, y):
         return f"{x / POINTS:.3f},{y / POINTS:.3f}!"
 
-    obstacles = [node_box(attrs, *pos[key]) for key, attrs in scene.nodes.items()]
-    segments = [(pos[w.tail], pos[w.head]) for w in scene.wires]
     for key, attrs in scene.nodes.items():
         node = _node_attrs(attrs, colours)
         if key == active:
             node.update(color=colours.active, penwidth="2.6", fontcolor=colours.active)
-        x, y = pos[key]
         node["class"] = KIND_CLASS[attrs["kind"]]
-        canvas.node(prefix + key, pos=pinned(x, y), id=prefix + key, **node)
-    for key, attrs in scene.nodes.items():
-        if local and local.get(key):
-            x, y = pos[key]
-            lines = local[key].split("\n")
-            box = text_box(0, 0, local[key], 11.0)
-            below = node_box(attrs, x, y)[1] - 4 - (box[3] - box[1]) / 2
-            spot = (x, below)
-            for dy in (0, -16, -32, 16, 40, -48, 60):  # below its gate, where nothing is
-                candidate = text_box(x, below + dy, local[key], 11.0)
-                if not any(boxes_overlap(candidate, o, 2.0) for o in obstacles) and not any(
-                    segment_hits_box(a, b, candidate) for a, b in segments
-                ):
-                    spot = (x, below + dy)
-                    break
-            obstacles.append(text_box(*spot, local[key], 11.0))
-            text_ = graphviz.nohtml("\\l".join(plain(t) for t in lines) + "\\l")
-            canvas.node(
-                f"{prefix}{key}_local", label=text_,
-                shape="plaintext", fontname=FONT, fontsize="11", fontcolor=colours.text,
-                pos=pinned(*spot), id=f"{prefix}{key}-local", margin="0", width="0", height="0",
-                **{"class": "local"},
-            )  # fmt: skip
+        canvas.node(prefix + key, pos=pinned(*done.pos[key]), id=prefix + key, **node)
     for k, w in enumerate(scene.wires):
         shown = reveal is None or w.step <= reveal
-        gradient = w.gradient if shown else None
-        total = w.total if shown else None
-        p, q = pos[w.tail], pos[w.head]
-        broken = any(v is not None and not _finite(v) for v in (w.value, gradient, total))
-        wire_id = f"{prefix}w{k}"
-        if w.kind == "end":  # the second piece of a bent wire (see _bends)
-            wire_id = f"{prefix}w{k - 1}-end"
-        own = {k, k + 1} if k + 1 < len(scene.wires) and scene.wires[k + 1].kind == "end" else {k}
-        canvas.edge(
-            prefix + w.tail, prefix + w.head, color=colours.warning if broken else colours.line,
-            penwidth="2.8" if broken else "1.4", arrowsize="0.7",
-            style="dashed" if broken else "solid", arrowhead="normal" if w.arrow else "none",
-            id=wire_id, **{"class": "wire"},
+        carried = (w.value, w.gradient if shown else None, w.total if shown else None)
+        broken = any(v is not None and not _finite(v) for v in carried)
+        wire_id = _wire_id(scene, k, prefix)
+        style = dict(
+            color=colours.warning if broken else colours.line, penwidth="2.8" if broken else "1.4",
+            arrowsize="0.7", style="dashed" if broken else "solid",
+            **{"class": "wire" if w.gate is None else f"wire arg{w.position}"},
         )  # fmt: skip
-        labels = (
-            (1, w.value, colours.value, "value", ""),
-            (-1, gradient, colours.gradient, "grad", ""),
-            (-1, total, colours.gradient, "total", "Σ "),
-        )
-        for side, item, tint, what, mark in labels:
-            if item is None:
-                continue
-            label = mark + fmt(item, digits)
-            (lx, ly), box = place_label(p, q, side, label, obstacles, segments, own)
-            obstacles.append(box)
-            canvas.node(
-                f"{wire_id}{what[0]}", label=plain(label), shape="plaintext",
-                fontsize=f"{LABEL_SIZE:g}", fontname=FONT + ("-Bold" if mark else ""),
-                margin="0", width="0", height="0",
-                fontcolor=tint if _finite(item) else colours.warning, pos=pinned(lx, ly),
-                id=f"{wire_id}-{what}", **{"class": what},
+        ends = [prefix + w.tail]
+        for j, (x, y) in enumerate(done.paths[k][1:-1], start=1):  # a detour: pinned points
+            ends.append(f"{wire_id}_via{j}")
+            canvas.node(ends[-1], label="", shape="point", width="0", style="invis",
+                        pos=pinned(x, y), id=f"{wire_id}-point{j}")  # fmt: skip
+        ends.append(prefix + w.head)
+        for j, (a, b) in enumerate(zip(ends, ends[1:])):
+            last = j == len(ends) - 2
+            canvas.edge(
+                a, b, id=wire_id if j == 0 else f"{wire_id}-via{j}",
+                arrowhead="normal" if w.arrow and last else "none",
+                **({"headport": done.ports[k][0]} if k in done.ports and last else {}), **style,
             )  # fmt: skip
-    xs = [x for box in obstacles for x in (box[0], box[2])]
-    ys = [y for box in obstacles for y in (box[1], box[3])]
-    return min(xs), min(ys), max(xs), max(ys)
+    for label in done.labels:
+        if label.kind == "local":
+            lines = graphviz.nohtml("\\n".join(plain(t) for t in label.text.split("\n")))
+            canvas.node(
+                label.id.replace("-local", "_local"), label=lines, shape="plaintext", fontname=FONT,
+                fontsize=f"{LOCAL_SIZE:g}", fontcolor=label.colour, pos=pinned(*label.centre),
+                id=label.id, margin="0", width="0", height="0", **{"class": "local"},
+            )  # fmt: skip
+            continue
+        canvas.node(
+            label.id.rsplit("-", 1)[0] + label.kind[0], label=plain(label.text), shape="plaintext",
+            fontsize=f"{LABEL_SIZE:g}", fontname=FONT + ("-Bold" if label.kind == "total" else ""),
+            margin="0", width="0", height="0", fontcolor=label.colour, pos=pinned(*label.centre),
+            id=label.id, **{"class": label.kind},
+        )  # fmt: skip
+    return done.box
+
+
+def _ports(scene: Scene, pos: dict) -> dict[int, tuple[str, tuple[float, float]]]:
+    """Where the wires of a gate whose argument order matters enter it, when `dot` drew its
+    argument 0 coming from below argument 1: wire index -> (head port, the point it ends at).
+    Argument 0 then enters the upper left of the circle, argument 1 the lower left."""
+    into: dict[str, list[tuple[int, int]]] = {}
+    for k, w in enumerate(scene.wires):
+        if scene.nodes[w.head].get("ordered") and w.kind != "stem":
+            into.setdefault(w.head, []).append((w.position, k))
+    ports = {}
+    for head, wires in into.items():
+        wires.sort()
+        if len(wires) < 2:
+            continue
+        tails = [pos[scene.wires[k].tail][1] for _, k in wires]
+        if all(a >= b for a, b in zip(tails, tails[1:])):
+            continue  # already top to bottom in argument order (y grows upwards)
+        (x, y), r = pos[head], 18.0 * 0.7
+        for (_, k), (port, dy) in zip(wires, (("nw", r), ("sw", -r), ("w", 0.0))):
+            ports[k] = (port, (x - r, y + dy))
+    return ports
 
 
 @dataclass
