@@ -149,8 +149,9 @@ def test_non_finite_wires_are_drawn_as_warnings():
 def test_show_local_writes_local_gradients():
     root = ET.fromstring(neuron.fused().svg(show_local=True, **NEURON))
     texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert "d/dx = out * sigmoid(-x)" in texts
-    assert "d/dx = y" in texts and "d/dy = x" in texts  # the mul gate swaps
+    # in lecture notation, naming the gates' own inputs (issue 13 replaced "d/dx = y")
+    assert "∂/∂dot = (1 − σ)σ" in texts
+    assert "∂/∂w0 = x0" in texts and "∂/∂x0 = w0" in texts  # the mul gate swaps
 
 
 def test_dark_theme_and_transparent_background():

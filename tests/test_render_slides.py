@@ -150,3 +150,59 @@ def test_random_dags_keep_the_rules():
             broken[seed] = found
     assert len(broken) <= 3, broken
     assert all(len(p) == 1 and "passes through" not in p[0] for p in broken.values()), broken
+
+
+def local_lines(f, **at):
+    """{gate symbol: [lines of its local gradients]} as drawn with show_local=True."""
+    d = read(f.svg(show_local=True, **at))
+    found = {}
+    for t in d.texts:
+        if t.kind == "local":
+            key = t.id.removesuffix("-local")
+            found.setdefault(d.symbols[d.titles[key]], []).append(t.text)
+    return found
+
+
+def test_local_gradients_name_the_gates_own_inputs():
+    f = gc.function(lambda x, y, z, w: 2 * (x * y + gc.maximum(z, w)))
+    lines = local_lines(f, x=3.0, y=-4.0, z=2.0, w=-1.0)
+    assert lines["max"] == ["∂/∂z = [z ≥ w]", "∂/∂w = [z < w]"]  # the router, on z and w
+
+    def circuit(x, y, z):
+        q = x + y
+        return q * z
+
+    lines = local_lines(gc.function(circuit), x=-2.0, y=5.0, z=-4.0)
+    assert lines == {"+": ["∂/∂x = 1", "∂/∂y = 1"], "*": ["∂/∂q = z", "∂/∂z = q"]}
+
+
+def test_an_unnamed_input_gets_a_placeholder_that_names_nothing():
+    f = gc.function(lambda x, y: 1 / (x * y + 1))
+    (inverse,) = local_lines(f, x=1.0, y=2.0)["1/x"]
+    name = inverse.removeprefix("∂/∂").split(" ")[0]
+    assert name not in ("x", "y") and inverse == f"∂/∂{name} = −1/{name}²"
+
+
+@pytest.mark.parametrize(
+    "fn, symbol, expected",
+    [
+        (lambda x: gc.exp(x), "exp", "∂/∂x = e^x"),
+        (lambda x: gc.tanh(x), "tanh", "∂/∂x = 1 − tanh²(x)"),
+        (lambda x: gc.sigmoid(x), "σ", "∂/∂x = (1 − σ)σ"),
+        (lambda x: x**2, "x^2", "∂/∂x = 2x"),
+        (lambda x, y: x / y, "/", "∂/∂y = −x/y²"),
+        (lambda x: gc.relu(x), "relu", "∂/∂x = [x > 0]"),
+    ],
+)
+def test_local_gradients_in_lecture_notation(fn, symbol, expected):
+    f = gc.function(fn)
+    at = {name: 0.5 + i for i, name in enumerate(f.inputs)}
+    assert expected in local_lines(f, **at)[symbol]
+
+
+def test_matmul_local_gradient_is_dout_times_the_transpose():
+    import numpy as np
+
+    f = gc.function(lambda X, W: gc.sum(X @ W))
+    lines = local_lines(f, X=np.ones((2, 3)), W=np.ones((3, 2)))
+    assert lines["@"] == ["∂/∂X = dout·Wᵀ", "∂/∂W = Xᵀ·dout"]

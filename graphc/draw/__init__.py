@@ -10,5 +10,5 @@ May import: `graphc.ir`, `graphc.passes` and `graphc.emit` (the values it draws)
 `graphc.function` or `graphc.cli`.
 
 Modules, in pipeline order:
-    render -> compare -> gallery
+    notation -> render -> compare -> gallery
 """

@@ -37,7 +37,8 @@ import sympy
 from ..ir import text
 from ..ir.errors import GraphcError
 from ..ir.graph import args_of, topo_order
-from ..ir.ops import TENSOR, gate_of
+from ..ir.ops import gate_of
+from .notation import local_texts
 
 FONT = "Helvetica"
 POINTS = 72.0  # graphviz positions are in points, sizes in inches
@@ -178,34 +179,6 @@ def _gate_label(g: nx.DiGraph, n: int) -> str:
         axis = data.get("params", {}).get("axis")
         return gate_of(op).symbol + (f"[{axis}]" if axis is not None else "")
     return gate_of(op).symbol
-
-
-def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
-    """Each gate's local gradients in its own names (x, y, ... for arguments, out for itself)."""
-    from ..emit.codegen import formula_template  # the generated code's own printer
-
-    names = ["x", "y", "z", "w", "u", "v", "p", "q"]
-    texts = {}
-    for n in g.nodes:
-        op = g.nodes[n]["op"]
-        if op in ("input", "const"):
-            continue
-        if gate_of(op).kind == TENSOR:
-            texts[f"n{n}"] = gate_of(op).doc
-            continue
-        args = args_of(g, n)
-        lines = []
-        for i, d in enumerate(local_gradients(g, n)):
-            if d is None or _scalar_const(g, args[i]) is not None:
-                continue
-            slots = [
-                _const_text(_scalar_const(g, a)) if _scalar_const(g, a) is not None else names[j]
-                for j, a in enumerate(args)
-            ]
-            text = formula_template(d).replace("{out}", "out").format(*slots)
-            lines.append(f"d/d{names[i]} = {text.replace('np.', '')}")
-        texts[f"n{n}"] = "\n".join(lines)
-    return texts
 
 
 def build_scene(
@@ -587,7 +560,7 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
 # its commas and spaces 0.278), so that boxes apart by the estimate are apart as drawn.
 EM = 0.6
 LABEL_SIZE = 13.0  # points, the wires' numbers
-LOCAL_SIZE = 11.0  # points, the local gradients
+LOCAL_SIZE = 12.0  # points, the local gradients
 GAP = 3.0  # points between a label's box and its wire
 
 
