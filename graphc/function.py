@@ -32,7 +32,7 @@ VALUE_AND_GRAD_DOC = """The value and a dict of gradients, one per input, each s
 For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
-DRAWING_OPTIONS = ("digits", "show_local", "theme")
+DRAWING_OPTIONS = ("digits", "sig", "show_local", "theme", "background", "direction", "fit")
 
 
 class Function:
@@ -340,39 +340,62 @@ class Function:
         return self._named(args, inputs, DRAWING_OPTIONS, caller)
 
     def render(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self,
+        /,
+        *args,
+        digits: int = 2,
+        sig: int | None = None,
+        show_local: bool = False,
+        theme: str = "light",
+        background: str | None = None,
+        direction: str = "LR",
+        fit: str | None = None,
+        **inputs,
     ):
         """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
 
-        Inputs go by position or by name, as for a call; an input named like an option
-        (`digits`, `show_local`, `theme`) goes by position.
+        Numbers have `digits` decimals, or `sig` significant figures; `theme` "light" or "dark"
+        on its own opaque background unless `background` says otherwise ("transparent", any
+        colour); `direction` "LR" or "TB"; `fit` "16:9" or "4:3" sizes it for a slide. Inputs go
+        by position or by name, as for a call; an input named like an option goes by position.
 
         >>> f.render(x=-2.0, y=5.0, z=-4.0)   # f.render() draws the structure alone
         """
         named = self._drawn(args, inputs, "render()")
-        panel = render.function_panel(self, named, digits, show_local)
-        return render.picture([panel], theme, digits)
+        style = render.Style(digits, sig, theme, background, direction, fit)
+        return render.fitted(self, named, style, show_local)
 
-    def svg(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
-    ) -> str:
-        """`render(...)` as SVG text."""
+    def svg(self, /, *args, **options) -> str:
+        """`render(...)` as SVG text (the same options)."""
+        inputs = {k: v for k, v in options.items() if k not in DRAWING_OPTIONS}
         self._drawn(args, inputs, "svg()")  # name the method in an error about its options
-        picture = self.render(*args, digits=digits, show_local=show_local, theme=theme, **inputs)
-        return render.svg_text(picture)
+        return render.svg_text(self.render(*args, **options))
 
     def render_steps(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self,
+        /,
+        *args,
+        digits: int = 2,
+        sig: int | None = None,
+        show_local: bool = False,
+        theme: str = "light",
+        background: str | None = None,
+        direction: str = "LR",
+        fit: str | None = None,
+        forward: bool = False,
+        **inputs,
     ) -> list[str]:
-        """SVG frames for a slide build-up: forward values first, then one gate's gradients more
-        per frame, in backward order; the last frame is the full picture (gates + 1 frames).
-        """
+        """SVG frames for a slide build-up: the forward values (with `forward`, built up one
+        gate per frame first), then the seed (the output's gradient 1 alone), then one frame per
+        gate in backward order with that gate's computation written beside it, then the full
+        picture. The drawing options are those of `render`."""
         named = self._drawn(args, inputs, "render_steps()")
         if not named:
             raise InputError(
                 "render_steps needs input values: the frames reveal values and gradients"
             )
-        return render.steps(self, named, digits, show_local, theme)
+        style = render.Style(digits, sig, theme, background, direction, fit)
+        return render.steps(self, named, style=style, show_local=show_local, forward=forward)
 
     def _repr_svg_(self) -> str:
         """Jupyter shows the circuit's structure."""

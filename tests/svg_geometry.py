@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 SVG = "{http://www.w3.org/2000/svg}"
-LABELS = ("value", "grad", "total", "local")
+LABELS = ("value", "grad", "total", "local", "step")
 
 
 @dataclass
@@ -94,7 +94,8 @@ def read(svg: str) -> Drawing:
             width = 0.6 * size * len(t.text or "")
             anchor = t.get("text-anchor")
             x0 = x - width / 2 if anchor == "middle" else x if anchor == "start" else x - width
-            texts.append(Text(g.get("id"), kind, t.text or "", (x0, y - 0.75 * size,
+            words = (t.text or "").replace("\xa0", " ")  # Graphviz keeps runs of spaces so
+            texts.append(Text(g.get("id"), kind, words, (x0, y - 0.75 * size,
                                                                 x0 + width, y + 0.2 * size),
                               t.get("fill")))  # fmt: skip
     return Drawing(texts, wires, gates, ids, titles, every, symbols)
@@ -148,7 +149,7 @@ def problems(svg: str) -> list[str]:
             if hits(*w.segment, shrink(t.box, 1.0)):
                 found.append(f"{t.kind} {t.text!r} lies on wire {w.id}")
     for t in texts:
-        if t.kind not in ("value", "grad", "total"):
+        if t.kind not in ("value", "grad", "total", "step"):
             continue
         wire = t.id.rsplit("-", 1)[0]
         pieces = [w for w in d.wires.values() if w.id == wire or w.id.startswith(wire + "-")]

@@ -113,10 +113,12 @@ def test_structure_only_has_no_numbers():
 
 def test_digits_and_arrays():
     assert fmt(0.7310585786300049, 4) == "0.7311"
-    assert fmt(-0.0001) == "-1.00e-04"
+    # issue 13: e-notation only below 1e-4 (or from 1e6), small matrices drawn whole
+    assert fmt(-0.0001) == "0.00" and fmt(-0.00009) == "-9.00e-05"
     assert fmt(-0.0) == "0.00"
     assert fmt(np.ones((3, 4))) == "3×4: all 1.00"
-    assert fmt(np.arange(6.0).reshape(2, 3)) == "2×3: 0.00…5.00"
+    assert fmt(np.arange(8.0).reshape(2, 4)) == "2×4: 0.00…7.00"
+    assert fmt(np.arange(6.0).reshape(2, 3)) == "[0.00  1.00  2.00]\n[3.00  4.00  5.00]"
     assert fmt(np.array([1.0, np.inf])) == "[1.00, inf]"
     found = on_wires(circuit.svg(digits=3, **LECTURE))
     assert found[("x", "+")] == ("-2.000", "-4.000")
@@ -155,7 +157,7 @@ def test_show_local_writes_local_gradients():
 
 
 def test_dark_theme_and_transparent_background():
-    svg = circuit.svg(theme="dark", **LECTURE)
+    svg = circuit.svg(theme="dark", background="transparent", **LECTURE)
     assert THEMES["dark"].value in svg and THEMES["dark"].gradient in svg
     root = ET.fromstring(svg)
     fills = {p.get("fill") for p in root.iter(f"{SVG}polygon")}
@@ -165,14 +167,17 @@ def test_dark_theme_and_transparent_background():
 
 
 def test_frames_reveal_one_gate_more_each():
+    # issue 13: values, the seed alone, one frame per gate (the last one too), the full picture
     frames = circuit.render_steps(**LECTURE)
-    assert len(frames) == 3  # values only, then one frame per gate (2 gates)
+    assert len(frames) == 1 + 1 + 2 + 1
     first = on_wires(frames[0])
     assert all(g is None for _, g in first.values())  # forward values only
-    second = on_wires(frames[1])
-    assert second[("+", "*")] == ("3.00", "-4.00") and second[("x", "+")][1] is None
+    seed = on_wires(frames[1])
+    assert [g for _, g in seed.values() if g is not None] == ["1.00"]  # the output's 1 alone
+    third = on_wires(frames[2])
+    assert third[("+", "*")] == ("3.00", "-4.00") and third[("x", "+")][1] is None
     assert frames[-1] == circuit.svg(**LECTURE)
-    assert len(neuron.render_steps(**NEURON)) == 8 + 1
+    assert len(neuron.render_steps(**NEURON)) == 1 + 1 + 8 + 1
 
 
 def test_comparison_draws_both_circuits_and_the_table():

@@ -38,6 +38,13 @@ LECTURE_FORMS = {
 }
 
 
+# The same with numbers in: where the lecture form reads the gate's output ({out})
+NUMERIC_FORMS = {
+    "tanh": ("1 − {out}²",),
+    "sigmoid": ("(1 − {out})·{out}",),
+}
+
+
 class LecturePrinter(StrPrinter):
     """SymPy's string printer with the lecture's spellings: superscript powers, 1/x for
     negative powers, juxtaposed products (2x, x·y), Iverson brackets for indicator pieces."""
@@ -144,44 +151,99 @@ def _const(g: nx.DiGraph, n: int):
     return sympy.Integer(int(c)) if c.is_integer() else sympy.Float(c)
 
 
+def _slots(g: nx.DiGraph, n: int, names: dict, free: list) -> list[str]:
+    """What each argument of gate `n` is called: its value's name, or a free placeholder."""
+    args = args_of(g, n)
+    spare = iter(free)
+    called: dict[int, str] = {}
+    for a in args:
+        if a not in called and _const(g, a) is None:
+            called[a] = names.get(a) or next(spare, "·")
+    return [called.get(a) or _number(_const(g, a)) for a in args]
+
+
+def gate_locals(g: nx.DiGraph, n: int, local_gradients, slots: list[str], out: str = "out"):
+    """Gate `n`'s local gradients as [(argument position, text)], its arguments called `slots`
+    and its own output `out` (position None: one text for a tensor gate's arguments)."""
+    op = g.nodes[n]["op"]
+    args = args_of(g, n)
+    forms = NUMERIC_FORMS.get(op) if out != "out" else None
+    forms = forms or LECTURE_FORMS.get(op)
+    if forms is not None:
+        return [
+            (i, form.format(*slots, out=out))
+            for i, form in enumerate(forms)
+            if i < len(args) and _const(g, args[i]) is None
+        ]
+    if gate_of(op).kind == TENSOR:
+        return [(None, gate_of(op).doc)]
+    return _derived(g, n, args, slots, local_gradients(g, n))
+
+
 def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
     """Each gate's local gradients, one line per argument ("∂/∂q = z"), by drawn node key."""
     names = value_names(g)
-    taken = set(names.values())
-    free = [p for p in PLACEHOLDERS if p not in taken]
+    free = [p for p in PLACEHOLDERS if p not in set(names.values())]
     texts = {}
     for n in g.nodes:
-        op = g.nodes[n]["op"]
-        if op in ("input", "const"):
+        if g.nodes[n]["op"] in ("input", "const"):
             continue
-        args = args_of(g, n)
-        spare = iter(free)
-        called: dict[int, str] = {}
-        for a in args:
-            if a not in called and _const(g, a) is None:
-                called[a] = names.get(a) or next(spare, "·")
-        slots = [called.get(a) or _number(_const(g, a)) for a in args]
-        lines = []
-        forms = LECTURE_FORMS.get(op)
-        if forms is not None:
-            for i, form in enumerate(forms):
-                if i < len(args) and _const(g, args[i]) is None:
-                    lines.append(f"∂/∂{slots[i]} = {form.format(*slots)}")
-        elif gate_of(op).kind == TENSOR:
-            lines.append(gate_of(op).doc)
-        else:
-            lines += _derived(g, n, args, slots, local_gradients(g, n))
+        slots = _slots(g, n, names, free)
+        lines = [
+            text if i is None else f"∂/∂{slots[i]} = {text}"
+            for i, text in gate_locals(g, n, local_gradients, slots)
+        ]
         texts[f"n{n}"] = "\n".join(dict.fromkeys(lines))  # x*x: one line for both reads
     return texts
+
+
+def computations(g: nx.DiGraph, local_gradients, values: dict, upstream: dict, number) -> dict:
+    """For each gate input (gate, argument position), the backward step as the lecture writes
+    it, up to its result: "1.00 × (−1/1.37²)" (`number` writes a value; `upstream`: gate ->
+    its gradient node). Gates reading arrays write the local gradient by name ("dout·Wᵀ")."""
+    names = value_names(g)
+    free = [p for p in PLACEHOLDERS if p not in set(names.values())]
+    found = {}
+    for n in g.nodes:
+        if g.nodes[n]["op"] in ("input", "const") or upstream.get(n) not in values:
+            continue
+        args = args_of(g, n)
+        up = values[upstream[n]]
+        scalar = all(np.ndim(values.get(a, 0.0)) == 0 for a in [n, *args]) and np.ndim(up) == 0
+        if scalar and n in values:
+            slots = [
+                _wrapped(number(values[a])) if a in values else _number(_const(g, a)) for a in args
+            ]
+            out = _wrapped(number(values[n]))
+        else:
+            slots, out = _slots(g, n, names, free), "out"
+        for i, text in gate_locals(g, n, local_gradients, slots, out):
+            if i is None:
+                continue
+            simple = text.startswith("(") and text.endswith(")") or _is_number(text)
+            found[(n, i)] = f"{number(up)} × {text if simple else f'({text})'}" if scalar else text
+    return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(MINUS, "-"))
+    except ValueError:
+        return False
+    return True
+
+
+def _wrapped(text: str) -> str:
+    return f"({text})" if text.startswith(("-", MINUS)) else text
 
 
 def _number(c) -> str:
     return f"{float(c):g}"
 
 
-def _derived(g, n, args, slots, gradients) -> list[str]:
-    """Lines for an elementwise gate from its derived local gradients, the gate's own output
-    written out as its formula of the arguments."""
+def _derived(g, n, args, slots, gradients) -> list[tuple[int, str]]:
+    """An elementwise gate's derived local gradients, [(argument position, text)], the gate's
+    own output written out as its formula of the arguments."""
     data = g.nodes[n]
     formula = data["formula"] if data["op"] == "expr" else gate_of(data["op"]).expr()
     symbols = {}
@@ -195,5 +257,5 @@ def _derived(g, n, args, slots, gradients) -> list[str]:
             continue
         written = d.xreplace({OUT: formula}).xreplace(symbols)
         written = written.replace(special.sech2, lambda x: 1 - special.tanh(x) ** 2)
-        lines.append(f"∂/∂{slots[i]} = {lecture(written)}")
+        lines.append((i, lecture(written)))
     return lines

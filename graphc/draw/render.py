@@ -38,7 +38,7 @@ from ..ir import text
 from ..ir.errors import GraphcError
 from ..ir.graph import args_of, topo_order
 from ..ir.ops import gate_of
-from .notation import local_texts
+from .notation import computations, local_texts
 
 FONT = "Helvetica"
 POINTS = 72.0  # graphviz positions are in points, sizes in inches
@@ -60,6 +60,60 @@ THEMES = {
     "light": Theme("#333333", "#111111", "#2e7d32", "#c62828", "#ef6c00", "#1565c0"),
     "dark": Theme("#d0d0d0", "#f5f5f5", "#81c784", "#ef9a9a", "#ffb74d", "#90caf9"),
 }
+
+PAPER = {"light": "#ffffff", "dark": "#2b2b2b"}  # each theme's own background
+DIRECTIONS = ("LR", "TB")
+FITS = {"16:9": (1920, 1080), "4:3": (1440, 1080)}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a picture is drawn: its numbers (`digits` decimals or `sig` significant figures), its
+    colours (`theme`), its `background` (None: the theme's own, opaque; "transparent" or any
+    Graphviz colour), its `direction` (LR: left to right, TB: top to bottom) and the slide it is
+    to `fit` ("16:9", "4:3" or None: natural size)."""
+
+    digits: int = 2
+    sig: int | None = None
+    theme: str = "light"
+    background: str | None = None
+    direction: str = "LR"
+    fit: str | None = None
+
+    def __post_init__(self):
+        if not (isinstance(self.digits, int) and 0 <= self.digits <= 15):
+            raise GraphcError(f"digits={self.digits!r}: use a whole number from 0 to 15")
+        if self.sig is not None and not (isinstance(self.sig, int) and 1 <= self.sig <= 15):
+            raise GraphcError(f"sig={self.sig!r}: use a whole number from 1 to 15, or None")
+        if self.theme not in THEMES:
+            raise GraphcError(f"unknown theme {self.theme!r}; use one of {', '.join(THEMES)}")
+        if self.direction not in DIRECTIONS:
+            raise GraphcError(f"direction={self.direction!r}: use one of {', '.join(DIRECTIONS)}")
+        if self.fit is not None and self.fit not in FITS:
+            raise GraphcError(f"fit={self.fit!r}: use one of {', '.join(FITS)}, or None")
+        if self.background is not None and not (
+            isinstance(self.background, str) and self.background.strip()
+        ):
+            raise GraphcError(f"background={self.background!r}: use a colour or 'transparent'")
+
+    @property
+    def colours(self) -> Theme:
+        return THEMES[self.theme]
+
+    @property
+    def paper(self) -> str:
+        return self.background or PAPER[self.theme]
+
+    def numbers(self, tiny: float = 0.0) -> Numbers:
+        return Numbers(self.digits, self.sig, tiny)
+
+
+def style_of(style=None, **options) -> Style:
+    """A `Style` from one or from keyword options (digits=2, theme="dark", ...)."""
+    if style is not None:
+        return style
+    return Style(**{k: v for k, v in options.items() if v is not None or k == "sig"})
+
 
 # A gate's symbol with a scalar constant folded in (the lecture's +1, *-1 and 1/x gates)
 CONSTANT_SYMBOLS = {
@@ -85,35 +139,76 @@ ORDERED = {"sub", "div", "pow", "matmul", "where"}
 # ---------------------------------------------------------------- numbers on wires
 
 
-def fmt(value, digits: int = 2) -> str:
-    """A value for a wire: a number with `digits` decimals, or an array's shape and summary."""
+@dataclass(frozen=True)
+class Numbers:
+    """How a picture writes its numbers: `digits` fixed decimals, or `sig` significant figures
+    (when given); e-notation only at magnitudes from 1e6 or below 1e-4; a magnitude below `tiny`
+    (1e-12 of the picture's largest, see `picture`) is round-off and printed as 0."""
+
+    digits: int = 2
+    sig: int | None = None
+    tiny: float = 0.0
+
+    def number(self, v: float) -> str:
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if abs(v) <= self.tiny or v == 0:
+            v = 0.0
+        elif abs(v) >= 1e6 or abs(v) < 1e-4:
+            return f"{v:.{max((self.sig or self.digits + 1) - 1, 1)}e}"
+        if self.sig is None:
+            decimals = self.digits
+        else:
+            magnitude = math.floor(math.log10(abs(v))) if v else 0
+            decimals = max(self.sig - 1 - magnitude, 0)
+        text = f"{v:.{decimals}f}"
+        if float(text) == 0:  # no "-0.00" on a slide
+            text = f"{0:.{decimals}f}"
+        return text
+
+
+SMALL = 3  # arrays of up to 3 x 3 entries are drawn whole
+
+
+def fmt(value, digits: int | Numbers = 2) -> str:
+    """A value for a wire: a number; a small array whole (a matrix's rows on lines); a larger
+    one as its shape and a summary. `digits`: decimals, or a picture's `Numbers`."""
+    numbers = digits if isinstance(digits, Numbers) else Numbers(digits)
     arr = np.asarray(value)
     if arr.ndim == 0:
-        return _number(float(arr), digits)
-    if arr.size <= 4:
-        return "[" + ", ".join(_number(float(v), digits) for v in arr.ravel()) + "]"
+        return numbers.number(float(arr))
+    if arr.ndim == 1 and arr.size <= SMALL:
+        return "[" + ", ".join(numbers.number(float(v)) for v in arr) + "]"
+    if arr.ndim == 2 and arr.shape[0] <= SMALL and arr.shape[1] <= SMALL:
+        rows = [[numbers.number(float(v)) for v in row] for row in arr]
+        width = max(len(t) for row in rows for t in row)
+        return "\n".join("[" + "  ".join(t.rjust(width) for t in row) + "]" for row in rows)
     shape = "×".join(str(n) for n in arr.shape)
     if arr.size and np.all(arr == arr.ravel()[0]):
-        return f"{shape}: all {_number(float(arr.ravel()[0]), digits)}"
+        return f"{shape}: all {numbers.number(float(arr.ravel()[0]))}"
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
-        return f"{shape}: all {_number(float(arr.ravel()[0]), digits)}"
-    span = f"{_number(float(finite.min()), digits)}…{_number(float(finite.max()), digits)}"
+        return f"{shape}: all {numbers.number(float(arr.ravel()[0]))}"
+    low, high = numbers.number(float(finite.min())), numbers.number(float(finite.max()))
+    if low == high:
+        return f"{shape}: all {low}"
     bad = arr.size - finite.size
-    return f"{shape}: {span}" + (f", {bad} non-finite" if bad else "")
+    return f"{shape}: {low}…{high}" + (f", {bad} non-finite" if bad else "")
 
 
-def _number(v: float, digits: int) -> str:
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    text = f"{v:.{digits}f}"
-    if float(text) == 0:  # no "-0.00" on a slide
-        text = f"{0:.{digits}f}"
-    if abs(v) >= 1e6 or (v != 0 and float(text) == 0):
-        text = f"{v:.{max(digits, 1)}e}"
-    return text
+def largest(scene: Scene) -> float:
+    """The largest finite magnitude drawn on a scene's wires (0 for none)."""
+    top = 0.0
+    for w in scene.wires:
+        for v in (w.value, w.gradient, w.total):
+            if v is not None:
+                arr = np.abs(np.asarray(v, dtype=float))
+                arr = arr[np.isfinite(arr)]
+                if arr.size:
+                    top = max(top, float(arr.max()))
+    return top
 
 
 def _finite(value) -> bool:
@@ -141,6 +236,8 @@ class Wire:
     gate: int | None = None  # the graph node the wire enters, and at which argument position
     position: int = 0
     total: object = None  # on a stem: the gradient the branches add up to
+    made: int = 0  # forward: the place of the gate computing its value (0: an input)
+    why: str | None = None  # backward: "upstream × local" of the gate it enters
 
 
 @dataclass
@@ -204,6 +301,7 @@ def build_scene(
     order = topo_order(g)
     gates = [n for n in order if g.nodes[n]["op"] not in ("input", "const")]
     step = {n: k for k, n in enumerate(reversed(gates), start=1)}
+    made = {n: k for k, n in enumerate(gates, start=1)}
     for n in order:
         data = g.nodes[n]
         op = data["op"]
@@ -235,6 +333,7 @@ def build_scene(
             if values and args.count(a) > 1:  # x*x: each read its own share of the gradient
                 grad_value = _share(g, n, i, values, wires, totals)
             wire = Wire(f"n{a}", f"n{n}", value, grad_value, True, step[n], gate=n, position=i)
+            wire.made = made.get(a, 0)
             if before is not None and values:
                 mid = f"u{n}_{a}"  # the summation undoing broadcasting, drawn as its own step
                 nodes[mid] = {"label": "Σ", "kind": "unbroadcast"}
@@ -245,6 +344,7 @@ def build_scene(
     nodes["output"] = {"shape": "plaintext", "label": output_name, "kind": "output"}
     seed_value = values.get(seed) if values and seed is not None else None
     drawn.append(Wire(f"n{output}", "output", values.get(output) if values else None, seed_value))
+    drawn[-1].made = made.get(output, 0)
     inputs = [f"n{i}" for i in g.graph.get("inputs", []) if f"n{i}" in nodes]
     scene = _split_far_sources(Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()}, inputs))
     return _forks(scene, g, values, totals)
@@ -291,7 +391,9 @@ def _forks(scene: Scene, g: nx.DiGraph, values, totals) -> Scene:
             total = values.get(totals[source])
         first = scene.wires[ks[0]]
         step = max(scene.wires[k].step for k in ks)
-        stems.append(Wire(tail, point, first.value, None, False, step, "stem", total=total))
+        stems.append(
+            Wire(tail, point, first.value, None, False, step, "stem", total=total, made=first.made)
+        )
     return _bends(Scene(nodes, stems + wires, scene.steps, scene.inputs))
 
 
@@ -418,23 +520,33 @@ def _gate_size(label: str) -> float:
     return max(0.5, 0.16 + 0.11 * len(label))
 
 
-def _layout(scene: Scene, theme: Theme, digits: int, spread: float = 1.0) -> tuple[dict, dict]:
+def _layout(
+    scene: Scene, theme: Theme, digits, spread: float = 1.0, direction: str = "LR"
+) -> tuple[dict, dict]:
     """Node centres (points) from `dot`, with room left for the wire labels, and the points
     through which `dot` routes each long wire ((tail, head) -> points); `spread` scales the
-    room between gates."""
+    room between gates, `direction` is Graphviz's rankdir (LR or TB)."""
     _check_drawable(scene)
     widest = max(
-        (len(fmt(v, digits)) for w in scene.wires for v in (w.value, w.gradient) if v is not None),
+        (
+            max(len(line) for line in fmt(v, digits).split("\n"))
+            for w in scene.wires
+            for v in (w.value, w.gradient, w.total)
+            if v is not None
+        ),
         default=0,
     )
-    ranksep = spread * max(1.6, 0.13 * widest + 0.4)  # inches: a label sits on 60% of its wire
+    if direction == "LR":  # labels above and below wires that run across
+        ranksep, nodesep = max(1.6, 0.13 * widest + 0.4), 0.9  # inches
+    else:  # labels left and right of wires that run down
+        ranksep, nodesep = 1.3, max(0.9, 0.22 * widest + 0.3)
     # nslimit 1: at most one network-simplex iteration per node when placing nodes within their
     # ranks; small circuits need fewer, and long ones are laid out in seconds instead of minutes
     sketch = graphviz.Digraph(
         graph_attr={
-            "rankdir": "LR",
-            "nodesep": f"{0.9 * spread:.2f}",
-            "ranksep": f"{ranksep:.2f}",
+            "rankdir": direction,
+            "nodesep": f"{nodesep * spread:.2f}",
+            "ranksep": f"{ranksep * spread:.2f}",
             "nslimit": "1",
         },  # fmt: skip
     )
@@ -520,6 +632,11 @@ def plain(value) -> graphviz.nohtml:
     drawn as those characters. Every label drawn goes through here but the comparison's table,
     which is HTML-like on purpose (its cells are `text.markup`)."""
     return graphviz.nohtml(text.label(value))
+
+
+def lines(value: str) -> graphviz.nohtml:
+    """A label of one or more lines (split at newlines), each shown as it is (see `plain`)."""
+    return graphviz.nohtml("\\n".join(text.label(line) for line in str(value).split("\n")))
 
 
 def _node_attrs(attrs: dict, theme: Theme) -> dict:
@@ -614,15 +731,19 @@ def point_segment_distance(c, p, q) -> float:
     return math.hypot(c[0] - p[0] - t * dx, c[1] - p[1] - t * dy)
 
 
-def _normal(p, q) -> tuple[float, float]:
+def _normal(p, q, direction: str = "LR") -> tuple[float, float]:
     """The unit normal of p-q on the side called "above": up for a wire running right (y grows
-    upwards in graphviz's points), and right for a wire running straight down."""
+    upwards in graphviz's points), and right for a wire running straight down; in a picture
+    drawn top to bottom (TB), always the right-hand side."""
     dx, dy = q[0] - p[0], q[1] - p[1]
     length = math.hypot(dx, dy) or 1.0
     nx_, ny_ = -dy / length, dx / length
-    if ny_ < 0 or (ny_ == 0 and nx_ < 0):
-        nx_, ny_ = -nx_, -ny_
-    return nx_, ny_
+    flip = (
+        (nx_ < 0 or (nx_ == 0 and ny_ < 0))
+        if direction == "TB"
+        else (ny_ < 0 or (ny_ == 0 and nx_ < 0))
+    )
+    return (-nx_, -ny_) if flip else (nx_, ny_)
 
 
 # where along its wire a label may sit, in order of preference, and how much farther from the
@@ -631,16 +752,25 @@ AT = (0.42, 0.3, 0.55, 0.2, 0.65, 0.12, 0.75, 0.36, 0.48, 0.25, 0.6, 0.16, 0.7, 
 AWAY = (0.0, 6.0, 14.0, 24.0)
 
 
-def place_label(side: int, label: str, obstacles: list, segments: list, own: list[int]):
+def _shortest(segment) -> float:
+    return -math.dist(*segment)
+
+
+def place_label(
+    side: int, label: str, obstacles: list, segments: list, own: list[int], direction: str = "LR"
+):
     """The centre and box of `label` beside its wire, the segments `own` of `segments` (side +1
     above, -1 below), and whether the place is clear: the first place along the wire's longest
     piece (then its others), a little before the middle first, whose box overlaps no obstacle
-    box, crosses no other wire and is nearer its own wire than any other; else the least bad."""
+    box, crosses no other wire and is nearer its own wire than any other; then the same on the
+    other side of the wire; else the least bad."""
     others = [segments[k] for k in range(len(segments)) if k not in own]
     mine = [segments[k] for k in own]
     best, best_cost = None, math.inf
-    for p, q in sorted(mine, key=lambda s_: -math.dist(*s_)):
-        nx_, ny_ = _normal(p, q)
+    # its own side of the wire first; the other side only where its own has no clear place
+    tries = [(side, p, q) for side in (side, -side) for p, q in sorted(mine, key=_shortest)]
+    for side, p, q in tries:
+        nx_, ny_ = _normal(p, q, direction)
         x0, y0, x1, y1 = text_box(0, 0, label, LABEL_SIZE)
         support = (x1 - x0) / 2 * abs(nx_) + (y1 - y0) / 2 * abs(ny_)
         for away in AWAY:
@@ -674,19 +804,19 @@ def node_box(attrs: dict, x: float, y: float) -> tuple[float, float, float, floa
     return x - r, y - h, x + r, y + h
 
 
-def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
-    """An empty drawing for `neato` and its colours. Every node drawn on it is pinned, so
-    neato's stress solver (O(nodes^2) time and memory) is given no iterations: maxiter 0."""
-    colours = THEMES.get(theme)
-    if colours is None:
-        raise GraphcError(f"unknown theme {theme!r}; use one of {', '.join(THEMES)}")
+def new_canvas(style: Style) -> tuple[graphviz.Digraph, Theme]:
+    """An empty drawing for `neato` and its colours, on the style's background. Every node drawn
+    on it is pinned, so neato's stress solver (O(nodes^2) time and memory) is given no
+    iterations: maxiter 0."""
+    if isinstance(style, str):
+        style = Style(theme=style)
     canvas = graphviz.Digraph(
         "circuit",
         engine="neato",
-        graph_attr={"bgcolor": "transparent", "splines": "line", "outputorder": "edgesfirst",
+        graph_attr={"bgcolor": style.paper, "splines": "line", "outputorder": "edgesfirst",
                     "pad": "0.3", "notranslate": "true", "maxiter": "0"},
     )  # fmt: skip
-    return canvas, colours
+    return canvas, style.colours
 
 
 KIND_CLASS = {"gate": "gate", "input": "input", "output": "output", "const": "const",
@@ -723,12 +853,17 @@ SPREADS = (1.0, 1.4, 2.0, 2.8)  # room between gates, tried in turn until every 
 RETRY_NODES = 400  # larger drawings are laid out once
 
 
-def arrange(scene, colours, digits=2, local=None, reveal=None, offset=(0.0, 0.0), prefix=""):
+def arrange(
+    scene, colours, digits=2, local=None, reveal=None, offset=(0.0, 0.0), prefix="", direction="LR",
+    built=None, explain=False,
+):  # fmt: skip
     """The arrangement of a scene at `offset`: laid out by `dot`, with more room between gates
     when a label found no clear place (see SPREADS)."""
     best = None
     for spread in SPREADS if len(scene.nodes) <= RETRY_NODES else SPREADS[:1]:
-        found = _arrange(scene, colours, digits, local, reveal, offset, prefix, spread)
+        found = _arrange(
+            scene, colours, digits, local, reveal, offset, prefix, spread, direction, built, explain
+        )
         if best is None or found.unplaced < best.unplaced:
             best = found
         if found.unplaced == 0:
@@ -742,12 +877,14 @@ def _wire_id(scene: Scene, k: int, prefix: str) -> str:
     return f"{prefix}w{k}"
 
 
-def _arrange(scene, colours, digits, local, reveal, offset, prefix, spread) -> Arrangement:
-    laid, routed = _layout(scene, colours, digits, spread)
+def _arrange(
+    scene, colours, digits, local, reveal, offset, prefix, spread, direction, built, explain
+) -> Arrangement:
+    laid, routed = _layout(scene, colours, digits, spread, direction)
     pos = {k: (x + offset[0], y + offset[1]) for k, (x, y) in laid.items()}
     routes = {e: [(x + offset[0], y + offset[1]) for x, y in via] for e, via in routed.items()}
     obstacles = [node_box(attrs, *pos[key]) for key, attrs in scene.nodes.items()]
-    ports = _ports(scene, pos)
+    ports = _ports(scene, pos, direction)
     paths = _paths(scene, pos, routes, ports)
     pieces = [(k, a, b) for k, path in enumerate(paths) for a, b in zip(path, path[1:])]
     segments = [(a, b) for _, a, b in pieces]
@@ -774,16 +911,19 @@ def _arrange(scene, colours, digits, local, reveal, offset, prefix, spread) -> A
         wire_id = _wire_id(scene, k, prefix)
         mine = {k, k + 1} if k + 1 < len(scene.wires) and scene.wires[k + 1].kind == "end" else {k}
         own = [i for i, (owner, _, _) in enumerate(pieces) if owner in mine]
+        made = built is None or w.made <= built
         items = (
-            (1, w.value, colours.value, "value", ""),
+            (1, w.value if made else None, colours.value, "value", ""),
             (-1, w.gradient if shown else None, colours.gradient, "grad", ""),
             (-1, w.total if shown else None, colours.gradient, "total", "Σ "),
         )
+        if explain and w.why and w.step == reveal and w.gradient is not None:
+            items += ((-1, w.gradient, colours.active, "step", w.why + " = "),)
         for side, item, tint, what, mark in items:
             if item is None:
                 continue
             text_ = mark + fmt(item, digits)
-            centre, box, clear = place_label(side, text_, obstacles, segments, own)
+            centre, box, clear = place_label(side, text_, obstacles, segments, own, direction)
             unplaced += not clear
             obstacles.append(box)
             tint = tint if _finite(item) else colours.warning
@@ -802,8 +942,12 @@ def draw_scene(
     reveal: int | None = None,
     offset: tuple[float, float] = (0.0, 0.0),
     prefix: str = "",
+    direction: str = "LR",
+    built: int | None = None,
+    explain: bool = False,
 ) -> tuple[float, float, float, float]:
-    """Draw a scene onto a canvas at `offset`; returns its bounding box (points).
+    """Draw a scene onto a canvas at `offset`; returns its bounding box (points). `digits`:
+    decimals, or the picture's `Numbers`.
 
     Every element is an SVG group with a `class` saying what it is (`wire`, `value`, `grad`,
     `total`, `gate`, `input`, `output`, `const`, `fork`, `local`) and an `id`: wire k of the
@@ -812,10 +956,12 @@ def draw_scene(
     `<prefix>w<k>-value` and `<prefix>w<k>-grad` (a stem's total: `<prefix>w<k>-total`), node
     key's `<prefix><key>`, its local gradients `<prefix><key>-local`.
 
-    `reveal` shows the gradients of wires up to that backward step only (-1: none), and marks
-    the gate of that step as the active one.
+    `reveal` shows the gradients of wires up to that backward step only (-1: none, 0: the
+    seed), and marks the gate of that step as the active one; `explain` writes that gate's
+    computation on each of its input wires (class `step`); `built` shows the values of the first
+    gates only (forward order; 0: the inputs').
     """
-    done = arrange(scene, colours, digits, local, reveal, offset, prefix)
+    done = arrange(scene, colours, digits, local, reveal, offset, prefix, direction, built, explain)
     active = next((k for k, s in scene.steps.items() if s == reveal), None)
 
     def pinned(x, y):
@@ -852,41 +998,50 @@ def draw_scene(
             )  # fmt: skip
     for label in done.labels:
         if label.kind == "local":
-            lines = graphviz.nohtml("\\n".join(plain(t) for t in label.text.split("\n")))
             canvas.node(
-                label.id.replace("-local", "_local"), label=lines, shape="plaintext", fontname=FONT,
+                label.id.replace("-local", "_local"), label=lines(label.text), shape="plaintext",
+                fontname=FONT,
                 fontsize=f"{LOCAL_SIZE:g}", fontcolor=label.colour, pos=pinned(*label.centre),
                 id=label.id, margin="0", width="0", height="0", **{"class": "local"},
             )  # fmt: skip
             continue
         canvas.node(
-            label.id.rsplit("-", 1)[0] + label.kind[0], label=plain(label.text), shape="plaintext",
-            fontsize=f"{LABEL_SIZE:g}", fontname=FONT + ("-Bold" if label.kind == "total" else ""),
+            label.id.rsplit("-", 1)[0] + label.kind[0], label=lines(label.text), shape="plaintext",
+            fontsize=f"{LABEL_SIZE:g}",
+            fontname=FONT + ("-Bold" if label.kind in ("total", "step") else ""),
             margin="0", width="0", height="0", fontcolor=label.colour, pos=pinned(*label.centre),
             id=label.id, **{"class": label.kind},
         )  # fmt: skip
     return done.box
 
 
-def _ports(scene: Scene, pos: dict) -> dict[int, tuple[str, tuple[float, float]]]:
+def _ports(scene: Scene, pos: dict, direction: str = "LR") -> dict:
     """Where the wires of a gate whose argument order matters enter it, when `dot` drew its
-    argument 0 coming from below argument 1: wire index -> (head port, the point it ends at).
-    Argument 0 then enters the upper left of the circle, argument 1 the lower left."""
+    argument 0 coming from below (TB: right of) argument 1: wire index -> (head port, the point
+    it ends at). Argument 0 then enters the upper left of the circle (TB: its top left),
+    argument 1 the lower left (TB: top right)."""
     into: dict[str, list[tuple[int, int]]] = {}
     for k, w in enumerate(scene.wires):
         if scene.nodes[w.head].get("ordered") and w.kind != "stem":
             into.setdefault(w.head, []).append((w.position, k))
     ports = {}
+    across = direction == "LR"
     for head, wires in into.items():
         wires.sort()
         if len(wires) < 2:
             continue
-        tails = [pos[scene.wires[k].tail][1] for _, k in wires]
-        if all(a >= b for a, b in zip(tails, tails[1:])):
-            continue  # already top to bottom in argument order (y grows upwards)
+        tails = [pos[scene.wires[k].tail][1 if across else 0] for _, k in wires]
+        in_order = (a >= b if across else a <= b for a, b in zip(tails, tails[1:]))
+        if all(in_order):
+            continue  # already in argument order (y grows upwards)
         (x, y), r = pos[head], 18.0 * 0.7
-        for (_, k), (port, dy) in zip(wires, (("nw", r), ("sw", -r), ("w", 0.0))):
-            ports[k] = (port, (x - r, y + dy))
+        entries = (
+            (("nw", (-r, r)), ("sw", (-r, -r)), ("w", (-r, 0.0)))
+            if across
+            else (("nw", (-r, r)), ("ne", (r, r)), ("n", (0.0, r)))
+        )
+        for (_, k), (port, (dx, dy)) in zip(wires, entries):
+            ports[k] = (port, (x + dx, y + dy))
     return ports
 
 
@@ -897,16 +1052,20 @@ class Panel:
     scene: Scene
     title: str | None = None
     local: dict[str, str] | None = None
-    reveal: int | None = None
+    reveal: int | None = None  # backward steps shown (None: all, -1: none, 0: the seed alone)
+    built: int | None = None  # forward: gates shown (None: all)
+    explain: bool = False  # write the revealed gate's computation on its input wires
 
 
 def function_panel(
-    f, inputs: dict, digits: int = 2, show_local: bool = False, reveal=None, title=None
+    f, inputs: dict, digits=2, show_local: bool = False, reveal=None, title=None
 ) -> Panel:
     """The panel of a `graphc.Function` `f`: its structure alone for no `inputs`, else the
-    values and gradients its generated code computes at `inputs` (by name) on every wire."""
+    values and gradients its generated code computes at `inputs` (by name) on every wire.
+    `digits`: decimals, or a `Style`."""
     from ..passes.autodiff import gate_local_gradients
 
+    numbers = digits.numbers() if isinstance(digits, Style) else Numbers(digits)
     graph = f.graph
     if not inputs:
         output_name = graph.nodes[graph.graph["output"]].get("hint", "out")
@@ -916,47 +1075,140 @@ def function_panel(
         program = compiled.program
         scene = build_scene(
             graph, values, program.graph.graph["wires"], program.seed,
-            program.names.get(program.output, "out"), digits,
+            program.names.get(program.output, "out"), numbers,
             program.graph.graph["gradient_of"],
         )  # fmt: skip
+        why = computations(
+            graph, gate_local_gradients, values, program.graph.graph["gradient_of"],
+            numbers.number,
+        )  # fmt: skip
+        for w in scene.wires:
+            if w.gate is not None and w.kind != "end" and not w.head.startswith("u"):
+                w.why = why.get((w.gate, w.position))
     local = local_texts(graph, gate_local_gradients) if show_local else None
     return Panel(scene, title, local, reveal)
 
 
-def steps(f, inputs: dict, digits: int = 2, show_local: bool = False, theme: str = "light"):
-    """SVG frames for a slide build-up of `f` at `inputs`: forward values first, then one gate's
-    gradients more per frame, in backward order; the last frame is the full picture."""
-    frames = []
+def steps(
+    f, inputs: dict, digits=2, show_local: bool = False, theme: str = "light", style=None,
+    forward: bool = False,
+) -> list[str]:  # fmt: skip
+    """SVG frames for a slide build-up of `f` at `inputs`, as a lecturer builds the slide:
+    (with `forward`, the forward pass one gate more per frame, then) the forward values; the
+    seed, the output's gradient 1 alone; one frame per gate in backward order, every gate
+    including the last, the gate highlighted and its computation written for each input wire
+    ("upstream × local = gradient"); and the full picture."""
+    return [
+        svg_text(p) for p in step_pictures(f, inputs, digits, show_local, theme, style, forward)
+    ]
+
+
+def step_pictures(
+    f, inputs: dict, digits=2, show_local: bool = False, theme: str = "light", style=None,
+    forward: bool = False,
+) -> list[graphviz.Digraph]:  # fmt: skip
+    """The frames of `steps` as graphviz.Digraphs (to write as PDF or PNG)."""
+    style = style or Style(digits=digits, theme=theme)
     gates = sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))
-    for reveal in range(-1, gates + 1):
-        if reveal == 0:
-            continue  # the output wire's gradient comes with the first gate's frame
-        panel = function_panel(f, inputs, digits, show_local, None if reveal == gates else reveal)
-        frames.append(svg_text(picture([panel], theme, digits)))
-    return frames
+    panel = function_panel(f, inputs, style, show_local)
+    panels = [replace(panel, reveal=-1, built=shown) for shown in range(gates if forward else 0)]
+    panels.append(replace(panel, reveal=-1))  # the forward values
+    panels.append(replace(panel, reveal=0))  # the seed
+    panels += [replace(panel, reveal=k, explain=True) for k in range(1, gates + 1)]
+    panels.append(panel)  # the full picture
+    return [_sized(picture([p], style), style) for p in panels]
 
 
-def picture(panels: list[Panel], theme: str = "light", digits: int = 2, table=None):
-    """Panels drawn left to right on one canvas, with an optional table (rows of cells) below."""
-    canvas, colours = new_canvas(theme)
-    x0, bottom, right = 0.0, math.inf, 0.0
+def _sized(canvas: graphviz.Digraph, style: Style) -> graphviz.Digraph:
+    if style.fit is not None:
+        width, height = FITS[style.fit]
+        canvas.graph_attr["size"] = f"{width / POINTS:.3f},{height / POINTS:.3f}!"
+    return canvas
+
+
+def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.Digraph:
+    """`f`'s picture in `style`; fitted to a slide when `style.fit` says which: drawn in the
+    direction (LR or TB) whose scaled text is the larger, and above FIT_GATES gates the circuit
+    fused (`f.fused()`: affine, softmax cross-entropy, ... as one gate each; where that leaves
+    too many, level "elementwise"), the title saying so."""
+    if style.fit is None:
+        return picture([function_panel(f, inputs, style, show_local)], style)
+    title = None
+    gates = sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))
+    if gates > FIT_GATES:
+        for level in ("patterns", "elementwise"):  # named regions first, then every run
+            fused = f.fused(level=level)
+            now = sum(1 for _, op in fused.graph.nodes(data="op") if op not in ("input", "const"))
+            if now <= FIT_GATES:
+                break
+        title = f"fused to fit the slide: {gates} gates drawn as {now}"
+        f = fused
+    best, best_size = None, -1.0
+    for direction in DIRECTIONS:
+        trial = replace(style, direction=direction)
+        canvas = picture([function_panel(f, inputs, trial, show_local, title=title)], trial)
+        size = smallest_text(canvas, style.fit)
+        if size > best_size:
+            best, best_size = canvas, size
+    return _sized(best, style)
+
+
+FIT_GATES = 30  # above this many gates a fitted picture is drawn fused
+
+
+def smallest_text(canvas: graphviz.Digraph, fit: str) -> float:
+    """The smallest text's height in pixels when the picture is scaled into the slide frame."""
+    width, height = FITS[fit]
+    x0, y0, x1, y1 = canvas.box
+    pad = 2 * 0.3 * POINTS
+    scale = min(width / (x1 - x0 + pad), height / (y1 - y0 + pad))
+    return scale * min(LABEL_SIZE, LOCAL_SIZE)
+
+
+def picture(panels: list[Panel], theme="light", digits: int = 2, table=None, stack="horizontal"):
+    """Panels drawn side by side (`stack` "horizontal") or one under the other ("vertical") on
+    one canvas, with an optional table (rows of cells) below. `theme`: a theme's name, or the
+    picture's `Style` (then `digits` is the style's)."""
+    style = theme if isinstance(theme, Style) else Style(digits=digits, theme=theme)
+    if stack not in ("horizontal", "vertical"):
+        raise GraphcError(f"stack={stack!r}: use 'horizontal', 'vertical' or 'auto'")
+    canvas, colours = new_canvas(style)
+    numbers = style.numbers(1e-12 * max((largest(p.scene) for p in panels), default=0.0))
+    x0, y0, bottom, right, left, top = 0.0, 0.0, math.inf, 0.0, math.inf, -math.inf
     for i, panel in enumerate(panels):
+        if stack == "vertical" and i:  # this panel's top 80 points under the one above
+            own = arrange(
+                panel.scene,
+                colours,
+                numbers,
+                panel.local,
+                panel.reveal,
+                direction=style.direction,
+                built=panel.built,
+                explain=panel.explain,
+            )
+            y0 = bottom - 80.0 - (own.box[3] + (50 if panel.title else 0))
         box = draw_scene(
-            canvas, colours, panel.scene, digits, panel.local, panel.reveal, (x0, 0.0), f"p{i}_"
-        )
+            canvas, colours, panel.scene, numbers, panel.local, panel.reveal, (x0, y0),
+            f"p{i}_", style.direction, panel.built, panel.explain,
+        )  # fmt: skip
         if panel.title:
             canvas.node(
                 f"p{i}_title", label=plain(panel.title), shape="plaintext", fontname=FONT,
                 fontsize="16", fontcolor=colours.text,
-                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 50) / POINTS:.3f}!",
+                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 30) / POINTS:.3f}!",
             )  # fmt: skip
         bottom, right = min(bottom, box[1]), max(right, box[2])
-        x0 = box[2] + 150.0
+        left, top = min(left, box[0]), max(top, box[3] + (50 if panel.title else 0))
+        if stack == "horizontal":
+            x0 = box[2] + 150.0
     if table:
         canvas.node(
             "table", label=_html_table(table, colours), shape="plaintext", fontname=FONT,
             pos=f"{right / 2 / POINTS:.3f},{(bottom - 60 - 9 * len(table)) / POINTS:.3f}!",
         )  # fmt: skip
+        bottom -= 120 + 18 * len(table)
+    canvas.box = (left, bottom, right, top)  # points: what `fitted` scales into a slide
     return canvas
 
 
