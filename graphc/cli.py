@@ -28,12 +28,12 @@ import numpy as np
 from . import __version__
 from .draw import render
 from .draw.compare import compare
-from .draw.gallery import GALLERY_COMMAND, Circuit, demo_files
+from .draw.gallery import GALLERY_COMMAND, Circuit, Picture, demo_files
 from .files import write_atomic, write_beamer, write_files, write_frames, write_picture
 from .front.parse import parse
 from .function import Function, function
 from .ir.errors import GraphcError
-from .lectures import LECTURES
+from .lectures import LECTURES, SLIDES
 
 PICTURE_SUFFIXES = (".svg", ".pdf", ".png")
 MAX_AT_LENGTH = 1_000_000  # characters of --at values; a literal list is read, never run
@@ -553,6 +553,11 @@ def write_demo(folder: Path, repeat: int = 3, gallery: bool = False):
         for c in LECTURES
         for f in [function(c.fn, name=c.name)]
     )
+    pictures = [
+        Picture(s.name, s.title, f.fused() if s.fused else f, s.inputs, s.options)
+        for s in SLIDES
+        for f in [function(s.fn, name=s.name.split("-")[0])]
+    ]
     name = folder.resolve().name
-    files = demo_files(circuits, name, __version__, repeat, gallery)
+    files = demo_files(circuits, name, __version__, repeat, gallery, pictures)
     yield from map(Path, write_files(folder, files))
