@@ -333,11 +333,11 @@ class Function:
         with np.errstate(all="ignore"):  # an overflow is drawn on its wire, not warned about
             return compiled, compiled.values(values, seed)
 
-    def _drawn(self, args, inputs, caller: str) -> dict:
+    def _drawn(self, args, inputs, caller: str, options=DRAWING_OPTIONS) -> dict:
         """The inputs to draw with, by name ({} for the structure alone)."""
         if not args and not inputs:
             return {}
-        return self._named(args, inputs, DRAWING_OPTIONS, caller)
+        return self._named(args, inputs, options, caller)
 
     def render(
         self,
@@ -389,7 +389,7 @@ class Function:
         gate per frame first), then the seed (the output's gradient 1 alone), then one frame per
         gate in backward order with that gate's computation written beside it, then the full
         picture. The drawing options are those of `render`."""
-        named = self._drawn(args, inputs, "render_steps()")
+        named = self._drawn(args, inputs, "render_steps()", (*DRAWING_OPTIONS, "forward"))
         if not named:
             raise InputError(
                 "render_steps needs input values: the frames reveal values and gradients"
