@@ -130,7 +130,7 @@ def _is_usage(e: Exception) -> bool:
 _OPTION_LIKE = re.compile(r"--?[A-Za-z][\w-]*(=.*)?")
 _TAKES_VALUE = {
     "--at", "--level", "--digits", "--theme", "-o", "--output", "--repeat", "--format", "--dpi",
-    "--along",
+    "--along", "--sig", "--background", "--direction", "--fit", "--stack",
 }  # fmt: skip
 
 
@@ -267,8 +267,13 @@ def _parser() -> argparse.ArgumentParser:
         help="what fusion may do (default: patterns)",
     )
     _repeat(comparison, 7)
-    comparison.add_argument("--digits", type=_digits, default=2, help="decimals shown (default: 2)")
-    comparison.add_argument("--theme", choices=("light", "dark"), default="light")
+    _drawing(comparison, local=False)
+    comparison.add_argument(
+        "--stack",
+        choices=("horizontal", "vertical", "auto"),
+        default="horizontal",
+        help="the two circuits side by side, one under the other, or what fits a slide",
+    )
     comparison.add_argument(
         "-o",
         "--output",
@@ -283,6 +288,14 @@ def _parser() -> argparse.ArgumentParser:
     _at(steps, required=True)
     _fuse(steps)
     _drawing(steps)
+    steps.add_argument(
+        "--forward", action="store_true", help="build the forward pass up one gate per frame first"
+    )
+    steps.add_argument(
+        "--beamer",
+        action="store_true",
+        help="write the frames as PDF and frames.tex, one beamer slide with overlays",
+    )
     steps.add_argument(
         "-o",
         "--output",
@@ -392,12 +405,28 @@ def _fuse(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _drawing(p: argparse.ArgumentParser) -> None:
+def _drawing(p: argparse.ArgumentParser, local: bool = True) -> None:
     p.add_argument("--digits", type=_digits, default=2, help="decimals shown (default: 2)")
-    p.add_argument(
-        "--show-local", action="store_true", help="write each gate's local gradient beside it"
-    )
+    p.add_argument("--sig", type=_sig, help="significant figures shown instead of --digits")
+    if local:
+        p.add_argument(
+            "--show-local", action="store_true", help="write each gate's local gradient beside it"
+        )
     p.add_argument("--theme", choices=("light", "dark"), default="light")
+    p.add_argument(
+        "--background", help="the background: a colour, or transparent (default: the theme's)"
+    )
+    p.add_argument(
+        "--direction", choices=("LR", "TB"), default="LR", help="left to right or top to bottom"
+    )
+    p.add_argument("--fit", choices=("16:9", "4:3"), help="size the picture for a slide")
+
+
+def _sig(text: str) -> int:
+    n = _count(text, low=1)
+    if n > 15:
+        raise argparse.ArgumentTypeError(f"{text} significant figures: use 1 to 15")
+    return n
 
 
 def _digits(text: str) -> int:
@@ -451,21 +480,38 @@ def _compare(args) -> None:
     comparison = compare(f, level=args.level, repeat=args.repeat, **inputs)
     picture = None
     if args.output is not None:
-        picture = comparison.render(digits=args.digits, theme=args.theme)
+        picture = comparison.render(
+            digits=args.digits, theme=args.theme, stack=args.stack, sig=args.sig,
+            background=args.background, direction=args.direction, fit=args.fit,
+        )  # fmt: skip
     print(comparison, file=sys.stderr if args.output == "-" else sys.stdout)
     if picture is not None:
         _write_picture(picture, args, fmt)
 
 
 def _steps(args) -> None:
-    from .files import write_frames
+    from .draw import render
+    from .files import write_beamer, write_frames
 
     if args.output == "-":
         raise UsageError("steps writes a folder of frames; name one with -o, e.g. -o frames/")
     f, inputs = _function(args), _inputs(args)
     _check_inputs(f, inputs)
-    frames = f.render_steps(**_drawing_options(args, inputs), **inputs)
-    for path in write_frames(frames, _folder(args.output, "steps writes its frames into a folder")):
+    options = _drawing_options(args, inputs)
+    folder = _folder(args.output, "steps writes its frames into a folder")
+    if args.beamer:
+        named = f._named((), inputs, (), "graphc steps")
+        pictures = render.step_pictures(
+            f, named, style=render.Style(
+                options["digits"], options["sig"], options["theme"], options["background"],
+                options["direction"], options["fit"],
+            ), show_local=options["show_local"], forward=args.forward,
+        )  # fmt: skip
+        for path in write_beamer(pictures, folder):
+            print(path)
+        return
+    frames = f.render_steps(**options, forward=args.forward, **inputs)
+    for path in write_frames(frames, folder):
         print(path)
 
 
@@ -737,7 +783,11 @@ def _inputs(args) -> dict:
 
 
 def _drawing_options(args, inputs: dict) -> dict:
-    options = {"digits": args.digits, "show_local": args.show_local, "theme": args.theme}
+    options = {
+        "digits": args.digits, "sig": args.sig, "show_local": args.show_local,
+        "theme": args.theme, "background": args.background, "direction": args.direction,
+        "fit": args.fit,
+    }  # fmt: skip
     _reserved(inputs, options, "drawing")
     return options
 
@@ -788,10 +838,10 @@ def _folder(path: str | Path, what: str) -> Path:
 def write_demo(folder: Path, repeat: int = 3, gallery: bool = False):
     """Draw and compile every lecture circuit into `folder`, yielding each path as it is written
     (the files are made by `draw.gallery`; see there for the page and the gallery)."""
-    from .draw.gallery import Circuit, demo_files
+    from .draw.gallery import Circuit, Picture, demo_files
     from .files import write_files
     from .function import function
-    from .lectures import LECTURES
+    from .lectures import LECTURES, SLIDES
 
     folder = _folder(folder, "the demo writes into a folder")
     circuits = (
@@ -799,6 +849,11 @@ def write_demo(folder: Path, repeat: int = 3, gallery: bool = False):
         for c in LECTURES
         for f in [function(c.fn, name=c.name)]
     )
+    pictures = [
+        Picture(s.name, s.title, f.fused() if s.fused else f, s.inputs, s.options)
+        for s in SLIDES
+        for f in [function(s.fn, name=s.name.split("-")[0])]
+    ]
     name = folder.resolve().name
-    files = demo_files(circuits, name, __version__, repeat, gallery)
+    files = demo_files(circuits, name, __version__, repeat, gallery, pictures)
     yield from map(Path, write_files(folder, files))

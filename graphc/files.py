@@ -138,6 +138,27 @@ def write_frames(frames: list[str], folder) -> list[str]:
     return paths
 
 
+def write_beamer(pictures: list, folder) -> list[str]:
+    """Step frames as frame-01.pdf, ... in `folder` and frames.tex beside them: one beamer
+    slide that shows frame k on overlay k (`\\input{<folder>/frames.tex}` in a presentation
+    whose graphicspath finds the folder, or include the file names as written)."""
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    names = [name.removesuffix(".svg") + ".pdf" for name in frame_names(len(pictures))]
+    paths = [write_picture(p, os.path.join(folder, name)) for p, name in zip(pictures, names)]
+    lines = ["% graphc steps --beamer: one slide, one overlay per frame", "\\begin{frame}"]
+    lines += ["  \\centering"]
+    for k, path in enumerate(paths, start=1):
+        target = path.replace(os.sep, "/")
+        lines.append(
+            f"  \\only<{k}>{{\\includegraphics[width=\\linewidth,height=0.85\\textheight,"
+            f"keepaspectratio]{{{target}}}}}%"
+        )
+    lines.append("\\end{frame}")
+    tex = write_atomic(os.path.join(folder, "frames.tex"), "\n".join(lines) + "\n")
+    return [*paths, tex]
+
+
 def write_files(folder, files) -> Iterator[str]:
     """Write each `draw.gallery.File` into `folder` (made if missing) as soon as it comes, and
     yield its path: text atomically, a list of step frames as a folder of frames (`write_frames`).

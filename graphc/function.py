@@ -40,7 +40,9 @@ VALUE_AND_GRAD_DOC = """The value and a dict of gradients, one per input, each s
 For a non-scalar output this is the gradient of the sum of its entries."""
 
 # The keyword options of render, svg and render_steps: an input of the same name goes by position
-DRAWING_OPTIONS = ("digits", "show_local", "theme", "mode", "tangents")
+DRAWING_OPTIONS = (
+    "digits", "sig", "show_local", "theme", "background", "direction", "fit", "mode", "tangents",
+)  # fmt: skip
 BACKENDS = (*numba_backend.BACKENDS, array_api.BACKEND)
 
 
@@ -538,27 +540,33 @@ class Function:
         with np.errstate(all="ignore"):  # an overflow is drawn on its wire, not warned about
             return compiled, compiled.values(values, compiled.ones(values))
 
-    def _drawn(self, args, inputs, caller: str) -> dict:
+    def _drawn(self, args, inputs, caller: str, options=DRAWING_OPTIONS) -> dict:
         """The inputs to draw with, by name ({} for the structure alone)."""
         if not args and not inputs:
             return {}
-        return self._named(args, inputs, DRAWING_OPTIONS, caller)
+        return self._named(args, inputs, options, caller)
 
     def render(
         self,
         /,
         *args,
         digits: int = 2,
+        sig: int | None = None,
         show_local: bool = False,
         theme: str = "light",
+        background: str | None = None,
+        direction: str = "LR",
+        fit: str | None = None,
         mode: str = "reverse",
         tangents: dict | None = None,
         **inputs,
     ) -> graphviz.Digraph:
         """The circuit as a graphviz.Digraph; with inputs, values and gradients on every wire.
 
-        Inputs go by position or by name, as for a call; an input named like an option
-        (`digits`, `show_local`, `theme`, `mode`, `tangents`) goes by position.
+        Numbers have `digits` decimals, or `sig` significant figures; `theme` "light" or "dark"
+        on its own opaque background unless `background` says otherwise ("transparent", any
+        colour); `direction` "LR" or "TB"; `fit` "16:9" or "4:3" sizes it for a slide. Inputs go
+        by position or by name, as for a call; an input named like an option goes by position.
         `mode="forward"` writes each wire's tangent under it instead of its gradient: the
         derivative along `tangents` (default: 1 for the first input), as `jvp` computes it.
 
@@ -572,28 +580,15 @@ class Function:
             if not named:
                 raise InputError("render(mode='forward') needs input values: it draws tangents")
             panel = self._forward_panel(named, tangents, digits)[0]
-        else:
-            panel = render.function_panel(self, named, digits, show_local)
-        return notebook.Picture.of(render.picture([panel], theme, digits))
+            return notebook.Picture.of(render.picture([panel], theme, digits))
+        style = render.Style(digits, sig, theme, background, direction, fit)
+        return notebook.Picture.of(render.fitted(self, named, style, show_local))
 
-    def svg(
-        self,
-        /,
-        *args,
-        digits: int = 2,
-        show_local: bool = False,
-        theme: str = "light",
-        mode: str = "reverse",
-        tangents: dict | None = None,
-        **inputs,
-    ) -> str:
-        """`render(...)` as SVG text."""
+    def svg(self, /, *args, **options) -> str:
+        """`render(...)` as SVG text (the same options)."""
+        inputs = {k: v for k, v in options.items() if k not in DRAWING_OPTIONS}
         self._drawn(args, inputs, "svg()")  # name the method in an error about its options
-        picture = self.render(
-            *args, digits=digits, show_local=show_local, theme=theme, mode=mode,
-            tangents=tangents, **inputs,
-        )  # fmt: skip
-        return render.svg_text(picture)
+        return render.svg_text(self.render(*args, **options))
 
     def _forward_panel(self, named: dict, tangents: dict | None, digits: int, title=None):
         """The forward-mode panel at these inputs (by name) and the inputs with a tangent."""
@@ -641,18 +636,32 @@ class Function:
         return draw_modes.modes_picture(reverse, forward, rows, theme, digits)
 
     def render_steps(
-        self, /, *args, digits: int = 2, show_local: bool = False, theme: str = "light", **inputs
+        self,
+        /,
+        *args,
+        digits: int = 2,
+        sig: int | None = None,
+        show_local: bool = False,
+        theme: str = "light",
+        background: str | None = None,
+        direction: str = "LR",
+        fit: str | None = None,
+        forward: bool = False,
+        **inputs,
     ) -> list[str]:
-        """SVG frames for a slide build-up: forward values first, then one gate's gradients more
-        per frame, in backward order; the last frame is the full picture (gates + 1 frames).
-        A list, which a notebook shows as a player (back, play, forward, a slider).
-        """
-        named = self._drawn(args, inputs, "render_steps()")
+        """SVG frames for a slide build-up: the forward values (with `forward`, built up one
+        gate per frame first), then the seed (the output's gradient 1 alone), then one frame per
+        gate in backward order with that gate's computation written beside it, then the full
+        picture. The drawing options are those of `render`. A list, which a notebook shows as a
+        player (back, play, forward, a slider)."""
+        named = self._drawn(args, inputs, "render_steps()", (*DRAWING_OPTIONS, "forward"))
         if not named:
             raise InputError(
                 "render_steps needs input values: the frames reveal values and gradients"
             )
-        return notebook.Frames(render.steps(self, named, digits, show_local, theme))
+        style = render.Style(digits, sig, theme, background, direction, fit)
+        steps = render.steps(self, named, style=style, show_local=show_local, forward=forward)
+        return notebook.Frames(steps)
 
     def explore(self, /, *args, quiz=False, **inputs) -> explorer.Page:
         """An interactive page stepping through forward and backward at these inputs: one

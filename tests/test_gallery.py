@@ -99,3 +99,20 @@ def test_the_readme_picture_is_from_the_gallery():
     assert (ROOT / pictures[0]).is_file()
     top = readme.split("\n## ")[0]  # before the first section
     assert pictures[0] in top and "(docs/gallery.md)" in top
+
+
+def test_the_gallery_shows_the_slides_of_issue_13():
+    from graphc.lectures import SLIDES
+
+    page = (DOCS / "gallery.md").read_text(encoding="utf-8")
+    assert "## More slides" in page
+    for slide in SLIDES:
+        assert f"![{slide.name}](gallery/{slide.name}.svg)" in page
+        assert (DOCS / "gallery" / f"{slide.name}.svg").is_file()
+    assert "![fanout](gallery/fanout.svg)" in page  # the other fork circuit, x*x + x
+    fitted = (DOCS / "gallery" / "two_layer_net-16x9.svg").read_text(encoding="utf-8")
+    assert 'width="1741pt" height="1080pt"' in fitted or 'width="1920pt"' in fitted
+    local = (DOCS / "gallery" / "max_gate-local.svg").read_text(encoding="utf-8")
+    assert "[z ≥ w]" in local
+    frames = sorted((DOCS / "gallery" / "circuit-steps").glob("frame-*.svg"))
+    assert len(frames) == 5  # values, seed, two gates, the full picture

@@ -462,7 +462,8 @@ def test_an_input_of_any_name_works_in_every_api(name, tmp_path):
     texts = svg_texts(f.svg(A, XS))
     assert name in texts  # the input's label: the user's name, as given
     assert f.render(A, XS).source
-    assert len(f.render_steps(A, XS)) == 1 + sum(
+    # the forward values, the seed, one frame per gate, the full picture (issue 13)
+    assert len(f.render_steps(A, XS)) == 3 + sum(
         op not in ("input", "const") for _, op in f.graph.nodes(data="op")
     )
     gc.lint(f)

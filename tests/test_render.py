@@ -38,13 +38,15 @@ def parse(svg: str):
         if title is None:
             continue
         name = title.text
-        if g.get("class") == "edge":
+        if "edge" in (g.get("class") or "").split():
             tail, head = name.split("->")
             d = g.find(f"{SVG}path").get("d")
             points = [tuple(map(float, p)) for p in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)]
-            k = int(g.get("id").removeprefix("edge")) - 1  # graphviz numbers edges as given
+            if g.get("id").endswith("-end"):
+                continue  # the second piece of a bent wire
+            k = int(g.get("id").removeprefix("p0_w"))  # the wire's id, as its labels name it
             wires.append((k, tail, head, points[0], points[-1]))
-        elif g.get("class") == "node":
+        elif "node" in (g.get("class") or "").split():
             texts = g.findall(f"{SVG}text")
             if texts:
                 t = texts[0]
@@ -111,10 +113,12 @@ def test_structure_only_has_no_numbers():
 
 def test_digits_and_arrays():
     assert fmt(0.7310585786300049, 4) == "0.7311"
-    assert fmt(-0.0001) == "-1.00e-04"
+    # issue 13: e-notation only below 1e-4 (or from 1e6), small matrices drawn whole
+    assert fmt(-0.0001) == "0.00" and fmt(-0.00009) == "-9.00e-05"
     assert fmt(-0.0) == "0.00"
     assert fmt(np.ones((3, 4))) == "3×4: all 1.00"
-    assert fmt(np.arange(6.0).reshape(2, 3)) == "2×3: 0.00…5.00"
+    assert fmt(np.arange(8.0).reshape(2, 4)) == "2×4: 0.00…7.00"
+    assert fmt(np.arange(6.0).reshape(2, 3)) == "[0.00  1.00  2.00]\n[3.00  4.00  5.00]"
     assert fmt(np.array([1.0, np.inf])) == "[1.00, inf]"
     found = on_wires(circuit.svg(digits=3, **LECTURE))
     assert found[("x", "+")] == ("-2.000", "-4.000")
@@ -147,12 +151,13 @@ def test_non_finite_wires_are_drawn_as_warnings():
 def test_show_local_writes_local_gradients():
     root = ET.fromstring(neuron.fused().svg(show_local=True, **NEURON))
     texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert "d/dx = out * sigmoid(-x)" in texts
-    assert "d/dx = y" in texts and "d/dy = x" in texts  # the mul gate swaps
+    # in lecture notation, naming the gates' own inputs (issue 13 replaced "d/dx = y")
+    assert "∂/∂dot = (1 − σ)σ" in texts
+    assert "∂/∂w0 = x0" in texts and "∂/∂x0 = w0" in texts  # the mul gate swaps
 
 
 def test_dark_theme_and_transparent_background():
-    svg = circuit.svg(theme="dark", **LECTURE)
+    svg = circuit.svg(theme="dark", background="transparent", **LECTURE)
     assert THEMES["dark"].value in svg and THEMES["dark"].gradient in svg
     root = ET.fromstring(svg)
     fills = {p.get("fill") for p in root.iter(f"{SVG}polygon")}
@@ -162,14 +167,17 @@ def test_dark_theme_and_transparent_background():
 
 
 def test_frames_reveal_one_gate_more_each():
+    # issue 13: values, the seed alone, one frame per gate (the last one too), the full picture
     frames = circuit.render_steps(**LECTURE)
-    assert len(frames) == 3  # values only, then one frame per gate (2 gates)
+    assert len(frames) == 1 + 1 + 2 + 1
     first = on_wires(frames[0])
     assert all(g is None for _, g in first.values())  # forward values only
-    second = on_wires(frames[1])
-    assert second[("+", "*")] == ("3.00", "-4.00") and second[("x", "+")][1] is None
+    seed = on_wires(frames[1])
+    assert [g for _, g in seed.values() if g is not None] == ["1.00"]  # the output's 1 alone
+    third = on_wires(frames[2])
+    assert third[("+", "*")] == ("3.00", "-4.00") and third[("x", "+")][1] is None
     assert frames[-1] == circuit.svg(**LECTURE)
-    assert len(neuron.render_steps(**NEURON)) == 8 + 1
+    assert len(neuron.render_steps(**NEURON)) == 1 + 1 + 8 + 1
 
 
 def test_comparison_draws_both_circuits_and_the_table():
@@ -282,13 +290,14 @@ def recurrence(steps: int) -> gc.Function:
 RNN = dict(h=0.1, w=0.5, x=0.2)
 
 
-def input_wires(svg: str, name: str):
-    """(value text, gradient text, wire length in points) of every wire leaving input `name`."""
+def input_wires(svg: str, name: str, side: str = "g"):
+    """(value text, gradient text, wire length in points) of every wire leaving input `name`
+    (`side` "t": the total gradient of a stem to a fork)."""
     wires, labels, nodes = parse(svg)
     found = []
     for k, tail, _, start, end in wires:
         if nodes[tail] == [name]:
-            value, grad = labels[f"p0_w{k}v"][0], labels[f"p0_w{k}g"][0]
+            value, grad = labels[f"p0_w{k}v"][0], labels[f"p0_w{k}{side}"][0]
             found.append(
                 (value, grad, ((end[0] - start[0]) ** 2 + (end[1] - start[1]) ** 2) ** 0.5)
             )
@@ -299,7 +308,9 @@ def test_an_input_used_in_nearby_gates_is_drawn_once():
     svg = gc.function(lectures.fanout).svg(x=3.0)
     _, _, nodes = parse(svg)
     assert sum(t == ["x"] for t in nodes.values()) == 1
-    assert sorted(v for v, _, _ in input_wires(svg, "x")) == ["3.00", "3.00"]  # one node, 2 wires
+    # one stem from x to its fork (issue 13: the fork's reads are wires of their own, drawn in
+    # tests/test_render_slides.py), carrying the value and the total gradient
+    assert [v for v, _, _ in input_wires(svg, "x", side="t")] == ["3.00"]
 
 
 def test_an_input_used_far_apart_is_drawn_beside_each_use():

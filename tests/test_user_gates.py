@@ -125,7 +125,7 @@ def test_code_drawings_and_checks_keep_the_traced_formula():
     picture = f.svg(2.0, 3.0, digits=1, show_local=True)
     assert f">{value:.1f}<" in picture and ">26.0<" not in picture
     local = render.local_texts(f.graph, gate_local_gradients)  # what show_local draws
-    assert "d/dx = 2 * x" in local.values()  # the square's local gradient, not 3 * x ** 2
+    assert "∂/∂x = 2x" in local.values()  # the square's local gradient, not 3x²
     assert gc.check_grad(f, x=2.0, y=3.0) < 1e-7
     report = gc.check_grad(f, x=2.0, y=3.0, per_gate=True)
     assert report.worst.error < 1e-7

@@ -7,12 +7,13 @@ notebook's width, in the graphviz package's Jupyter format) and of step frames (
 `gallery` writes the lecture circuits' page of pictures and code; `modes` draws forward mode
 (tangents under the wires) and both modes side by side; `explore` makes one self-contained web
 page that steps through forward and backward (its script and style are `explore_assets`).
-Nothing here evaluates text or computes a number the generated code did not (but the
-explorer's local gradients: gradient / upstream, of the code's two numbers).
+`notation` writes local gradients in the lecture's notation. Nothing here evaluates text; the
+numbers drawn are those the generated code computed (but the shares of a value read twice by
+one gate, see `render`, and the explorer's local gradients: gradient / upstream).
 
 May import: `graphc.ir`, `graphc.passes` and `graphc.emit` (the values it draws), never
 `graphc.function` or `graphc.cli`.
 
 Modules, in pipeline order:
-    explore_assets -> render -> notebook -> explore -> compare -> gallery | modes
+    notation -> explore_assets -> render -> notebook -> explore -> compare -> gallery | modes
 """

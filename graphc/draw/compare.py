@@ -74,14 +74,41 @@ class Comparison:
             f"{r[0]:{widths[0]}}  {r[1]!s:>{widths[1]}}  {r[2]!s:>{widths[2]}}" for r in rows
         )
 
-    def render(self, digits: int = 2, theme: str = "light"):
-        """Unfused and fused circuits side by side, values and gradients on the wires, with the
-        comparison table under them: a graphviz.Digraph."""
+    def render(
+        self,
+        digits: int = 2,
+        theme: str = "light",
+        stack: str = "horizontal",
+        sig: int | None = None,
+        background: str | None = None,
+        direction: str = "LR",
+        fit: str | None = None,
+    ):
+        """Unfused and fused circuits side by side (`stack` "horizontal"), one under the other
+        ("vertical"), or whichever fits a slide better ("auto": its text is the larger scaled
+        into `fit`, default 16:9), values and gradients on the wires, with the comparison table
+        under them: a graphviz.Digraph. The other options are those of `Function.render`."""
+        style = render.Style(digits, sig, theme, background, direction, fit)
         panels = [
-            render.function_panel(f, self.inputs, digits, False, title=side.label)
+            render.function_panel(f, self.inputs, style, False, title=side.label)
             for f, side in zip((self.unfused, self.fused), self.sides)
         ]
-        return notebook.Picture.of(render.picture(panels, theme, digits, table=self.rows()))
+        if stack != "auto":
+            return self._fitted(render.picture(panels, style, table=self.rows(), stack=stack), fit)
+        frame = fit or "16:9"
+        options = [
+            render.picture(panels, style, table=self.rows(), stack=way)
+            for way in ("horizontal", "vertical")
+        ]
+        best = max(options, key=lambda c: render.smallest_text(c, frame))
+        return self._fitted(best, fit)
+
+    @staticmethod
+    def _fitted(canvas, fit):
+        if fit is not None:
+            width, height = render.FITS[fit]
+            canvas.graph_attr["size"] = f"{width / render.POINTS:.3f},{height / render.POINTS:.3f}!"
+        return notebook.Picture.of(canvas)
 
     @property
     def svg(self) -> str:

@@ -54,23 +54,45 @@ def frame_names(count: int) -> list[str]:
     return [f"frame-{i:0{width}d}.svg" for i in range(1, count + 1)]
 
 
+@dataclass(frozen=True)
+class Picture:
+    """One more picture for the page: a function drawn at inputs with drawing options."""
+
+    name: str
+    title: str
+    function: object  # graphc.Function
+    inputs: dict
+    options: dict
+
+
 def demo_files(
     circuits: Iterable[Circuit],
     folder_name: str,
     version: str,
     repeat: int = 3,
     gallery: bool = False,
+    pictures: Iterable[Picture] = (),
 ) -> Iterator[File]:
-    """The demo's files, one circuit after the other (each as soon as it is made), then its page:
-    README.md in the folder, or with `gallery` `../<folder_name>.md` beside it."""
+    """The demo's files, one circuit after the other (each as soon as it is made), then the
+    further `pictures`, then its page: README.md in the folder, or with `gallery`
+    `../<folder_name>.md` beside it."""
     page = _page_header(gallery, version)
+    link = f"{folder_name}/" if gallery else ""
     for k, circuit in enumerate(circuits):
         made = _made(circuit, repeat, gallery, steps=k == 0)
         for file, content in (*made.pictures.items(), *made.code.items()):
             yield File(file, content)
         if made.frames:
             yield File(f"{circuit.name}-steps", made.frames)
-        page += _section(circuit, made, f"{folder_name}/" if gallery else "")
+        page += _section(circuit, made, link)
+    if pictures:
+        page += ["", "## More slides", ""]
+    for p in pictures:
+        file = f"{p.name}.svg"
+        yield File(file, p.function.svg(**p.options, **p.inputs))
+        shown = ", ".join(f"{k}={v!r}" for k, v in p.options.items())
+        page += [f"{p.title} ([{file}]({link}{file}){', ' + shown if shown else ''}):", ""]
+        page += [f"![{p.name}]({link}{file})", ""]
     yield File(f"../{folder_name}.md" if gallery else "README.md", "\n".join(page) + "\n")
 
 
@@ -109,8 +131,8 @@ def _page_header(gallery: bool, version: str) -> list[str]:
     about = (
         "The circuits of the backpropagation lecture (`graphc/lectures.py`), drawn and compiled "
         f"by graphc {version}: forward values above the wires (green), gradients below "
-        "(red); each unfused and fused, with its generated NumPy code and the comparison of the "
-        "two."
+        "(red), the total gradient of a value read twice at its fork (Σ); each unfused and "
+        "fused, with its generated NumPy code and the comparison of the two."
     )
     if not gallery:
         return ["# graphc demo", "", about, "", "Made by `graphc demo`."]
@@ -158,7 +180,9 @@ def _section(circuit: Circuit, made: _Made, link: str) -> list[str]:
         lines += [
             "",
             f"A slide build-up ({ref(steps)}, as `graphc steps` makes it): {len(made.frames)} "
-            "frames, forward values first, then one gate's gradients more per frame.",
+            "frames: the forward values, the seed (the output's gradient alone), one frame per "
+            "gate in backward order with its computation written on its input wires, and the "
+            "full picture.",
         ]
         for file in frame_names(len(made.frames)):
             stem = file.removesuffix(".svg")

@@ -6,13 +6,20 @@ anything; every label is text, drawn as it is (`plain`).
 
 Inputs are labelled wire starts on the left, gates are circles with their symbol, the output is on
 the right; on every wire the forward value is written above the line (green) and the gradient
-below it (red). Layout is two-phase: Graphviz's `dot` places the gates (few crossings), then
-graphc pins those positions and writes each label at a fixed offset from its wire's midpoint,
-on either side of the line: something `dot`'s own edge labels cannot do. The pinned drawing is
-rendered by `neato`, so the returned `graphviz.Digraph` renders the same way everywhere
-(files, Jupyter). Long circuits (an unrolled loop of a thousand gates) are laid out in seconds:
-an input used far apart is drawn beside each use, and a drawing `dot` could not lay out in
-reasonable time is refused with a message saying what to draw instead (see MAX_SPAN).
+below it (red). Every argument position has a wire of its own; a value read more than once forks
+at a point, and the stem to that point carries the total gradient ("Σ 7.00"), the sum of the
+branches. The one number drawn that the generated code does not compute as such is the share of
+each read of a gate that reads one value twice (x*x: upstream times that position's local
+gradient; the code adds the shares in one step).
+
+Layout is two-phase: Graphviz's `dot` places the gates (few crossings), then graphc pins those
+positions and puts each label beside its wire, on its side of the line, at the first place along
+the wire where its box overlaps no other text or gate, crosses no wire and is nearer its own wire
+than any other. The pinned drawing is rendered by `neato`, so the returned `graphviz.Digraph`
+renders the same way everywhere (files, Jupyter). Every element is an SVG group whose class says
+what it is (see `draw_scene`). Long circuits (an unrolled loop of a thousand gates) are laid out
+in seconds: an input used far apart is drawn beside each use, and a drawing `dot` could not lay
+out in reasonable time is refused with a message saying what to draw instead (see MAX_SPAN).
 """
 
 from __future__ import annotations
@@ -20,16 +27,18 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import graphviz
 import networkx as nx
 import numpy as np
+import sympy
 
 from ..ir import text
 from ..ir.errors import GraphcError
 from ..ir.graph import args_of, topo_order
-from ..ir.ops import TENSOR, gate_of
+from ..ir.ops import gate_of
+from .notation import computations, local_texts
 
 FONT = "Helvetica"
 POINTS = 72.0  # graphviz positions are in points, sizes in inches
@@ -55,6 +64,60 @@ THEMES = {
 # forward mode's tangents, under the line in place of the gradients (draw/modes.py)
 TANGENT_COLOURS = {THEMES["light"]: "#6a1b9a", THEMES["dark"]: "#ce93d8"}
 
+PAPER = {"light": "#ffffff", "dark": "#2b2b2b"}  # each theme's own background
+DIRECTIONS = ("LR", "TB")
+FITS = {"16:9": (1920, 1080), "4:3": (1440, 1080)}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a picture is drawn: its numbers (`digits` decimals or `sig` significant figures), its
+    colours (`theme`), its `background` (None: the theme's own, opaque; "transparent" or any
+    Graphviz colour), its `direction` (LR: left to right, TB: top to bottom) and the slide it is
+    to `fit` ("16:9", "4:3" or None: natural size)."""
+
+    digits: int = 2
+    sig: int | None = None
+    theme: str = "light"
+    background: str | None = None
+    direction: str = "LR"
+    fit: str | None = None
+
+    def __post_init__(self):
+        if not (isinstance(self.digits, int) and 0 <= self.digits <= 15):
+            raise GraphcError(f"digits={self.digits!r}: use a whole number from 0 to 15")
+        if self.sig is not None and not (isinstance(self.sig, int) and 1 <= self.sig <= 15):
+            raise GraphcError(f"sig={self.sig!r}: use a whole number from 1 to 15, or None")
+        if self.theme not in THEMES:
+            raise GraphcError(f"unknown theme {self.theme!r}; use one of {', '.join(THEMES)}")
+        if self.direction not in DIRECTIONS:
+            raise GraphcError(f"direction={self.direction!r}: use one of {', '.join(DIRECTIONS)}")
+        if self.fit is not None and self.fit not in FITS:
+            raise GraphcError(f"fit={self.fit!r}: use one of {', '.join(FITS)}, or None")
+        if self.background is not None and not (
+            isinstance(self.background, str) and self.background.strip()
+        ):
+            raise GraphcError(f"background={self.background!r}: use a colour or 'transparent'")
+
+    @property
+    def colours(self) -> Theme:
+        return THEMES[self.theme]
+
+    @property
+    def paper(self) -> str:
+        return self.background or PAPER[self.theme]
+
+    def numbers(self, tiny: float = 0.0) -> Numbers:
+        return Numbers(self.digits, self.sig, tiny)
+
+
+def style_of(style=None, **options) -> Style:
+    """A `Style` from one or from keyword options (digits=2, theme="dark", ...)."""
+    if style is not None:
+        return style
+    return Style(**{k: v for k, v in options.items() if v is not None or k == "sig"})
+
+
 # A gate's symbol with a scalar constant folded in (the lecture's +1, *-1 and 1/x gates)
 CONSTANT_SYMBOLS = {
     ("add", 0): "+{c}",
@@ -73,38 +136,82 @@ CONSTANT_SYMBOLS = {
 }
 
 
+# Gates whose argument order matters: argument 0 enters above argument 1
+ORDERED = {"sub", "div", "pow", "matmul", "where"}
+
 # ---------------------------------------------------------------- numbers on wires
 
 
-def fmt(value, digits: int = 2) -> str:
-    """A value for a wire: a number with `digits` decimals, or an array's shape and summary."""
+@dataclass(frozen=True)
+class Numbers:
+    """How a picture writes its numbers: `digits` fixed decimals, or `sig` significant figures
+    (when given); e-notation only at magnitudes from 1e6 or below 1e-4; a magnitude below `tiny`
+    (1e-12 of the picture's largest, see `picture`) is round-off and printed as 0."""
+
+    digits: int = 2
+    sig: int | None = None
+    tiny: float = 0.0
+
+    def number(self, v: float) -> str:
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if abs(v) <= self.tiny or v == 0:
+            v = 0.0
+        elif abs(v) >= 1e6 or abs(v) < 1e-4:
+            return f"{v:.{max((self.sig or self.digits + 1) - 1, 1)}e}"
+        if self.sig is None:
+            decimals = self.digits
+        else:
+            magnitude = math.floor(math.log10(abs(v))) if v else 0
+            decimals = max(self.sig - 1 - magnitude, 0)
+        text = f"{v:.{decimals}f}"
+        if float(text) == 0:  # no "-0.00" on a slide
+            text = f"{0:.{decimals}f}"
+        return text
+
+
+SMALL = 3  # arrays of up to 3 x 3 entries are drawn whole
+
+
+def fmt(value, digits: int | Numbers = 2) -> str:
+    """A value for a wire: a number; a small array whole (a matrix's rows on lines); a larger
+    one as its shape and a summary. `digits`: decimals, or a picture's `Numbers`."""
+    numbers = digits if isinstance(digits, Numbers) else Numbers(digits)
     arr = np.asarray(value)
     if arr.ndim == 0:
-        return _number(float(arr), digits)
-    if arr.size <= 4:
-        return "[" + ", ".join(_number(float(v), digits) for v in arr.ravel()) + "]"
+        return numbers.number(float(arr))
+    if arr.ndim == 1 and arr.size <= SMALL:
+        return "[" + ", ".join(numbers.number(float(v)) for v in arr) + "]"
+    if arr.ndim == 2 and arr.shape[0] <= SMALL and arr.shape[1] <= SMALL:
+        rows = [[numbers.number(float(v)) for v in row] for row in arr]
+        width = max(len(t) for row in rows for t in row)
+        return "\n".join("[" + "  ".join(t.rjust(width) for t in row) + "]" for row in rows)
     shape = "×".join(str(n) for n in arr.shape)
     if arr.size and np.all(arr == arr.ravel()[0]):
-        return f"{shape}: all {_number(float(arr.ravel()[0]), digits)}"
+        return f"{shape}: all {numbers.number(float(arr.ravel()[0]))}"
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
-        return f"{shape}: all {_number(float(arr.ravel()[0]), digits)}"
-    span = f"{_number(float(finite.min()), digits)}…{_number(float(finite.max()), digits)}"
+        return f"{shape}: all {numbers.number(float(arr.ravel()[0]))}"
+    low, high = numbers.number(float(finite.min())), numbers.number(float(finite.max()))
+    if low == high:
+        return f"{shape}: all {low}"
     bad = arr.size - finite.size
-    return f"{shape}: {span}" + (f", {bad} non-finite" if bad else "")
+    return f"{shape}: {low}…{high}" + (f", {bad} non-finite" if bad else "")
 
 
-def _number(v: float, digits: int) -> str:
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    text = f"{v:.{digits}f}"
-    if float(text) == 0:  # no "-0.00" on a slide
-        text = f"{0:.{digits}f}"
-    if abs(v) >= 1e6 or (v != 0 and float(text) == 0):
-        text = f"{v:.{max(digits, 1)}e}"
-    return text
+def largest(scene: Scene) -> float:
+    """The largest finite magnitude drawn on a scene's wires (0 for none)."""
+    top = 0.0
+    for w in scene.wires:
+        for v in (w.value, w.gradient, w.total):
+            if v is not None:
+                arr = np.abs(np.asarray(v, dtype=float))
+                arr = arr[np.isfinite(arr)]
+                if arr.size:
+                    top = max(top, float(arr.max()))
+    return top
 
 
 def _finite(value) -> bool:
@@ -116,7 +223,11 @@ def _finite(value) -> bool:
 
 @dataclass
 class Wire:
-    """One drawn line: from a drawn node to another, with what it carries."""
+    """One drawn line: from a drawn node to another, with what it carries.
+
+    A value read more than once is drawn as a stem from its source to a fork point (`kind`
+    "stem", carrying the total gradient, the sum of the branches) and one branch per read.
+    """
 
     tail: str
     head: str
@@ -124,9 +235,13 @@ class Wire:
     gradient: object = None  # gradient flowing back along it (None: not shown)
     arrow: bool = True
     step: int = 0  # when backprop reaches this wire (see build_scene)
-    below: str = (
-        "gradient"  # what is written under the line: "gradient", or "tangent" (forward mode)
-    )
+    kind: str = "wire"  # "wire" (one read), "stem" (to a fork point), "branch" (from one)
+    gate: int | None = None  # the graph node the wire enters, and at which argument position
+    position: int = 0
+    total: object = None  # on a stem: the gradient the branches add up to
+    made: int = 0  # forward: the place of the gate computing its value (0: an input)
+    why: str | None = None  # backward: "upstream × local" of the gate it enters
+    below: str = "gradient"  # under the line: "gradient", or "tangent" (forward mode)
 
 
 @dataclass
@@ -136,6 +251,7 @@ class Scene:
     nodes: dict[str, dict]
     wires: list[Wire]
     steps: dict[str, int]  # gate node -> its place in backward order (1 = next to the output)
+    inputs: list[str] = field(default_factory=list)  # input nodes in signature order
 
 
 def _scalar_const(g: nx.DiGraph, n: int) -> float | None:
@@ -166,41 +282,22 @@ def _gate_label(g: nx.DiGraph, n: int) -> str:
     return gate_of(op).symbol
 
 
-def local_texts(g: nx.DiGraph, local_gradients) -> dict[str, str]:
-    """Each gate's local gradients in its own names (x, y, ... for arguments, out for itself)."""
-    from ..emit.codegen import formula_template  # the generated code's own printer
-
-    names = ["x", "y", "z", "w", "u", "v", "p", "q"]
-    texts = {}
-    for n in g.nodes:
-        op = g.nodes[n]["op"]
-        if op in ("input", "const"):
-            continue
-        if gate_of(op).kind == TENSOR:
-            texts[f"n{n}"] = gate_of(op).doc
-            continue
-        args = args_of(g, n)
-        lines = []
-        for i, d in enumerate(local_gradients(g, n)):
-            if d is None or _scalar_const(g, args[i]) is not None:
-                continue
-            slots = [
-                _const_text(_scalar_const(g, a)) if _scalar_const(g, a) is not None else names[j]
-                for j, a in enumerate(args)
-            ]
-            text = formula_template(d).replace("{out}", "out").format(*slots)
-            lines.append(f"d/d{names[i]} = {text.replace('np.', '')}")
-        texts[f"n{n}"] = "\n".join(lines)
-    return texts
-
-
 def build_scene(
-    g: nx.DiGraph, values=None, wires=None, seed=None, output_name: str = "out", digits: int = 2
+    g: nx.DiGraph,
+    values=None,
+    wires=None,
+    seed=None,
+    output_name: str = "out",
+    digits: int = 2,
+    totals=None,
 ) -> Scene:
     """What to draw for graph `g`, with forward values and wire gradients when given.
 
-    Each wire's `step` says when backprop reaches it: 0 for the output wire, k for the input
-    wires of the k-th gate in backward (reverse topological) order.
+    One wire per argument position (x*x has two wires into `*`); a value read more than once
+    forks at a point after its source, and the stem to that point carries the total gradient
+    (`totals`: node -> its summed gradient node). Each wire's `step` says when backprop reaches
+    it: 0 for the output wire, k for the input wires of the k-th gate in backward (reverse
+    topological) order, and for a stem the step of its last branch.
     """
     nodes: dict[str, dict] = {}
     drawn: list[Wire] = []
@@ -208,6 +305,7 @@ def build_scene(
     order = topo_order(g)
     gates = [n for n in order if g.nodes[n]["op"] not in ("input", "const")]
     step = {n: k for k, n in enumerate(reversed(gates), start=1)}
+    made = {n: k for k, n in enumerate(gates, start=1)}
     for n in order:
         data = g.nodes[n]
         op = data["op"]
@@ -224,28 +322,101 @@ def build_scene(
                 }
         else:
             label = _gate_label(g, n)
-            nodes[f"n{n}"] = {"label": label, "kind": "gate", "node": n}
-        for a in args_of(g, n) if op not in ("input", "const") else []:
+            wired = [a for a in args_of(g, n) if not _folded(g, n, a)]
+            ordered = op in ORDERED or (op == "expr" and len(wired) > 1)
+            nodes[f"n{n}"] = {"label": label, "kind": "gate", "node": n, "ordered": ordered}
+        args = args_of(g, n) if op not in ("input", "const") else []
+        for i, a in enumerate(args):
             if _folded(g, n, a):
                 continue
-            if any(w.tail == f"n{a}" and w.head == f"n{n}" for w in drawn):
-                continue  # x*x: one wire carries both uses
             gradient, before = (None, None)
-            if wires is not None and (n, a) in wires:
+            if wires is not None and (n, a) in wires and a not in args[:i]:
                 gradient, before = wires[(n, a)]
             value = values.get(a) if values else None
             grad_value = values.get(gradient) if values and gradient is not None else None
+            if values and args.count(a) > 1:  # x*x: each read its own share of the gradient
+                grad_value = _share(g, n, i, values, wires, totals)
+            wire = Wire(f"n{a}", f"n{n}", value, grad_value, True, step[n], gate=n, position=i)
+            wire.made = made.get(a, 0)
             if before is not None and values:
                 mid = f"u{n}_{a}"  # the summation undoing broadcasting, drawn as its own step
                 nodes[mid] = {"label": "Σ", "kind": "unbroadcast"}
-                drawn.append(Wire(f"n{a}", mid, value, grad_value, False, step[n]))
-                drawn.append(Wire(mid, f"n{n}", value, values.get(before), True, step[n]))
+                drawn.append(replace(wire, head=mid, arrow=False))
+                drawn.append(replace(wire, tail=mid, gradient=values.get(before)))
             else:
-                drawn.append(Wire(f"n{a}", f"n{n}", value, grad_value, True, step[n]))
+                drawn.append(wire)
     nodes["output"] = {"shape": "plaintext", "label": output_name, "kind": "output"}
     seed_value = values.get(seed) if values and seed is not None else None
     drawn.append(Wire(f"n{output}", "output", values.get(output) if values else None, seed_value))
-    return _split_far_sources(Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()}))
+    drawn[-1].made = made.get(output, 0)
+    inputs = [f"n{i}" for i in g.graph.get("inputs", []) if f"n{i}" in nodes]
+    scene = _split_far_sources(Scene(nodes, drawn, {f"n{n}": k for n, k in step.items()}, inputs))
+    return _forks(scene, g, values, totals)
+
+
+def _share(g: nx.DiGraph, n: int, i: int, values: dict, wires, totals) -> object:
+    """The gradient through argument position `i` of gate `n` whose argument is read at more
+    than one position (x*x): upstream times the local gradient of that position alone. The
+    generated code adds the positions' shares in one step (2*x*dout); the picture shows each."""
+    from ..passes.autodiff import gate_local_gradients
+
+    d = gate_local_gradients(g, n)[i]
+    upstream = values.get(totals.get(n)) if totals else None
+    if d is None or upstream is None:
+        return None
+    args = args_of(g, n)
+    symbols = sorted(d.free_symbols, key=str)
+    slots = {f"{k}{j}": values.get(a) for j, a in enumerate(args) for k in "am"}
+    slots["out"] = values.get(n)
+    if any(slots.get(str(s)) is None for s in symbols):
+        return None
+    local = sympy.lambdify(symbols, d, "numpy")(*(slots[str(s)] for s in symbols))
+    return np.asarray(upstream) * local
+
+
+def _forks(scene: Scene, g: nx.DiGraph, values, totals) -> Scene:
+    """The scene with every value drawn into more than one wire forking at a point: a stem from
+    the source to the point, carrying the value and the total gradient, then one branch per read."""
+    reads: dict[str, list[int]] = {}
+    for k, w in enumerate(scene.wires):
+        reads.setdefault(w.tail, []).append(k)
+    nodes, wires = dict(scene.nodes), list(scene.wires)
+    stems = []
+    for tail, ks in reads.items():
+        if len(ks) < 2:
+            continue
+        point = f"f{tail}"
+        nodes[point] = {"label": "", "kind": "fork"}
+        for k in ks:
+            wires[k] = replace(wires[k], tail=point, kind="branch")
+        source = int(tail[1:].split("_")[0]) if tail.startswith("n") else None
+        total = None
+        if values and totals and source is not None and source in totals:
+            total = values.get(totals[source])
+        first = scene.wires[ks[0]]
+        step = max(scene.wires[k].step for k in ks)
+        stems.append(
+            Wire(tail, point, first.value, None, False, step, "stem", total=total, made=first.made)
+        )
+    return _bends(Scene(nodes, stems + wires, scene.steps, scene.inputs))
+
+
+def _bends(scene: Scene) -> Scene:
+    """Wires between the same two nodes (x*x: two reads of one fork) each bent through a point
+    of its own, which `dot` sets apart, so both lines and their labels can be seen."""
+    pairs: dict[tuple[str, str], int] = {}
+    for w in scene.wires:
+        pairs[(w.tail, w.head)] = pairs.get((w.tail, w.head), 0) + 1
+    nodes, wires = dict(scene.nodes), []
+    for k, w in enumerate(scene.wires):
+        if pairs[(w.tail, w.head)] < 2:
+            wires.append(w)
+            continue
+        bend = f"b{k}"
+        nodes[bend] = {"label": "", "kind": "bend"}
+        wires.append(replace(w, head=bend, arrow=False))
+        wires.append(replace(w, tail=bend, value=None, gradient=None, kind="end"))
+    return Scene(nodes, wires, scene.steps, scene.inputs)
 
 
 def _folded(g: nx.DiGraph, n: int, a: int) -> bool:
@@ -353,44 +524,110 @@ def _gate_size(label: str) -> float:
     return max(0.5, 0.16 + 0.11 * len(label))
 
 
-def _layout(scene: Scene, theme: Theme, digits: int) -> dict[str, tuple[float, float]]:
-    """Node centres (points) from `dot`, with room left for the wire labels."""
+def _layout(
+    scene: Scene, theme: Theme, digits, spread: float = 1.0, direction: str = "LR"
+) -> tuple[dict, dict]:
+    """Node centres (points) from `dot`, with room left for the wire labels, and the points
+    through which `dot` routes each long wire ((tail, head) -> points); `spread` scales the
+    room between gates, `direction` is Graphviz's rankdir (LR or TB)."""
     _check_drawable(scene)
     widest = max(
-        (len(fmt(v, digits)) for w in scene.wires for v in (w.value, w.gradient) if v is not None),
+        (
+            max(len(line) for line in fmt(v, digits).split("\n"))
+            for w in scene.wires
+            for v in (w.value, w.gradient, w.total)
+            if v is not None
+        ),
         default=0,
     )
-    ranksep = max(1.6, 0.13 * widest + 0.4)  # inches: a label sits on 60% of its wire
+    if direction == "LR":  # labels above and below wires that run across
+        ranksep, nodesep = max(1.6, 0.13 * widest + 0.4), 0.9  # inches
+    else:  # labels left and right of wires that run down
+        ranksep, nodesep = 1.3, max(0.9, 0.22 * widest + 0.3)
     # nslimit 1: at most one network-simplex iteration per node when placing nodes within their
     # ranks; small circuits need fewer, and long ones are laid out in seconds instead of minutes
     sketch = graphviz.Digraph(
-        graph_attr={"rankdir": "LR", "nodesep": "0.9", "ranksep": f"{ranksep:.2f}", "nslimit": "1"}
+        graph_attr={
+            "rankdir": direction,
+            "nodesep": f"{nodesep * spread:.2f}",
+            "ranksep": f"{ranksep * spread:.2f}",
+            "nslimit": "1",
+        },  # fmt: skip
     )
     for key, attrs in scene.nodes.items():
         sketch.node(key, **_node_attrs(attrs, theme))
+    # the inputs drawn once stand in one column, top to bottom in signature order
+    column = [k for k in scene.inputs if not scene.nodes[k].get("copy")]
+    if len(column) > 1:
+        with sketch.subgraph() as same:
+            same.attr(rank="min")
+            for a, b in zip(column, column[1:]):
+                same.edge(a, b, style="invis")
     # inputs drawn once per use pull less than the wires between gates, which then run straight
     split = any(attrs.get("copy") for attrs in scene.nodes.values())
     for w in scene.wires:
         heavy = split and not scene.nodes[w.tail].get("copy")
         sketch.edge(w.tail, w.head, **({"weight": "3"} if heavy else {}))
-    return dict(_dot_positions(sketch.source))
+    centres, routes = _dot_positions(sketch.source)
+    return dict(centres), dict(routes)
 
 
 @functools.lru_cache(maxsize=16)
-def _dot_positions(source: str) -> tuple[tuple[str, tuple[float, float]], ...]:
-    """The node centres `dot` gives a sketch. Cached: the frames of `render_steps` and the
-    panels of a comparison lay out the same circuit again, with other numbers on the wires."""
+def _dot_positions(source: str):
+    """The node centres `dot` gives a sketch, and the points its long wires detour through:
+    ((name, (x, y)), ...), (((tail, head), ((x, y), ...)), ...). Cached: the frames of
+    `render_steps` and the panels of a comparison lay out the same circuit again, with other
+    numbers on the wires."""
     try:
         laid = json.loads(graphviz.Source(source).pipe(format="json", engine="dot"))
     except graphviz.ExecutableNotFound:
         raise GraphcError(
             "drawing needs Graphviz's `dot` program; install it (Debian: apt-get install graphviz)"
         ) from None
-    return tuple(
-        (o["name"], tuple(float(v) for v in o["pos"].split(",")))
-        for o in laid.get("objects", [])
-        if "pos" in o
+    objects = laid.get("objects", [])
+    centres = tuple(
+        (o["name"], tuple(float(v) for v in o["pos"].split(","))) for o in objects if "pos" in o
     )
+    routes = []
+    for e in laid.get("edges", []):
+        points = [
+            tuple(map(float, p.split(","))) for p in e.get("pos", "").split() if "e," not in p
+        ]
+        if len(points) > 4:  # a bezier through more than one rank: points along the curve
+            routes.append(((objects[e["tail"]]["name"], objects[e["head"]]["name"]),
+                           _along(points)))  # fmt: skip
+    return centres, tuple(routes)
+
+
+def _along(points: list) -> tuple:
+    """Points along a piecewise cubic bezier (p0 c c p1 c c p2 ...), its ends left out: each
+    piece at a third and two thirds of the way and its end."""
+    out = []
+    for i in range(0, len(points) - 3, 3):
+        p0, c1, c2, p1 = points[i : i + 4]
+        for t in (1 / 3, 2 / 3, 1.0):
+            u = 1 - t
+            out.append(tuple(
+                round(u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d, 2)
+                for a, b, c, d in zip(p0, c1, c2, p1)
+            ))  # fmt: skip
+    return tuple(out[:-1])
+
+
+def _paths(scene: Scene, pos: dict, routes: dict, ports: dict) -> list[list[tuple]]:
+    """Each wire's drawn path, a polyline from its tail's centre to where it enters its head:
+    straight, unless the straight line would pass through a gate; then through the points by
+    which `dot` routed it around the gates."""
+    gates = {k: node_box(a, *pos[k]) for k, a in scene.nodes.items() if a["kind"] == "gate"}
+    paths = []
+    for k, w in enumerate(scene.wires):
+        p, q = pos[w.tail], ports[k][1] if k in ports else pos[w.head]
+        via = list(routes.get((w.tail, w.head), ()))
+        blocked = any(
+            segment_hits_box(p, q, box) for g, box in gates.items() if g not in (w.tail, w.head)
+        )
+        paths.append([p, *via, q] if via and blocked else [p, q])
+    return paths
 
 
 def plain(value) -> graphviz.nohtml:
@@ -399,6 +636,11 @@ def plain(value) -> graphviz.nohtml:
     drawn as those characters. Every label drawn goes through here but the comparison's table,
     which is HTML-like on purpose (its cells are `text.markup`)."""
     return graphviz.nohtml(text.label(value))
+
+
+def lines(value: str) -> graphviz.nohtml:
+    """A label of one or more lines (split at newlines), each shown as it is (see `plain`)."""
+    return graphviz.nohtml("\\n".join(text.label(line) for line in str(value).split("\n")))
 
 
 def _node_attrs(attrs: dict, theme: Theme) -> dict:
@@ -411,6 +653,10 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
     }
     if kind in ("input", "output", "const"):
         return {**common, "shape": "plaintext", "fontsize": "16"}
+    if kind == "fork":
+        return {**common, "label": "", "shape": "point", "width": "0.08", "color": theme.line}
+    if kind == "bend":
+        return {**common, "label": "", "shape": "point", "width": "0", "style": "invis"}
     if kind == "unbroadcast":
         return {
             **common, "shape": "box", "style": "rounded,dashed", "color": theme.gradient,
@@ -429,33 +675,268 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
     }
 
 
-def _label_position(p, q, side: int, distance: float = 11.0, at: float = 0.42):
-    """A point beside segment p-q, `at` of the way along: side +1 above the line, -1 below it.
+# ---------------------------------------------------------------- where labels go
 
-    A little before the middle, so the labels of wires that meet at a gate stay apart.
-    """
-    mx, my = p[0] + at * (q[0] - p[0]), p[1] + at * (q[1] - p[1])
+# Text boxes are estimated generously, 0.6 em a character (Helvetica's digits are 0.556 em,
+# its commas and spaces 0.278), so that boxes apart by the estimate are apart as drawn.
+EM = 0.6
+LABEL_SIZE = 13.0  # points, the wires' numbers
+LOCAL_SIZE = 12.0  # points, the local gradients
+GAP = 3.0  # points between a label's box and its wire
+
+
+def text_width(label: str, size: float) -> float:
+    """The width of one line of Helvetica text at `size` points (estimated, generously)."""
+    return size * EM * len(label) + 2.0
+
+
+def text_box(cx: float, cy: float, label: str, size: float) -> tuple[float, float, float, float]:
+    """The box (x0, y0, x1, y1) of text centred at (cx, cy), one line per line of `label`."""
+    lines = label.split("\n")
+    w = max(text_width(line, size) for line in lines)
+    h = size * 1.2 * len(lines)
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def boxes_overlap(a, b, margin: float = 0.0) -> bool:
+    return (
+        a[0] < b[2] + margin
+        and b[0] < a[2] + margin
+        and a[1] < b[3] + margin
+        and b[1] < a[3] + margin
+    )
+
+
+def segment_hits_box(p, q, box) -> bool:
+    """Whether segment p-q passes through box (Liang-Barsky clipping)."""
+    t0, t1 = 0.0, 1.0
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    for d, lo, hi, start in ((dx, box[0], box[2], p[0]), (dy, box[1], box[3], p[1])):
+        if d == 0:
+            if start < lo or start > hi:
+                return False
+            continue
+        a, b = (lo - start) / d, (hi - start) / d
+        a, b = min(a, b), max(a, b)
+        t0, t1 = max(t0, a), min(t1, b)
+        if t0 > t1:
+            return False
+    return True
+
+
+def point_segment_distance(c, p, q) -> float:
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    length2 = dx * dx + dy * dy
+    t = (
+        0.0
+        if length2 == 0
+        else max(0.0, min(1.0, ((c[0] - p[0]) * dx + (c[1] - p[1]) * dy) / length2))
+    )
+    return math.hypot(c[0] - p[0] - t * dx, c[1] - p[1] - t * dy)
+
+
+def _normal(p, q, direction: str = "LR") -> tuple[float, float]:
+    """The unit normal of p-q on the side called "above": up for a wire running right (y grows
+    upwards in graphviz's points), and right for a wire running straight down; in a picture
+    drawn top to bottom (TB), always the right-hand side."""
     dx, dy = q[0] - p[0], q[1] - p[1]
     length = math.hypot(dx, dy) or 1.0
-    nx_, ny_ = -dy / length, dx / length  # the left normal: "above" for a wire running right
-    if ny_ < 0:
-        nx_, ny_ = -nx_, -ny_
-    return mx + side * distance * nx_, my + side * distance * ny_
+    nx_, ny_ = -dy / length, dx / length
+    flip = (
+        (nx_ < 0 or (nx_ == 0 and ny_ < 0))
+        if direction == "TB"
+        else (ny_ < 0 or (ny_ == 0 and nx_ < 0))
+    )
+    return (-nx_, -ny_) if flip else (nx_, ny_)
 
 
-def new_canvas(theme: str) -> tuple[graphviz.Digraph, Theme]:
-    """An empty drawing for `neato` and its colours. Every node drawn on it is pinned, so
-    neato's stress solver (O(nodes^2) time and memory) is given no iterations: maxiter 0."""
-    colours = THEMES.get(theme)
-    if colours is None:
-        raise GraphcError(f"unknown theme {theme!r}; use one of {', '.join(THEMES)}")
+# where along its wire a label may sit, in order of preference, and how much farther from the
+# line than the closest
+AT = (0.42, 0.3, 0.55, 0.2, 0.65, 0.12, 0.75, 0.36, 0.48, 0.25, 0.6, 0.16, 0.7, 0.82, 0.08)
+AWAY = (0.0, 6.0, 14.0, 24.0)
+
+
+def _shortest(segment) -> float:
+    return -math.dist(*segment)
+
+
+def place_label(
+    side: int, label: str, obstacles: list, segments: list, own: list[int], direction: str = "LR"
+):
+    """The centre and box of `label` beside its wire, the segments `own` of `segments` (side +1
+    above, -1 below), and whether the place is clear: the first place along the wire's longest
+    piece (then its others), a little before the middle first, whose box overlaps no obstacle
+    box, crosses no other wire and is nearer its own wire than any other; then the same on the
+    other side of the wire; else the least bad."""
+    others = [segments[k] for k in range(len(segments)) if k not in own]
+    mine = [segments[k] for k in own]
+    best, best_cost = None, math.inf
+    # its own side of the wire first; the other side only where its own has no clear place
+    tries = [(side, p, q) for side in (side, -side) for p, q in sorted(mine, key=_shortest)]
+    for side, p, q in tries:
+        nx_, ny_ = _normal(p, q, direction)
+        x0, y0, x1, y1 = text_box(0, 0, label, LABEL_SIZE)
+        support = (x1 - x0) / 2 * abs(nx_) + (y1 - y0) / 2 * abs(ny_)
+        for away in AWAY:
+            for at in AT:
+                mx, my = p[0] + at * (q[0] - p[0]), p[1] + at * (q[1] - p[1])
+                d = GAP + support + away
+                c = (mx + side * d * nx_, my + side * d * ny_)
+                box = text_box(*c, label, LABEL_SIZE)
+                cost = sum(boxes_overlap(box, o, 2.0) for o in obstacles)
+                cost += sum(segment_hits_box(a, b, box) for a, b in others + mine)
+                near = min(point_segment_distance(c, a, b) for a, b in mine)
+                cost += sum(point_segment_distance(c, a, b) <= near + 4.0 for a, b in others)
+                if cost == 0:
+                    return c, box, True
+                if cost < best_cost:
+                    best, best_cost = (c, box, False), cost
+    return best
+
+
+def node_box(attrs: dict, x: float, y: float) -> tuple[float, float, float, float]:
+    """A drawn node's box in points, centred at (x, y)."""
+    kind = attrs["kind"]
+    if kind in ("input", "output", "const"):
+        return text_box(x, y, str(attrs["label"]), 16.0)
+    if kind in ("fork", "bend"):
+        return x - 3, y - 3, x + 3, y + 3
+    if kind == "unbroadcast":
+        return x - 12, y - 12, x + 12, y + 12
+    r = _gate_size(attrs["label"]) * POINTS / 2
+    h = 18.0 if len(attrs["label"]) > 6 else r  # an ellipse 0.5 inches high, or a circle
+    return x - r, y - h, x + r, y + h
+
+
+def new_canvas(style: Style) -> tuple[graphviz.Digraph, Theme]:
+    """An empty drawing for `neato` and its colours, on the style's background. Every node drawn
+    on it is pinned, so neato's stress solver (O(nodes^2) time and memory) is given no
+    iterations: maxiter 0."""
+    if isinstance(style, str):
+        style = Style(theme=style)
     canvas = graphviz.Digraph(
         "circuit",
         engine="neato",
-        graph_attr={"bgcolor": "transparent", "splines": "line", "outputorder": "edgesfirst",
+        graph_attr={"bgcolor": style.paper, "splines": "line", "outputorder": "edgesfirst",
                     "pad": "0.3", "notranslate": "true", "maxiter": "0"},
     )  # fmt: skip
-    return canvas, colours
+    return canvas, style.colours
+
+
+KIND_CLASS = {"gate": "gate", "input": "input", "output": "output", "const": "const",
+              "fork": "fork", "bend": "bend", "unbroadcast": "gate unbroadcast"}  # fmt: skip
+
+
+@dataclass
+class Label:
+    """A text placed on the drawing: which group it is, where its centre is, what it says."""
+
+    id: str
+    kind: str  # value, grad, total, local
+    text: str
+    centre: tuple[float, float]
+    colour: str
+
+
+@dataclass
+class Arrangement:
+    """Where everything of a scene goes: node centres, wire paths, labels, and how many labels
+    found no place clear of everything (0 for a clean picture)."""
+
+    pos: dict[str, tuple[float, float]]
+    paths: list[list[tuple[float, float]]]
+    ports: dict[int, tuple[str, tuple[float, float]]]
+    labels: list[Label]
+    unplaced: int
+    box: tuple[float, float, float, float]
+
+
+# where a gate's local gradients may go, from just below the gate (points right and up)
+LOCAL_SPOTS = [(dx, dy) for dy in (0, -16, -32, 16, 40, -48, 60, -64, 80) for dx in (0, -30, 30)]
+SPREADS = (1.0, 1.4, 2.0, 2.8)  # room between gates, tried in turn until every label has a place
+RETRY_NODES = 400  # larger drawings are laid out once
+
+
+def arrange(
+    scene, colours, digits=2, local=None, reveal=None, offset=(0.0, 0.0), prefix="", direction="LR",
+    built=None, explain=False,
+):  # fmt: skip
+    """The arrangement of a scene at `offset`: laid out by `dot`, with more room between gates
+    when a label found no clear place (see SPREADS)."""
+    best = None
+    for spread in SPREADS if len(scene.nodes) <= RETRY_NODES else SPREADS[:1]:
+        found = _arrange(
+            scene, colours, digits, local, reveal, offset, prefix, spread, direction, built, explain
+        )
+        if best is None or found.unplaced < best.unplaced:
+            best = found
+        if found.unplaced == 0:
+            break
+    return best
+
+
+def _wire_id(scene: Scene, k: int, prefix: str) -> str:
+    if scene.wires[k].kind == "end":  # the second piece of a bent wire (see _bends)
+        return f"{prefix}w{k - 1}-end"
+    return f"{prefix}w{k}"
+
+
+def _arrange(
+    scene, colours, digits, local, reveal, offset, prefix, spread, direction, built, explain
+) -> Arrangement:
+    laid, routed = _layout(scene, colours, digits, spread, direction)
+    pos = {k: (x + offset[0], y + offset[1]) for k, (x, y) in laid.items()}
+    routes = {e: [(x + offset[0], y + offset[1]) for x, y in via] for e, via in routed.items()}
+    obstacles = [node_box(attrs, *pos[key]) for key, attrs in scene.nodes.items()]
+    ports = _ports(scene, pos, direction)
+    paths = _paths(scene, pos, routes, ports)
+    pieces = [(k, a, b) for k, path in enumerate(paths) for a, b in zip(path, path[1:])]
+    segments = [(a, b) for _, a, b in pieces]
+    labels, unplaced = [], 0
+    for key, attrs in scene.nodes.items():
+        if local and local.get(key):
+            x, y = pos[key]
+            box = text_box(0, 0, local[key], LOCAL_SIZE)
+            below = node_box(attrs, x, y)[1] - 4 - (box[3] - box[1]) / 2
+            spot = None
+            for dx, dy in LOCAL_SPOTS:  # below its gate first, where nothing is
+                candidate = text_box(x + dx, below + dy, local[key], LOCAL_SIZE)
+                if not any(boxes_overlap(candidate, o, 2.0) for o in obstacles) and not any(
+                    segment_hits_box(a, b, candidate) for a, b in segments
+                ):
+                    spot = (x + dx, below + dy)
+                    break
+            unplaced += spot is None
+            spot = spot or (x, below)
+            obstacles.append(text_box(*spot, local[key], LOCAL_SIZE))
+            labels.append(Label(f"{prefix}{key}-local", "local", local[key], spot, colours.text))
+    for k, w in enumerate(scene.wires):
+        shown = reveal is None or w.step <= reveal
+        wire_id = _wire_id(scene, k, prefix)
+        mine = {k, k + 1} if k + 1 < len(scene.wires) and scene.wires[k + 1].kind == "end" else {k}
+        own = [i for i, (owner, _, _) in enumerate(pieces) if owner in mine]
+        made = built is None or w.made <= built
+        items = (
+            (1, w.value if made else None, colours.value, "value", ""),
+            (-1, w.gradient if shown else None, colours.gradient, "grad", "")
+            if w.below == "gradient"
+            else (-1, w.gradient, TANGENT_COLOURS[colours], "tangent", ""),
+            (-1, w.total if shown else None, colours.gradient, "total", "Σ "),
+        )
+        if explain and w.why and w.step == reveal and w.gradient is not None:
+            items += ((-1, w.gradient, colours.active, "step", w.why + " = "),)
+        for side, item, tint, what, mark in items:
+            if item is None:
+                continue
+            text_ = mark + fmt(item, digits)
+            centre, box, clear = place_label(side, text_, obstacles, segments, own, direction)
+            unplaced += not clear
+            obstacles.append(box)
+            tint = tint if _finite(item) else colours.warning
+            labels.append(Label(f"{wire_id}-{what}", what, text_, centre, tint))
+    xs = [x for box in obstacles for x in (box[0], box[2])]
+    ys = [y for box in obstacles for y in (box[1], box[3])]
+    return Arrangement(pos, paths, ports, labels, unplaced, (min(xs), min(ys), max(xs), max(ys)))
 
 
 def draw_scene(
@@ -467,14 +948,26 @@ def draw_scene(
     reveal: int | None = None,
     offset: tuple[float, float] = (0.0, 0.0),
     prefix: str = "",
+    direction: str = "LR",
+    built: int | None = None,
+    explain: bool = False,
 ) -> tuple[float, float, float, float]:
-    """Draw a scene onto a canvas at `offset`; returns its bounding box (points).
+    """Draw a scene onto a canvas at `offset`; returns its bounding box (points). `digits`:
+    decimals, or the picture's `Numbers`.
 
-    `reveal` shows the gradients of wires up to that backward step only (-1: none), and marks
-    the gate of that step as the active one.
+    Every element is an SVG group with a `class` saying what it is (`wire`, `value`, `grad`,
+    `total`, `gate`, `input`, `output`, `const`, `fork`, `local`) and an `id`: wire k of the
+    panel is `<prefix>w<k>` (its further pieces, where it bends, `<prefix>w<k>-...`; a wire into
+    a gate also has the class `arg<i>`, the argument position it feeds), its labels
+    `<prefix>w<k>-value` and `<prefix>w<k>-grad` (a stem's total: `<prefix>w<k>-total`), node
+    key's `<prefix><key>`, its local gradients `<prefix><key>-local`.
+
+    `reveal` shows the gradients of wires up to that backward step only (-1: none, 0: the
+    seed), and marks the gate of that step as the active one; `explain` writes that gate's
+    computation on each of its input wires (class `step`); `built` shows the values of the first
+    gates only (forward order; 0: the inputs').
     """
-    laid = _layout(scene, colours, digits)
-    pos = {k: (x + offset[0], y + offset[1]) for k, (x, y) in laid.items()}
+    done = arrange(scene, colours, digits, local, reveal, offset, prefix, direction, built, explain)
     active = next((k for k, s in scene.steps.items() if s == reveal), None)
 
     def pinned(x, y):
@@ -484,39 +977,78 @@ def draw_scene(
         node = _node_attrs(attrs, colours)
         if key == active:
             node.update(color=colours.active, penwidth="2.6", fontcolor=colours.active)
-        x, y = pos[key]
-        canvas.node(prefix + key, pos=pinned(x, y), **node)
-        if local and local.get(key):
-            lines = [plain(line) for line in local[key].split("\n")]
-            canvas.node(
-                f"{prefix}{key}_local", label=graphviz.nohtml("\\l".join(lines) + "\\l"),
-                shape="plaintext", fontname=FONT, fontsize="11", fontcolor=colours.text,
-                pos=pinned(x, y - 44),
-            )  # fmt: skip
+        node["class"] = KIND_CLASS[attrs["kind"]]
+        canvas.node(prefix + key, pos=pinned(*done.pos[key]), id=prefix + key, **node)
     for k, w in enumerate(scene.wires):
         shown = reveal is None or w.step <= reveal
-        gradient = w.gradient if shown else None
-        p, q = pos[w.tail], pos[w.head]
-        broken = any(v is not None and not _finite(v) for v in (w.value, gradient))
-        canvas.edge(
-            prefix + w.tail, prefix + w.head, color=colours.warning if broken else colours.line,
-            penwidth="2.8" if broken else "1.4", arrowsize="0.7",
-            style="dashed" if broken else "solid", arrowhead="normal" if w.arrow else "none",
+        carried = (w.value, w.gradient if shown else None, w.total if shown else None)
+        broken = any(v is not None and not _finite(v) for v in carried)
+        wire_id = _wire_id(scene, k, prefix)
+        style = dict(
+            color=colours.warning if broken else colours.line, penwidth="2.8" if broken else "1.4",
+            arrowsize="0.7", style="dashed" if broken else "solid",
+            **{"class": "wire" if w.gate is None else f"wire arg{w.position}"},
         )  # fmt: skip
-        under = TANGENT_COLOURS[colours] if w.below == "tangent" else colours.gradient
-        for side, item, tint in ((1, w.value, colours.value), (-1, gradient, under)):
-            if item is None:
-                continue
-            lx, ly = _label_position(p, q, side)
-            canvas.node(
-                f"{prefix}w{k}{'v' if side == 1 else 'g'}", label=plain(fmt(item, digits)),
-                shape="plaintext", fontsize="13", fontname=FONT, margin="0", width="0",
-                height="0", fontcolor=tint if _finite(item) else colours.warning,
-                pos=pinned(lx, ly + side * 6),  # centred text: lift it clear of the line
+        ends = [prefix + w.tail]
+        for j, (x, y) in enumerate(done.paths[k][1:-1], start=1):  # a detour: pinned points
+            ends.append(f"{wire_id}_via{j}")
+            canvas.node(ends[-1], label="", shape="point", width="0", style="invis",
+                        pos=pinned(x, y), id=f"{wire_id}-point{j}")  # fmt: skip
+        ends.append(prefix + w.head)
+        for j, (a, b) in enumerate(zip(ends, ends[1:])):
+            last = j == len(ends) - 2
+            canvas.edge(
+                a, b, id=wire_id if j == 0 else f"{wire_id}-via{j}",
+                arrowhead="normal" if w.arrow and last else "none",
+                **({"headport": done.ports[k][0]} if k in done.ports and last else {}), **style,
             )  # fmt: skip
-    xs = [x for x, _ in pos.values()]
-    ys = [y for _, y in pos.values()]
-    return min(xs), min(ys), max(xs), max(ys)
+    for label in done.labels:
+        if label.kind == "local":
+            canvas.node(
+                label.id.replace("-local", "_local"), label=lines(label.text), shape="plaintext",
+                fontname=FONT,
+                fontsize=f"{LOCAL_SIZE:g}", fontcolor=label.colour, pos=pinned(*label.centre),
+                id=label.id, margin="0", width="0", height="0", **{"class": "local"},
+            )  # fmt: skip
+            continue
+        canvas.node(
+            label.id.rsplit("-", 1)[0] + label.kind[0], label=lines(label.text), shape="plaintext",
+            fontsize=f"{LABEL_SIZE:g}",
+            fontname=FONT + ("-Bold" if label.kind in ("total", "step") else ""),
+            margin="0", width="0", height="0", fontcolor=label.colour, pos=pinned(*label.centre),
+            id=label.id, **{"class": label.kind},
+        )  # fmt: skip
+    return done.box
+
+
+def _ports(scene: Scene, pos: dict, direction: str = "LR") -> dict:
+    """Where the wires of a gate whose argument order matters enter it, when `dot` drew its
+    argument 0 coming from below (TB: right of) argument 1: wire index -> (head port, the point
+    it ends at). Argument 0 then enters the upper left of the circle (TB: its top left),
+    argument 1 the lower left (TB: top right)."""
+    into: dict[str, list[tuple[int, int]]] = {}
+    for k, w in enumerate(scene.wires):
+        if scene.nodes[w.head].get("ordered") and w.kind != "stem":
+            into.setdefault(w.head, []).append((w.position, k))
+    ports = {}
+    across = direction == "LR"
+    for head, wires in into.items():
+        wires.sort()
+        if len(wires) < 2:
+            continue
+        tails = [pos[scene.wires[k].tail][1 if across else 0] for _, k in wires]
+        in_order = (a >= b if across else a <= b for a, b in zip(tails, tails[1:]))
+        if all(in_order):
+            continue  # already in argument order (y grows upwards)
+        (x, y), r = pos[head], 18.0 * 0.7
+        entries = (
+            (("nw", (-r, r)), ("sw", (-r, -r)), ("w", (-r, 0.0)))
+            if across
+            else (("nw", (-r, r)), ("ne", (r, r)), ("n", (0.0, r)))
+        )
+        for (_, k), (port, (dx, dy)) in zip(wires, entries):
+            ports[k] = (port, (x + dx, y + dy))
+    return ports
 
 
 @dataclass
@@ -526,16 +1058,20 @@ class Panel:
     scene: Scene
     title: str | None = None
     local: dict[str, str] | None = None
-    reveal: int | None = None
+    reveal: int | None = None  # backward steps shown (None: all, -1: none, 0: the seed alone)
+    built: int | None = None  # forward: gates shown (None: all)
+    explain: bool = False  # write the revealed gate's computation on its input wires
 
 
 def function_panel(
-    f, inputs: dict, digits: int = 2, show_local: bool = False, reveal=None, title=None
+    f, inputs: dict, digits=2, show_local: bool = False, reveal=None, title=None
 ) -> Panel:
     """The panel of a `graphc.Function` `f`: its structure alone for no `inputs`, else the
-    values and gradients its generated code computes at `inputs` (by name) on every wire."""
+    values and gradients its generated code computes at `inputs` (by name) on every wire.
+    `digits`: decimals, or a `Style`."""
     from ..passes.autodiff import gate_local_gradients
 
+    numbers = digits.numbers() if isinstance(digits, Style) else Numbers(digits)
     graph = f.graph
     if not inputs:
         output_name = graph.nodes[graph.graph["output"]].get("hint", "out")
@@ -545,46 +1081,140 @@ def function_panel(
         program = compiled.program
         scene = build_scene(
             graph, values, program.graph.graph["wires"], program.seed,
-            program.names.get(program.output, "out"), digits,
+            program.names.get(program.output, "out"), numbers,
+            program.graph.graph["gradient_of"],
         )  # fmt: skip
+        why = computations(
+            graph, gate_local_gradients, values, program.graph.graph["gradient_of"],
+            numbers.number,
+        )  # fmt: skip
+        for w in scene.wires:
+            if w.gate is not None and w.kind != "end" and not w.head.startswith("u"):
+                w.why = why.get((w.gate, w.position))
     local = local_texts(graph, gate_local_gradients) if show_local else None
     return Panel(scene, title, local, reveal)
 
 
-def steps(f, inputs: dict, digits: int = 2, show_local: bool = False, theme: str = "light"):
-    """SVG frames for a slide build-up of `f` at `inputs`: forward values first, then one gate's
-    gradients more per frame, in backward order; the last frame is the full picture."""
-    frames = []
+def steps(
+    f, inputs: dict, digits=2, show_local: bool = False, theme: str = "light", style=None,
+    forward: bool = False,
+) -> list[str]:  # fmt: skip
+    """SVG frames for a slide build-up of `f` at `inputs`, as a lecturer builds the slide:
+    (with `forward`, the forward pass one gate more per frame, then) the forward values; the
+    seed, the output's gradient 1 alone; one frame per gate in backward order, every gate
+    including the last, the gate highlighted and its computation written for each input wire
+    ("upstream × local = gradient"); and the full picture."""
+    return [
+        svg_text(p) for p in step_pictures(f, inputs, digits, show_local, theme, style, forward)
+    ]
+
+
+def step_pictures(
+    f, inputs: dict, digits=2, show_local: bool = False, theme: str = "light", style=None,
+    forward: bool = False,
+) -> list[graphviz.Digraph]:  # fmt: skip
+    """The frames of `steps` as graphviz.Digraphs (to write as PDF or PNG)."""
+    style = style or Style(digits=digits, theme=theme)
     gates = sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))
-    for reveal in range(-1, gates + 1):
-        if reveal == 0:
-            continue  # the output wire's gradient comes with the first gate's frame
-        panel = function_panel(f, inputs, digits, show_local, None if reveal == gates else reveal)
-        frames.append(svg_text(picture([panel], theme, digits)))
-    return frames
+    panel = function_panel(f, inputs, style, show_local)
+    panels = [replace(panel, reveal=-1, built=shown) for shown in range(gates if forward else 0)]
+    panels.append(replace(panel, reveal=-1))  # the forward values
+    panels.append(replace(panel, reveal=0))  # the seed
+    panels += [replace(panel, reveal=k, explain=True) for k in range(1, gates + 1)]
+    panels.append(panel)  # the full picture
+    return [_sized(picture([p], style), style) for p in panels]
 
 
-def picture(panels: list[Panel], theme: str = "light", digits: int = 2, table=None):
-    """Panels drawn left to right on one canvas, with an optional table (rows of cells) below."""
-    canvas, colours = new_canvas(theme)
-    x0, bottom, right = 0.0, math.inf, 0.0
+def _sized(canvas: graphviz.Digraph, style: Style) -> graphviz.Digraph:
+    if style.fit is not None:
+        width, height = FITS[style.fit]
+        canvas.graph_attr["size"] = f"{width / POINTS:.3f},{height / POINTS:.3f}!"
+    return canvas
+
+
+def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.Digraph:
+    """`f`'s picture in `style`; fitted to a slide when `style.fit` says which: drawn in the
+    direction (LR or TB) whose scaled text is the larger, and above FIT_GATES gates the circuit
+    fused (`f.fused()`: affine, softmax cross-entropy, ... as one gate each; where that leaves
+    too many, level "elementwise"), the title saying so."""
+    if style.fit is None:
+        return picture([function_panel(f, inputs, style, show_local)], style)
+    title = None
+    gates = sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))
+    if gates > FIT_GATES:
+        for level in ("patterns", "elementwise"):  # named regions first, then every run
+            fused = f.fused(level=level)
+            now = sum(1 for _, op in fused.graph.nodes(data="op") if op not in ("input", "const"))
+            if now <= FIT_GATES:
+                break
+        title = f"fused to fit the slide: {gates} gates drawn as {now}"
+        f = fused
+    best, best_size = None, -1.0
+    for direction in DIRECTIONS:
+        trial = replace(style, direction=direction)
+        canvas = picture([function_panel(f, inputs, trial, show_local, title=title)], trial)
+        size = smallest_text(canvas, style.fit)
+        if size > best_size:
+            best, best_size = canvas, size
+    return _sized(best, style)
+
+
+FIT_GATES = 30  # above this many gates a fitted picture is drawn fused
+
+
+def smallest_text(canvas: graphviz.Digraph, fit: str) -> float:
+    """The smallest text's height in pixels when the picture is scaled into the slide frame."""
+    width, height = FITS[fit]
+    x0, y0, x1, y1 = canvas.box
+    pad = 2 * 0.3 * POINTS
+    scale = min(width / (x1 - x0 + pad), height / (y1 - y0 + pad))
+    return scale * min(LABEL_SIZE, LOCAL_SIZE)
+
+
+def picture(panels: list[Panel], theme="light", digits: int = 2, table=None, stack="horizontal"):
+    """Panels drawn side by side (`stack` "horizontal") or one under the other ("vertical") on
+    one canvas, with an optional table (rows of cells) below. `theme`: a theme's name, or the
+    picture's `Style` (then `digits` is the style's)."""
+    style = theme if isinstance(theme, Style) else Style(digits=digits, theme=theme)
+    if stack not in ("horizontal", "vertical"):
+        raise GraphcError(f"stack={stack!r}: use 'horizontal', 'vertical' or 'auto'")
+    canvas, colours = new_canvas(style)
+    numbers = style.numbers(1e-12 * max((largest(p.scene) for p in panels), default=0.0))
+    x0, y0, bottom, right, left, top = 0.0, 0.0, math.inf, 0.0, math.inf, -math.inf
     for i, panel in enumerate(panels):
+        if stack == "vertical" and i:  # this panel's top 80 points under the one above
+            own = arrange(
+                panel.scene,
+                colours,
+                numbers,
+                panel.local,
+                panel.reveal,
+                direction=style.direction,
+                built=panel.built,
+                explain=panel.explain,
+            )
+            y0 = bottom - 80.0 - (own.box[3] + (50 if panel.title else 0))
         box = draw_scene(
-            canvas, colours, panel.scene, digits, panel.local, panel.reveal, (x0, 0.0), f"p{i}_"
-        )
+            canvas, colours, panel.scene, numbers, panel.local, panel.reveal, (x0, y0),
+            f"p{i}_", style.direction, panel.built, panel.explain,
+        )  # fmt: skip
         if panel.title:
             canvas.node(
                 f"p{i}_title", label=plain(panel.title), shape="plaintext", fontname=FONT,
                 fontsize="16", fontcolor=colours.text,
-                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 50) / POINTS:.3f}!",
+                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 30) / POINTS:.3f}!",
             )  # fmt: skip
         bottom, right = min(bottom, box[1]), max(right, box[2])
-        x0 = box[2] + 150.0
+        left, top = min(left, box[0]), max(top, box[3] + (50 if panel.title else 0))
+        if stack == "horizontal":
+            x0 = box[2] + 150.0
     if table:
         canvas.node(
             "table", label=_html_table(table, colours), shape="plaintext", fontname=FONT,
             pos=f"{right / 2 / POINTS:.3f},{(bottom - 60 - 9 * len(table)) / POINTS:.3f}!",
         )  # fmt: skip
+        bottom -= 120 + 18 * len(table)
+    canvas.box = (left, bottom, right, top)  # points: what `fitted` scales into a slide
     return canvas
 
 
