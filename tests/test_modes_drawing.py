@@ -42,8 +42,8 @@ def wires_with_tangents(svg: str, prefix: str = "p0_") -> dict:
     light = THEMES["light"]
     found = {}
     mine = [w for w in wires if w[1].startswith(prefix)]  # a panel numbers its own wires
-    for k, (_, tail, head, start, end) in enumerate(mine):
-        value, tangent = labels.get(f"{prefix}w{k}v"), labels.get(f"{prefix}w{k}g")
+    for k, tail, head, start, end in mine:  # the tangent's node: <wire>t, class "tangent"
+        value, tangent = labels.get(f"{prefix}w{k}v"), labels.get(f"{prefix}w{k}t")
         assert value[3] == light.value
         assert value[2] < height_of_line(start, end, value[1]), f"{value[0]} not above"
         assert tangent[3] == TANGENT_COLOURS[light] != light.gradient
@@ -108,7 +108,9 @@ def test_the_backward_graph_is_drawn_as_a_circuit():
     wires, labels, nodes = parse(svg)
     gates = {texts[0] for texts in nodes.values() if texts}
     assert {"σ'", "*'"} <= gates  # the backward steps, as gates of their own
-    out = [labels[f"p0_w{k}v"][0] for k, _, head, _, _ in wires if nodes[head][0] == "dw0"]
+    out = [
+        labels[f"p0_w{k}v"][0] for k, _, head, _, _ in wires if nodes[head][:1] == ["dw0"]
+    ]  # fork points have no text
     assert out == [f"{central_diff(plain_neuron, AT, 'w0'):.2f}"]
     assert_no_overlaps(svg)
 

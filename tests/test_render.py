@@ -44,7 +44,9 @@ def parse(svg: str):
             points = [tuple(map(float, p)) for p in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)]
             if g.get("id").endswith("-end"):
                 continue  # the second piece of a bent wire
-            k = int(g.get("id").removeprefix("p0_w"))  # the wire's id, as its labels name it
+            k = int(
+                g.get("id").split("_w", 1)[1]
+            )  # the wire's id (p<panel>_w<k>), as its labels name it
             wires.append((k, tail, head, points[0], points[-1]))
         elif "node" in (g.get("class") or "").split():
             texts = g.findall(f"{SVG}text")
