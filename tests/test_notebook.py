@@ -103,7 +103,7 @@ def test_step_frames_show_as_a_player_without_widgets_or_network(outputs):
     assert "application/vnd.jupyter.widget-view+json" not in bundle
     # 8 gates: the forward values, the seed, one frame per gate, the full picture (issue 13)
     assert html.count('class="graphc-frame"') == 1 + 1 + 8 + 1
-    assert "<script>" in html and 'type="range"' in html and 'max="8"' in html
+    assert "<script>" in html and 'type="range"' in html and 'max="10"' in html
     assert_no_network(html)
 
 
