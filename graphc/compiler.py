@@ -211,7 +211,7 @@ def _compile(
     shaped = infer_shapes(g if readable else lower(g), shapes)
     shaped.graph["style"] = style  # the backward pass and the printer read it
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
-    with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt])
+    with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt], sizes is None)
     program = schedule(with_grads)
     kinds = None
     weak = input_dtypes and None in input_dtypes.values()  # a Python float, computed in float64

@@ -20,7 +20,7 @@ import networkx as nx
 import numpy as np
 import sympy
 
-from ..ir.errors import GraphcError
+from ..ir.errors import GraphcError, ShapeError
 from ..ir.graph import add_node, args_of, copy_graph, user_order
 from ..ir.ops import (
     ARGS,
@@ -235,7 +235,7 @@ def _reachable(g: nx.DiGraph, sources, output) -> set[int]:
     return forward & behind
 
 
-def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
+def backward(g: nx.DiGraph, wrt: list[int] | None = None, zeros: bool = True) -> nx.DiGraph:
     """A copy of the shaped graph `g` with gradient nodes for the inputs `wrt` (default: all).
 
     The result's `graph["seed"]` is the upstream-gradient node (`dout`), `graph["grads"]` maps
@@ -293,6 +293,10 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None) -> nx.DiGraph:
     returned = Counter(grad.get(i) for i in wrt)  # a gradient node returned for 2+ inputs
     grads = {}
     for i in wrt:
+        if grad.get(i) is None and not zeros and g.nodes[i]["shape"]:
+            # `zeros=False` (the compiler's probe sizes): a zero gradient is a constant array of
+            # the call's own shape, which no probe can stand for; the caller specialises instead
+            raise ShapeError(f"the gradient of {g.nodes[i]['name']!r} is a constant zero array")
         grads[i] = _final_gradient(b, i, grad.get(i), seed, shared=returned[grad.get(i)] > 1)
     h.graph.update(seed=seed, grads=grads, gradient_of=dict(grad), wires=wires)
     return h
