@@ -25,6 +25,7 @@ import functools
 import math
 import textwrap
 
+import networkx as nx
 import numpy as np
 import sympy
 
@@ -281,11 +282,14 @@ def emit_api_module(program: Program, title: str, version: str) -> str:
         lines.append(f"    return {', '.join(grads) or '()'}")
     blocks.append("\n".join(lines))
     result = names[out] if g.nodes[out]["op"] not in ("input", "const") else "out"
+    seed_like = result
+    if not set(g.graph["inputs"]) & (nx.ancestors(g, out) | {out}):
+        seed_like = f"{NS}.asarray({result})"  # a value of constants alone: a Python number
     blocks.append(
         f"def value_and_grad({params}):\n"
         f"    {result}, cache = forward({params})\n"
-        f"    {NS} = array_namespace({result})\n"
-        f"    return {result}, backward({NS}.ones_like({result}), cache)"
+        f"    {NS} = array_namespace({params})\n"
+        f"    return {result}, backward({NS}.ones_like({seed_like}), cache)"
     )
     return "\n\n\n".join(blocks) + "\n"
 
