@@ -77,6 +77,19 @@ class ApiPrinter(Printer):
             )
         return f"{NS}.{name}"
 
+    def _print_number(self, expr: sympy.Expr) -> str:
+        """A number SymPy left as an expression (log_sigmoid(0) where fusion folded x - x):
+        its value now, as the NumPy helpers compute it, so that no helper is called on a
+        Python number (the standard's namespace comes from arrays) and no float() is taken."""
+        try:
+            value = float(expr)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            with np.errstate(all="ignore"):
+                value = float(sympy.lambdify([], expr, modules=[_numpy_helpers(), "numpy"])())
+        return api_literal(value)
+
     def _print_Mul(self, expr):
         masks = [m for m in map(_mask_of, expr.args) if m is not None]
         choice = next((f for f in expr.args if _numbers_only(f)), None)
@@ -167,6 +180,15 @@ _COMMENT_PRINTER = _CommentPrinter()
 
 
 @functools.cache
+@functools.cache
+def _numpy_helpers() -> dict:
+    """graphc's NumPy helpers (sigmoid, log_sigmoid, ...) as functions, for folding numbers."""
+    namespace: dict = {"np": np}
+    for source in HELPERS.values():
+        exec(source, namespace)  # graphc's own helper definitions, as every module has them
+    return {k: v for k, v in namespace.items() if k in HELPERS}
+
+
 def api_template(formula: sympy.Expr, printer: ApiPrinter = _API_PRINTER) -> str:
     """codegen's `formula_template` in the standard: a mask's slot stays a boolean, so that
     the printer never uses it as a number."""
