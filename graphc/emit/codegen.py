@@ -435,7 +435,8 @@ class Emitter:
             return comment
         spread = [a for a in self.args(n) if a in self.plan.scalars]
         if spread:
-            comment = f"{comment}; {self.comment(spread[0])}: the scalar broadcasts"
+            note = self.comment(spread[0])  # a fused gate's spread has no comment of its own
+            comment = f"{comment}; {note}: the scalar broadcasts" if note else comment
         for (step, _), out in self.plan.rereads.items():
             if step == n:
                 comment += f", read as {self.p.names[out]} > 0: the same mask"
