@@ -33,6 +33,7 @@ from ..ir.ops import (
     formula_gradients,
     gate_of,
     local_gradients,
+    textbook_gradients,
 )
 from ..ir.shapes import node_shape
 from ..ir.special import cancelled, folds_badly, is_boolean, is_plain_float, numeric_masks
@@ -212,6 +213,8 @@ def gate_local_gradients(g: nx.DiGraph, n: int):
     if g.graph.get("style") == "textbook" and data["op"] in TEXTBOOK:
         return TEXTBOOK[data["op"]].local  # the lecture's formula (see ir.ops.TEXTBOOK)
     if data["op"] == "expr":
+        if g.graph.get("style") == "textbook" and data.get("role") is None:
+            return textbook_gradients(data["formula"], len(args_of(g, n)))  # fused gates inside
         return formula_gradients(data["formula"], len(args_of(g, n)))
     return local_gradients(gate_of(data["op"]))
 
