@@ -117,7 +117,7 @@ def test_lint_says_where_the_textbook_form_loses_accuracy():
     ]
 
 
-@pytest.mark.parametrize("level", ["none", "patterns"])
+@pytest.mark.parametrize("level", ["none", "patterns", "elementwise"])
 def test_named_intermediates_keep_their_names_in_every_style(level):
     names = {}
     for style in STYLES:
@@ -178,10 +178,15 @@ def test_an_unknown_style_is_a_clear_error():
 # ---------------------------------------------------------------- textbook inside fused gates
 
 
+def unit_unnamed(w, x, b):
+    """`unit` in one expression: no name keeps a statement, level="elementwise" fuses it all."""
+    return gc.sum(gc.log(1 + gc.exp(gc.tanh(gc.sigmoid(w * x + b) * x))) * gc.sigmoid(w * x + b))
+
+
 def test_the_textbook_style_writes_the_lecture_formulas_inside_elementwise_fused_gates():
     # level="elementwise" folds sigmoid, tanh and softplus into one formula: its derivatives are
     # still the lecture's, (1 - s) * s and 1 - t**2, and sigmoid and softplus are written out
-    f = gc.function(unit, style="textbook").fused(level="elementwise")
+    f = gc.function(unit_unnamed, style="textbook").fused(level="elementwise")
     source = f.source_for(np.ones(3), np.ones(3), 0.5)
     code = " ".join(source.split())
     assert "1 / (1 + np.exp(-(w * x + b)))" in code
@@ -195,12 +200,13 @@ def test_the_textbook_style_writes_the_lecture_formulas_inside_elementwise_fused
     assert "sigmoid" in lint and "tanh" in lint and "softplus" in lint
 
 
+@pytest.mark.parametrize("fn", [unit, unit_unnamed])
 @pytest.mark.parametrize("level", ["patterns", "elementwise"])
-def test_textbook_fused_gates_compute_the_default_gradients(level, rng):
+def test_textbook_fused_gates_compute_the_default_gradients(fn, level, rng):
     inputs = inputs_for(rng, unit, n=6)
-    want = central_diff_all(gc.function(unit), inputs)
+    want = central_diff_all(gc.function(fn), inputs)
     for style in STYLES:
-        got = gc.function(unit, style=style).fused(level=level).grad(**inputs)
+        got = gc.function(fn, style=style).fused(level=level).grad(**inputs)
         assert_grads_close(got, want, rtol=1e-6, atol=1e-8)
 
 

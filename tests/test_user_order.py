@@ -49,7 +49,7 @@ def assigned(source: str, function: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("level", ["none", "patterns"])
+@pytest.mark.parametrize("level", LEVELS)
 def test_forward_statements_follow_the_order_written(level):
     f = gc.function(neuron_then_other).fused(level=level)
     order = [
@@ -88,7 +88,7 @@ def test_backward_sweeps_the_gates_in_reverse(level):
     assert swept == [n for n in reversed(forward) if n in swept]
 
 
-@pytest.mark.parametrize("level", ["none", "patterns"])
+@pytest.mark.parametrize("level", LEVELS)
 def test_named_intermediates_keep_their_names(level):
     f = gc.function(neuron_then_other).fused(level=level)
     source = f.source_for(np.array([0.5, 1.0]), np.array([-1.5, 0.2]), 2.0)

@@ -532,7 +532,8 @@ class Emitter:
             via = self.g.nodes[source].get("grad_of")
             if source == self.p.seed or via is None:
                 return "the output's gradient, passed through (local gradient 1)"
-            return f"{self.g.nodes[via]['op']}: local gradient 1, the gradient passes through"
+            gate = self.g.nodes[via].get("gate", self.g.nodes[via]["op"])  # a fused one's name
+            return f"{gate}: local gradient 1, the gradient passes through"
         comment = data.get("comment", "")
         if op == "add" and comment.startswith("fork"):
             parts = [self.comment(a) for a in self.args(n)[1:] if a in self.p.inline]
