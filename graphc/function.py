@@ -21,6 +21,7 @@ import numpy as np
 from . import modes
 from .compiler import Compiled, compile_graph, gc_paused
 from .display import Code
+from .draw import explore as explorer
 from .draw import modes as draw_modes
 from .draw import notebook, render
 from .emit import array_api, numba_backend
@@ -662,6 +663,22 @@ class Function:
         steps = render.steps(self, named, style=style, show_local=show_local, forward=forward)
         return notebook.Frames(steps)
 
+    def explore(self, /, *args, quiz=False, **inputs) -> explorer.Page:
+        """An interactive page stepping through forward and backward at these inputs: one
+        self-contained HTML file (`.save(path)`), shown inline in a notebook. `quiz=True`
+        hides every gradient as "?" until clicked; a list of input names hides theirs only.
+        An input named `quiz` goes by position.
+
+        >>> neuron.explore(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0).save("neuron.html")
+        """
+        named = self._named(args, inputs, ("quiz",), "explore()")
+        return self._explore((self,), named, None, quiz)
+
+    def _explore(self, functions, inputs: dict, titles, quiz) -> explorer.Page:
+        """The page for `functions` (this one, or unfused and fused) at `inputs` by name."""
+        _check_quiz(quiz, self.inputs)
+        return explorer.Page(explorer.explore(functions, inputs, titles, quiz), write_atomic)
+
     def save_picture(
         self,
         path,
@@ -760,6 +777,21 @@ def _check_array(fn: str, name: str, v) -> None:
         raise InputError(
             f"{fn}: input {name!r} has unknown sizes {v.shape}; the code is specialised to "
             f"the shapes: compute them first ({name}.compute_chunk_sizes() for Dask)"
+        )
+
+
+def _check_quiz(quiz, inputs: tuple[str, ...]) -> None:
+    if isinstance(quiz, bool):
+        return
+    names = [quiz] if isinstance(quiz, str) else quiz
+    try:
+        unknown = [k for k in names if k not in inputs]
+    except TypeError:
+        unknown = [quiz]
+    if unknown or isinstance(quiz, str):
+        raise InputError(
+            f"explore(quiz=...) takes True, False or a list of input names of the function "
+            f"(one or more of {list(inputs)}); got {quiz!r}"
         )
 
 
