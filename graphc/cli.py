@@ -337,6 +337,9 @@ def _parser() -> argparse.ArgumentParser:
         "--compare", action="store_true", help="a toggle between the unfused and fused circuit"
     )
     explore.add_argument("--quiz", action="store_true", help='hide gradients as "?" until clicked')
+    explore.add_argument(
+        "--fit", choices=("16:9", "4:3"), help="draw the circuit as the slides fit it"
+    )
     explore.add_argument("-o", "--output", required=True, metavar="OUT.html", help="the page")
 
     demo = command(
@@ -539,16 +542,16 @@ def _explore(args) -> None:
     if args.output != "-" and Path(args.output).suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"the explorer writes an HTML page; end {args.output!r} in .html")
     if args.compare:
-        _reserved(inputs, ("rules", "level", "repeat", "quiz"), "graphc explore --compare")
+        _reserved(inputs, ("rules", "level", "repeat", "quiz", "fit"), "graphc explore --compare")
         f = _load(args.source)
         _check_inputs(f, inputs)
         comparison = compare(f, level=args.level or "patterns", repeat=1, **inputs)
-        page = comparison.explore(quiz=args.quiz)
+        page = comparison.explore(quiz=args.quiz, fit=args.fit)
     else:
         f = _function(args)
-        _reserved(inputs, ("quiz",), "graphc explore")
+        _reserved(inputs, ("quiz", "fit"), "graphc explore")
         _check_inputs(f, inputs)
-        page = f.explore(quiz=args.quiz, **inputs)
+        page = f.explore(quiz=args.quiz, fit=args.fit, **inputs)
     if args.output == "-":
         sys.stdout.write(page.html)
     else:

@@ -1,8 +1,10 @@
 """The backprop explorer in a real browser: headless Chromium opens the generated pages.
 
 Oracles: PyTorch autograd evaluates every circuit node by node (its own ops, float64), with
-each wire's use of a value as a tensor of its own, so the gradient flowing along each wire is
-PyTorch's; `value_and_grad` for the inputs' totals. What is checked is what the page shows
+each wire's use of a value (each argument position: x*x has two) as a tensor of its own, so
+the gradient flowing along each wire is PyTorch's, and a fork's total the sum of its branches';
+`value_and_grad` for the inputs' totals; forward mode's tangents against central differences
+of PyTorch's node values. What is checked is what the page shows
 after its script ran (`--dump-dom`): the wire and input tables, the SVG labels shown and
 hidden at several `#step=K`, the explanation lines, the inspector; plus no console messages
 and no http(s) address anywhere in the file. Skipped, saying why, where Chromium is absent.
@@ -59,15 +61,16 @@ def _op(op: str, data: dict, a: list):
 
 
 def torch_wires(f, inputs: dict):
-    """PyTorch's value of every node, and the gradient along every wire (gate, argument):
-    after the broadcast for an argument broadcast by an elementwise gate, and summed back."""
+    """PyTorch's value of every node, and the gradient along every wire (gate, argument
+    position): after the broadcast for an argument broadcast by an elementwise gate, and
+    summed back."""
     g = f.graph
     value, uses, spread = {}, {}, {}
+    inputs = {k: torch.tensor(np.asarray(v, dtype=float)) for k, v in inputs.items()}
     for n in topo_order(g):
         data = g.nodes[n]
         if data["op"] == "input":
-            value[n] = torch.tensor(np.asarray(inputs[data["name"]], dtype=float))
-            value[n].requires_grad_(True)
+            value[n] = inputs[data["name"]].clone().requires_grad_(True)
             continue
         if data["op"] == "const":
             value[n] = torch.tensor(np.asarray(data["value"], dtype=float))
@@ -76,15 +79,14 @@ def torch_wires(f, inputs: dict):
         elementwise = data["op"] not in ("matmul", "sum", "mean", "max")
         shape = torch.broadcast_shapes(*(value[a].shape for a in args)) if elementwise else None
         operands = []
-        for a in dict.fromkeys(args):
+        for i, a in enumerate(args):
             use = value[a] * 1.0  # this wire's own tensor: its gradient is the wire's
             use.retain_grad() if use.requires_grad else None
-            uses[(n, a)] = use
+            uses[(n, i)] = use
             if elementwise and use.shape != shape:
-                spread[(n, a)] = torch.broadcast_to(use, shape)
-                spread[(n, a)].retain_grad() if use.requires_grad else None
-        for a in args:
-            operands.append(spread.get((n, a), uses[(n, a)]))
+                spread[(n, i)] = torch.broadcast_to(use, shape)
+                spread[(n, i)].retain_grad() if use.requires_grad else None
+            operands.append(spread.get((n, i), use))
         value[n] = _op(data["op"], data, operands)
     out = value[g.graph["output"]]
     out.backward(torch.ones_like(out))
@@ -94,23 +96,34 @@ def torch_wires(f, inputs: dict):
     return {n: v.detach().numpy() for n, v in value.items()}, grad, before, inputs_grad
 
 
+def central_tangents(f, inputs: dict, name: str, h: float = 1e-6) -> dict:
+    """Every node's derivative along d name = 1 (ones for an array), by central differences
+    of PyTorch's node values."""
+    up, down = dict(inputs), dict(inputs)
+    up[name] = np.asarray(inputs[name], dtype=float) + h
+    down[name] = np.asarray(inputs[name], dtype=float) - h
+    plus, minus = torch_wires(f, up)[0], torch_wires(f, down)[0]
+    return {n: (plus[n] - minus[n]) / (2 * h) for n in plus}
+
+
 # ---------------------------------------------------------------- reading what is shown
 
 
-def _numbers(text: str, like) -> None:
+def _numbers(text: str, like, atol: float = 1e-9) -> None:
     """Assert the page's text for a value equals `like` (a summary for larger arrays)."""
     like = np.asarray(like, dtype=float)
     if like.size <= 4:
         got = [float(t) for t in re.findall(r"-?[\d.]+(?:e[-+]?\d+)?|-?inf|nan", text)]
-        np.testing.assert_allclose(got, like.ravel(), rtol=RTOL, atol=1e-9, err_msg=text)
+        np.testing.assert_allclose(got, like.ravel(), rtol=RTOL, atol=atol, err_msg=text)
         return
     shape, span = text.split(": ")
     assert shape == "×".join(map(str, like.shape)), text
     low, high = (float(t) for t in span.split(" … "))
-    np.testing.assert_allclose([low, high], [like.min(), like.max()], rtol=RTOL, atol=1e-9)
+    np.testing.assert_allclose([low, high], [like.min(), like.max()], rtol=RTOL, atol=atol)
 
 
 def _open(f, inputs, tmp_path, fragment, **options):
+    """The page of `f` at `inputs` opened at `#fragment`: no console message, the script ran."""
     page = f.explore(**inputs, **options)
     path = page.save(tmp_path / "page.html")
     opened = browser.open_page(path, fragment)
@@ -125,32 +138,48 @@ def _gates(f):
     return [n for n in topo_order(f.graph) if f.graph.nodes[n]["op"] not in ("input", "const")]
 
 
-def check_step(f, inputs, tmp_path, step: int) -> None:
+def _head(attrs) -> int | None:
+    return None if attrs["data-head"] in ("output", "") else int(attrs["data-head"])
+
+
+def check_step(f, inputs, tmp_path, step: int, **options) -> None:
     """At `#step=step`: every value and gradient shown is PyTorch's; those shown are the ones
-    computed by then (forward: the first gates in order; backward: from the output back)."""
+    computed by then (forward: the first gates in order; backward: from the output back; a
+    fork's total once all its branches have theirs)."""
     value, grad, before, input_grads = torch_wires(f, inputs)
     gates = _gates(f)
     done_forward = set(gates[:step])  # step k computes gate k (1-based), in forward order
     done_backward = set(gates[::-1][: max(0, step - len(gates) - 1)])  # then seed, then back
-    _, root = _open(f, inputs, tmp_path, f"step={step}")
+    _, root = _open(f, inputs, tmp_path, f"step={step}", **options)
     counter = browser.by_id(root, "counter").all_text()
     assert counter == f"step {step} of {2 * len(gates) + 1}"
     rows = browser.table_rows(root, "wires")
     assert rows, "no wires listed"
+    seeded = step >= len(gates) + 1
     for attrs, (_, _, shown_value, shown_grad, _) in rows:
-        tail = int(attrs["data-tail"])
-        head = None if attrs["data-head"] == "output" else int(attrs["data-head"])
+        tail, head = int(attrs["data-tail"]), _head(attrs)
         computed = f.graph.nodes[tail]["op"] in ("input", "const") or tail in done_forward
         assert bool(shown_value) == computed, (attrs, step)
         if computed:
             _numbers(shown_value, value[tail])
-        reached = step >= len(gates) + 1 and (head is None or head in done_backward)
-        if head is None:
-            expected = np.ones_like(value[tail])
-        elif attrs["data-piece"] == "from-sum":  # between the summation and the gate
-            expected = before.get((head, tail))
+        if attrs["data-piece"] == "stem":  # to a fork point: the total of its branches
+            branches = [
+                (_head(a), int(a["data-position"]))
+                for a, _ in rows
+                if a["data-fork"] == attrs["data-fork"] and a["data-piece"] != "stem"
+            ]
+            assert len(branches) >= 2, attrs
+            reached = seeded and all(h in done_backward for h, _ in branches)
+            shares = [grad.get(b) for b in branches]
+            expected = None if any(x is None for x in shares) else sum(shares)
         else:
-            expected = grad.get((head, tail))
+            reached = seeded and (head is None or head in done_backward)
+            if head is None:
+                expected = np.ones_like(value[tail])
+            elif attrs["data-piece"] == "from-sum":  # between the summation and the gate
+                expected = before.get((head, int(attrs["data-position"])))
+            else:
+                expected = grad.get((head, int(attrs["data-position"])))
         assert bool(shown_grad) == (reached and expected is not None), (attrs, step)
         if shown_grad:
             _numbers(shown_grad, expected)
@@ -180,15 +209,18 @@ def test_the_last_step_shows_every_gradient_and_the_fork_total(tmp_path):
     page, root = _open(f, dict(x=3.0), tmp_path, "step=99")  # past the end: the last step
     assert browser.by_id(root, "counter").all_text() == "step 5 of 5"
     ((_, (name, value, gradient, parts)),) = browser.table_rows(root, "inputs")
-    assert (name, float(value), float(gradient), parts) == ("x", 3.0, 7.0, "6 + 1")
+    # x forks into three reads (both of x*x, and +): 3 + 3 + 1
+    assert (name, float(value), float(gradient), parts) == ("x", 3.0, 7.0, "3 + 3 + 1")
     lines = [li.all_text() for li in browser.by_id(root, "step-lines").find("li")]
-    # x*x is drawn as one wire carrying both uses: its local gradient is y + x = 2x = 6
-    assert lines == ["upstream = 1", "to x: upstream × local = gradient: 1 × 6 = 6 "
-                     "(d/dx = y plus d/dy = x)"]  # fmt: skip
+    # x*x: each read its own wire, its local gradient the other read, x = 3
+    assert lines == ["upstream = 1"] + 2 * ["to x: upstream × local = gradient: 1 × 3 = 3 "
+                                            "(∂/∂x = x)"]  # fmt: skip
     figure = browser.by_id(root, "figures").find("figure")[0]
     labels = browser.svg_labels(figure)
     grads = {t: c for t, c in labels.items() if re.fullmatch(r"p0_w\d+g", t)}
-    assert grads and all("off" not in classes for classes, _ in grads.values())
+    assert len(grads) == 5 and all("off" not in classes for classes, _ in grads.values())
+    (total,) = [(c, text) for t, (c, text) in labels.items() if re.fullmatch(r"p0_w\d+t", t)]
+    assert "off" not in total[0] and total[1] == "Σ 7.00"  # the fork's total, drawn
 
 
 @needs_chromium
@@ -204,7 +236,7 @@ def test_a_backward_step_explains_upstream_times_local(tmp_path):
     upstream, local = -(s**2), np.exp(-1.0)
     assert lines[0] == f"upstream = {upstream:.4g}"
     assert lines[1].startswith(f"to *-1 (neg): upstream × local = gradient: {upstream:.4g} × ")
-    assert lines[1].endswith(f"{local:.4g} = {upstream * local:.4g} (d/dx = out)")
+    assert lines[1].endswith(f"{local:.4g} = {upstream * local:.4g} (∂/∂u = e^u)")
     active = [g for g in browser.by_id(root, "figures").find("g") if "active" in g.classes()]
     assert len(active) == 1 and active[0].all_text().strip().endswith("exp")
 
@@ -219,6 +251,71 @@ def test_values_appear_gate_by_gate_and_labels_hide_until_then(tmp_path):
         shown = {t for t, (classes, _) in labels.items() if "off" not in classes}
         assert len({t for t in shown if re.fullmatch(r"p0_w\d+v", t)}) == values, step
         assert len({t for t in shown if re.fullmatch(r"p0_w\d+g", t)}) == grads, step
+
+
+# ---------------------------------------------------------------- forward mode
+
+
+def check_tangents(f, inputs, tmp_path, name: str, step: int, **options) -> None:
+    """At `#step=step&mode=forward&along=name`: forward mode seeded d name = 1; every value
+    shown is PyTorch's and every tangent the central difference of PyTorch's node values, on
+    the wires computed by then (step 0: the seed, the inputs' wires; step k: gate k's)."""
+    value = torch_wires(f, inputs)[0]
+    tangent = central_tangents(f, inputs, name)
+    gates = _gates(f)
+    done = set(gates[:step])
+    page, root = _open(f, inputs, tmp_path, f"step={step}&mode=forward&along={name}", **options)
+    assert browser.by_id(root, "counter").all_text() == f"step {step} of {len(gates)}"
+    assert browser.by_id(root, "below").all_text() == "tangent"
+    data = json.loads(re.search(r'id="graphc-data">(.*?)</script>', page.html, re.S).group(1))
+    wires = data["views"][0]["wires"]
+    figure = browser.by_id(root, "figures")
+    rows = browser.table_rows(root, "wires")
+    assert len(rows) == len(wires)
+    for (attrs, (_, _, shown_value, shown_tangent, _)), w in zip(rows, wires):
+        tail = int(attrs["data-tail"])
+        computed = f.graph.nodes[tail]["op"] in ("input", "const") or tail in done
+        assert bool(shown_value) == computed == bool(shown_tangent), (attrs, step)
+        if computed:
+            _numbers(shown_value, value[tail])
+            _numbers(shown_tangent, tangent[tail], atol=1e-6)
+        try:
+            label = browser.by_id(figure, "v0-" + w["handles"]["grad"])
+        except KeyError:
+            continue  # a wire drawn without a label under it
+        assert ("off" in label.classes()) != computed, (w, step)
+        if computed and np.ndim(tangent[tail]) == 0:
+            assert "tangent" in label.classes()
+            text = label.find("text")[0].all_text()
+            assert abs(float(text) - tangent[tail]) <= 0.005 + 1e-6, (text, tangent[tail])
+    seeds = {cells[0]: cells[2] for _, cells in browser.table_rows(root, "inputs")}
+    assert seeds == {k: ("1" if k == name else "0") for k in f.inputs}
+
+
+@needs_chromium
+@pytest.mark.parametrize("lecture", LECTURES, ids=[c.name for c in LECTURES])
+def test_forward_mode_shows_tangents_gate_by_gate(lecture, tmp_path):
+    f = gc.function(lecture.fn)
+    gates = len(_gates(f))
+    for name in f.inputs:
+        for step in sorted({0, 1, gates}):
+            check_tangents(f, lecture.inputs, tmp_path, name, step)
+
+
+@needs_chromium
+def test_forward_mode_explains_a_gate_and_the_toggle_is_there(tmp_path):
+    lecture = LECTURES[0]  # (x + y) z at x=-2, y=5, z=-4: along x, q = x + y has tangent 1
+    f = gc.function(lecture.fn)
+    _, root = _open(f, lecture.inputs, tmp_path, "step=2&mode=forward&along=x")
+    lines = [li.all_text() for li in browser.by_id(root, "step-lines").find("li")]
+    assert lines == ["*(3, -4) = -12", "tangent = -4 × 1 + 3 × 0 = -4"]
+    radios = browser.by_id(root, "modes").find("input")
+    checked = [r.attrs["value"] for r in radios if "checked" in r.attrs]
+    assert [r.attrs["value"] for r in radios] == ["reverse", "forward"]
+    options = [o.all_text() for o in browser.by_id(root, "along").find("option")]
+    assert options == list(f.inputs)
+    assert browser.by_id(root, "along").attrs.get("aria-label")
+    assert checked == ["forward"]
 
 
 # ---------------------------------------------------------------- arrays, fusion, quiz
@@ -245,12 +342,35 @@ def test_the_two_layer_net_page_shows_torch_arrays(tmp_path):
 
 
 @needs_chromium
+def test_the_two_layer_net_fitted_as_the_slides_fit_it(tmp_path):
+    """fit="16:9": the page's picture is the one the slides draw (`fitted`: the direction whose
+    text is larger), and its numbers PyTorch's in both modes."""
+    from graphc.draw import render
+
+    loss, at = _net()
+    gates = len(_gates(loss))
+    for step in (gates + 2, 2 * gates + 1):
+        check_step(loss, at, tmp_path, step, fit="16:9")
+    check_tangents(loss, at, tmp_path, "b1", gates, fit="16:9")
+    page = loss.explore(**at, fit="16:9")
+    slide = render.svg_text(render.fitted(loss, at, render.Style(fit="16:9")))
+
+    def ratio(svg: str) -> float:
+        box = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]
+        return box[2] / box[3]
+
+    assert ratio(page.html) == pytest.approx(ratio(slide), rel=0.02)
+    with pytest.raises(gc.InputError, match="fit"):
+        loss.explore(**at, fit="3:2")
+
+
+@needs_chromium
 def test_inspecting_an_array_wire_shows_its_table_and_rule(tmp_path):
     loss, at = _net()
     page = loss.explore(**at)
     data = json.loads(re.search(r'id="graphc-data">(.*?)</script>', page.html, re.S).group(1))
     wires = data["views"][0]["wires"]
-    k = next(w["k"] for w in wires if w["from"] == "W1")  # into X @ W1
+    k = next(w["k"] for w in wires if w["from"] == "W1" and w["to"].startswith("@"))  # X @ W1
     _, root = _open(loss, at, tmp_path, f"step=99&wire={k}")
     inspector = browser.by_id(root, "inspect-body")
     texts = [p.all_text() for p in inspector.find("p")]
@@ -259,7 +379,7 @@ def test_inspecting_an_array_wire_shows_its_table_and_rule(tmp_path):
     _, grad, _, _ = torch_wires(loss, at)
     head = next(n for n in loss.graph.nodes if loss.graph.nodes[n]["op"] == "matmul")
     np.testing.assert_allclose(cells[:2], at["W1"], rtol=RTOL)
-    np.testing.assert_allclose(cells[2:], grad[(head, 0 + 2)], rtol=RTOL, atol=1e-9)
+    np.testing.assert_allclose(cells[2:], grad[(head, 1)], rtol=RTOL, atol=1e-9)
     assert any(t.startswith("local gradient of @") for t in texts), texts
 
 
@@ -332,8 +452,9 @@ def test_every_wire_is_focusable_with_a_text_alternative(tmp_path):
     lecture = LECTURES[1]
     f = gc.function(lecture.fn)
     _, root = _open(f, lecture.inputs, tmp_path, "step=9")
-    edges = [g for g in browser.by_id(root, "figures").find("g") if "edge" in g.classes()]
-    assert len(edges) == len(browser.table_rows(root, "wires"))
+    every = [g for g in browser.by_id(root, "figures").find("g") if "edge" in g.classes()]
+    edges = [g for g in every if re.fullmatch(r"v0-p0_w\d+", g.attrs["id"])]  # a wire's first piece
+    assert len(edges) == len(browser.table_rows(root, "wires")) >= 8
     for g in edges:
         assert g.attrs.get("tabindex") == "0" and g.attrs.get("role") == "button"
         assert g.attrs["aria-label"].startswith("wire from ")

@@ -1,27 +1,35 @@
 """The backprop explorer: one self-contained web page that steps through forward and backward.
 
-Stage: draw (functions + values -> an HTML page). Imports `render` (the picture and its scene)
-and the `ir`; the page's numbers are the values the generated code computed (`values_for`),
-its picture is `Function.svg`, and its script only shows and hides them.
+Stage: draw (functions + values -> an HTML page). Imports `render` (the picture and its scene),
+`notation` (local gradients in lecture notation) and the `ir`; the page's numbers are the values
+the generated code computed (`values_for`; forward mode: the tangent code's, handed in by the
+caller as `forward`), its picture is the slides' SVG (`render.picture`), and its script only
+shows and hides them.
 
 The page is one file: the SVG, the script (`explore_assets.SCRIPT`, plain JavaScript) and the
 style are inline, and it refers to nothing on the network, so it opens from `file://` with no
 server. Its data is one JSON blob computed here, per view (the unfused circuit, and the fused
 one for a comparison):
 
-    wires   what each drawn wire carries: value, gradient, shape, the step its value appears
-            (`fwd`) and the step its gradient does (`bwd`), the local-gradient formula of the
-            gate it enters, and the SVG elements that draw it (`handles`, see `svg_handles`)
+    wires   what each drawn wire carries, one entry per `render.Wire` (a bent wire's end piece
+            belongs to the wire before it): its piece ("wire"; "stem" to a fork point, carrying
+            the fork's total; "branch" from one; "to-sum"/"from-sum" around the summation that
+            undoes a broadcast), value, gradient, shape, the step its value appears (`fwd`) and
+            the step its gradient does (`bwd`), the local gradient of the gate it enters for its
+            argument position in lecture notation, and the SVG ids drawing it (`handles`: the
+            slides' `<wire id>`, `<wire id>-value`, `<wire id>-grad` or `-total`)
     steps   step 0 shows the inputs, then one step per gate in forward order, the seed, and one
             step per gate in backward order: the active gate and the lines explaining it
             ("upstream × local = gradient" with the numbers, fork totals adding up)
-    inputs  each input's value and total gradient (the sum over its wires where it forks)
+    inputs  each input's value and total gradient (the sum over its branches where it forks)
+    forward one forward-mode pass per input (seeded d input = 1): each wire's tangent and one
+            step per gate, "tangent = Σ local × tangent in"
 
-The one number computed here is a scalar gate's local gradient in "upstream × local =
-gradient": gradient / upstream, of the two numbers the code computed (the formula alone where
-the upstream is 0). Step K of a view shows the values of wires with `fwd <= K` and the
-gradients of wires with `bwd <= K`; `page.html#step=K` opens at step K (`&view=1`: the fused
-circuit of a comparison; `&wire=J`: wire J in the inspector).
+The one number computed here is a scalar gate's local gradient: gradient / upstream, of the
+two numbers the code computed (the formula alone where the upstream is 0). Step K of a view
+shows the values of wires with `fwd <= K` and the gradients of wires with `bwd <= K`;
+`page.html#step=K` opens at step K (`&view=1`: the fused circuit of a comparison; `&wire=J`:
+wire J in the inspector; `&mode=forward&along=x`: forward mode along input x).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import numpy as np
 
 from ..ir.graph import args_of, topo_order
 from ..ir.ops import TENSOR, gate_of
-from . import explore_assets, render
+from . import explore_assets, notation, render
 
 NAMES = ["x", "y", "z", "w", "u", "v", "p", "q"]  # a gate's arguments, as `local_texts` names them
 
@@ -69,31 +77,18 @@ class Page:
 # ---------------------------------------------------------------- the SVG elements of a wire
 
 
-def svg_handles(prefix: str, k: int, tail: str, head: str) -> dict[str, str]:
-    """How the script finds wire `k`'s elements in the picture: the line and its two labels.
-
-    Today's drawing names them by their Graphviz titles (an edge `tail->head`, label nodes
-    `w<k>v` and `w<k>g`); the script looks a handle up as an element id first, then as a
-    title, so a drawing with semantic ids (`w<k>`, `w<k>-value`, `w<k>-grad`) needs a change
-    here only.
-    """
-    return {
-        "line": f"{prefix}{tail}->{prefix}{head}",
-        "value": f"{prefix}w{k}v",
-        "grad": f"{prefix}w{k}g",
-    }
-
-
 def gate_handle(prefix: str, key: str) -> str:
+    """A drawn node's element id in the slides' SVG (see `render.draw_scene`)."""
     return prefix + key
 
 
 def inline_svg(svg: str, view: int = 0) -> str:
     """Graphviz's SVG as an element inside HTML: no XML prologue or DOCTYPE, no namespace
-    addresses (the HTML parser knows SVG), sized by the page rather than in points, and
-    Graphviz's element ids (`edge1`, `node1`) made the view's own (`v0-edge1`)."""
+    addresses (the HTML parser knows SVG), sized by the page rather than in points, and every
+    element id made the view's own (`p0_w3` in view 1: `v1-p0_w3`), so that two views' pictures
+    in one page share no id."""
     svg = svg[svg.index("<svg") :]
-    svg = re.sub(r' id="((?:graph|node|edge|clust)\d+)"', rf' id="v{view}-\1"', svg)
+    svg = re.sub(r' id="', f' id="v{view}-', svg)
     svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg, count=2)
     svg = re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg role="group"', svg, count=1)
     return svg
@@ -127,92 +122,127 @@ def number(value) -> str:
 
 def _node_of(key: str) -> int | None:
     """The graph node a drawn node stands for ("n7", an input drawn once per use "n0_2");
-    None for the output and the summations undoing broadcasting ("u9_3")."""
+    None for the output, fork points, bends and the summations undoing broadcasting."""
     if not key.startswith("n"):
         return None
     return int(key[1:].split("_")[0])
 
 
-def view_data(f, inputs: dict, title: str, prefix: str = "p0_") -> tuple[dict, str]:
-    """The explorer's data for function `f` at `inputs` (by name), see the module docstring,
-    and its picture: `f.svg(**inputs)`, drawn from the same scene."""
+def _pieces(scene) -> list[tuple[int, list[int]]]:
+    """The scene's wires as the page shows them: (the wire's index, its further pieces). A bent
+    wire's second piece (kind "end", see `render._bends`) belongs to the wire before it."""
+    found: list[tuple[int, list[int]]] = []
+    for k, w in enumerate(scene.wires):
+        if w.kind == "end" and found:
+            found[-1][1].append(k)
+        else:
+            found.append((k, []))
+    return found
+
+
+def _position_texts(g, n: int) -> dict[int, str]:
+    """Gate `n`'s local gradient per argument position, in lecture notation ("∂/∂q = z"); a
+    tensor gate's one text (its vector-Jacobian rule) for every position."""
     from ..passes.autodiff import gate_local_gradients
 
+    names = notation.value_names(g)
+    free = [p for p in notation.PLACEHOLDERS if p not in set(names.values())]
+    slots = notation._slots(g, n, names, free)
+    found = notation.gate_locals(g, n, gate_local_gradients, slots)
+    texts = {i: f"∂/∂{slots[i]} = {t}" for i, t in found if i is not None}
+    rule = "; ".join(t for i, t in found if i is None)
+    if rule:
+        texts.update({i: rule for i in range(len(args_of(g, n)))})
+    return texts
+
+
+def view_data(
+    f, inputs: dict, title: str, prefix: str = "p0_", style=None, forward=None
+) -> tuple[dict, str]:
+    """The explorer's data for function `f` at `inputs` (by name), see the module docstring,
+    and its picture: `f`'s slide picture in `style` (a `render.Style`), drawn from the same
+    scene. `forward(f, name)`: the tangent values (node -> tangent) of one forward-mode pass
+    seeded with d name = 1 (None: no forward mode)."""
     g = f.graph
     compiled, values = f.values_for(**inputs)
     program = compiled.program
     pg = program.graph.graph
-    panel = render.function_panel(f, inputs)
+    style = style or render.Style(digits=2)
+    panel = render.function_panel(f, inputs, style)
     scene = panel.scene
-    local = render.local_texts(g, gate_local_gradients)
     gates = [n for n in topo_order(g) if g.nodes[n]["op"] not in ("input", "const")]
-    forward_step = {n: k for k, n in enumerate(gates, start=1)}
     seed_step = len(gates) + 1
     labels = {key: attrs["label"] for key, attrs in scene.nodes.items()}
-
-    def source(key: str) -> int | None:
-        """The graph node whose value a wire out of drawn node `key` carries."""
-        if key.startswith("u"):
-            return int(key[1:].split("_")[1])
-        return _node_of(key)
+    locals_ = {n: _position_texts(g, n) for n in gates}
 
     def label_of(key: str) -> str:
         """A drawn node in words: an input by name, a gate by symbol and its variable in the
         generated code (`* (mul_2)`), the summation that undoes broadcasting as such."""
-        node = _node_of(key)
         if key.startswith("u"):
             return labels[key] + " (sums the broadcast gradient)"
+        node = _node_of(key)
         if node is None or g.nodes[node]["op"] in ("input", "const"):
             return labels[key]
         return f"{labels[key]} ({program.names.get(node, key)})"
 
-    wires = []
-    for k, w in enumerate(scene.wires):
-        a = source(w.tail)
-        gate = _node_of(w.head)  # the gate this wire enters (None: the output)
+    def source(w) -> int | None:
+        """The graph node whose value wire `w` carries."""
+        if w.tail.startswith("u"):
+            return int(w.tail[1:].split("_")[1])
+        if w.tail.startswith("f"):  # a branch out of a fork point "f<source key>"
+            return _node_of(w.tail[1:])
+        return _node_of(w.tail)
+
+    wires, numbers = [], []
+    for k, more in _pieces(scene):
+        w = scene.wires[k]
+        a = source(w)
+        end = scene.wires[more[-1]] if more else w
+        piece = w.kind if w.kind in ("stem", "branch") else "wire"
         if w.head.startswith("u"):
-            gate = int(w.head[1:].split("_")[0])
-        fwd = forward_step.get(a, 0)
-        bwd = None
-        if w.gradient is not None:
-            bwd = seed_step if gate is None else seed_step + scene.steps[f"n{gate}"]
-        formula = ""
-        if gate is not None and local.get(f"n{gate}"):
-            if gate_of(g.nodes[gate]["op"]).kind == TENSOR:
-                formula = local[f"n{gate}"]
-            else:
-                # x*x: one wire carries both uses, its local gradient is the sum of both
-                names = [f"d/d{NAMES[i]} " for i, b in enumerate(args_of(g, gate)) if b == a]
-                lines = [t for t in local[f"n{gate}"].split("\n") if t.startswith(tuple(names))]
-                formula = " plus ".join(lines)
+            piece = "to-sum"  # into the summation undoing a broadcast: the summed gradient
+        elif w.tail.startswith("u"):
+            piece = "from-sum"  # from it on to the gate: the gradient before the sum
+        tail_key = w.tail[1:] if w.tail.startswith("f") else w.tail
+        if piece == "stem":
+            to = f"the fork of {label_of(w.tail)}"
+        else:
+            to = label_of(end.head)
+        gradient = w.total if piece == "stem" else w.gradient
+        gate = w.gate if piece != "stem" else None
+        wire_id = render._wire_id(scene, k, prefix)
         wires.append(
             {
-                "k": k,
-                "from": label_of(w.tail),
-                "to": label_of(w.head),
+                "k": len(wires),
+                "from": label_of(tail_key),
+                "to": to,
                 "tail": a,
                 "head": gate,
+                "position": w.position if gate is not None else None,
+                "piece": piece,
+                "fork": w.head if piece == "stem" else (w.tail if piece == "branch" else None),
                 "value": encode(w.value),
-                "grad": None if w.gradient is None else encode(w.gradient),
+                "grad": None if gradient is None else encode(gradient),
                 "shape": list(np.shape(w.value)),  # type: ignore[call-overload]
                 # the gate's, on a "from-sum" piece
-                "grad_shape": list(np.shape(w.gradient)),  # type: ignore[call-overload]
-                "fwd": fwd,
-                "bwd": bwd,
-                "local": formula,
-                # a broadcast argument's wire has two pieces: into the summation undoing the
-                # broadcast (its gradient summed, shaped like the value) and on to the gate
-                "piece": "from-sum" if w.tail[0] == "u" else ("to-sum" if w.head[0] == "u" else ""),
-                "handles": svg_handles(prefix, k, w.tail, w.head),
+                "grad_shape": list(np.shape(gradient)),  # type: ignore[call-overload]
+                "fwd": w.made,
+                "bwd": None if gradient is None else seed_step + w.step,
+                "local": locals_[gate].get(w.position, "") if gate is not None else "",
+                "handles": {
+                    "line": wire_id,
+                    "pieces": [render._wire_id(scene, j, prefix) for j in more],
+                    "value": f"{wire_id}-value",
+                    "grad": f"{wire_id}-{'total' if piece == 'stem' else 'grad'}",
+                },
             }
         )
+        numbers.append(gradient)
 
-    steps = [
-        {"kind": "start", "title": "The inputs", "gate": None, "lines": _input_lines(f, inputs)}
-    ]
+    out = g.graph["output"]
+    steps = [{"kind": "start", "title": "The inputs", "gate": None, "lines": _input_lines(inputs)}]
     for n in gates:
         steps.append(_forward_step(g, n, values, labels, prefix))
-    out = g.graph["output"]
     steps.append(
         {
             "kind": "seed",
@@ -222,18 +252,20 @@ def view_data(f, inputs: dict, title: str, prefix: str = "p0_") -> tuple[dict, s
         }
     )
     for n in reversed(gates):
-        steps.append(_backward_step(g, n, values, pg, wires, labels, prefix))
+        steps.append(_backward_step(g, n, values, pg, wires, numbers, labels, prefix))
     data = {
         "title": title,
         "wires": wires,
         "steps": steps,
-        "inputs": _input_totals(f, values, pg, wires),
+        "inputs": _input_totals(f, values, pg, wires, numbers),
         "output": encode(values[out]),
-    }
-    return data, render.svg_text(render.picture([panel]))
+        "forward": [] if forward is None else _forward_mode(f, forward, wires, numbers, gates,
+                                                             values, pg, labels, prefix),
+    }  # fmt: skip
+    return data, render.svg_text(render.picture([panel], style))
 
 
-def _input_lines(f, inputs: dict) -> list[str]:
+def _input_lines(inputs: dict) -> list[str]:
     return [f"{k} = {number(v)}" for k, v in inputs.items()]
 
 
@@ -253,71 +285,86 @@ def _forward_step(g, n, values, labels, prefix) -> dict:
     }
 
 
-def _upstream_line(g, n, values, pg, wires) -> tuple[object, str]:
-    """The gradient arriving at gate `n`'s output, and the line saying where it comes from."""
+def _upstream_line(n, values, pg, wires, numbers) -> tuple[object, str]:
+    """The gradient arriving at gate `n`'s output, and the line saying where it comes from: at
+    a fork, the branches' gradients adding up to the total."""
     total = values[pg["gradient_of"][n]]
     branches = [
-        w for w in wires if w["tail"] == n and w["grad"] is not None and w["piece"] != "from-sum"
+        numbers[w["k"]]
+        for w in wires
+        if w["tail"] == n and w["piece"] == "branch" and w["grad"] is not None
     ]
     if len(branches) > 1:
-        parts = " + ".join(number(_grad(values, pg, w)) for w in branches)
+        parts = " + ".join(number(b) for b in branches)
         return total, f"upstream = {parts} = {number(total)} (a fork: the branches' gradients add)"
     return total, f"upstream = {number(total)}"
 
 
-def _grad(values, pg, w):
-    """A wire's gradient as the code computed it (kept beside the JSON, for the lines)."""
-    return values[pg["wires"][(w["head"], w["tail"])][0]] if w["head"] is not None else None
+def _into(wires, n) -> list[dict]:
+    """The wires into gate `n` that carry its gradient rules' results, one per argument
+    position (a broadcast argument's piece into the summation, whose gradient is summed)."""
+    return [
+        w
+        for w in wires
+        if w["head"] == n and w["grad"] is not None and w["piece"] not in ("from-sum", "stem")
+    ]
 
 
-def _backward_step(g, n, values, pg, wires, labels, prefix) -> dict:
+def _local(gradient, upstream):
+    """A scalar gate's local gradient at this point, from two numbers the code computed:
+    gradient / upstream (None where the upstream is 0 or not finite, or either is an array)."""
+    if np.ndim(gradient) or np.ndim(upstream):
+        return None
+    up, grad = float(upstream), float(gradient)
+    return grad / up if up != 0 and math.isfinite(up) else None
+
+
+def _backward_step(g, n, values, pg, wires, numbers, labels, prefix) -> dict:
     label = labels.get(f"n{n}", g.nodes[n]["op"])
     step = {"kind": "backward", "title": f"Backward: the {label} gate", "gate": None, "lines": []}
     step["gate"] = gate_handle(prefix, f"n{n}")
     if n not in pg["gradient_of"]:
         step["lines"] = ["no gradient reaches this gate (it leads to no input asked for)"]
         return step
-    upstream, line = _upstream_line(g, n, values, pg, wires)
+    upstream, line = _upstream_line(n, values, pg, wires, numbers)
     lines, quiz = [line], [line]
     tensor = gate_of(g.nodes[n]["op"]).kind == TENSOR
-    for w in wires:
-        if w["head"] != n or w["grad"] is None or w["piece"] == "from-sum":
-            continue
-        gradient = values[pg["wires"][(n, w["tail"])][0]]
-        before = pg["wires"][(n, w["tail"])][1]
+    for w in _into(wires, n):
+        gradient = numbers[w["k"]]
         to = f"to {w['from']}"
         if tensor or np.ndim(gradient) or np.ndim(upstream):
             rule = w["local"] or "the gate's vector-Jacobian rule"
             lines.append(f"{to}: {rule} gives {number(gradient)}")
             quiz.append(f"{to}: {rule} gives ?")
         else:
-            up, grad = float(upstream), float(gradient)
-            local = grad / up if up != 0 and math.isfinite(up) else None
+            local = _local(gradient, upstream)
             shown = "local" if local is None else number(local)
             formula = f" ({w['local']})" if w["local"] else ""
+            up = number(upstream)
             lines.append(
-                f"{to}: upstream × local = gradient: {number(up)} × {shown} = {number(grad)}"
-                + formula
+                f"{to}: upstream × local = gradient: {up} × {shown} = {number(gradient)}" + formula
             )
-            quiz.append(f"{to}: upstream × local = gradient: {number(up)} × ? = ?" + formula)
-        if before is not None:
+            quiz.append(f"{to}: upstream × local = gradient: {up} × ? = ?" + formula)
+        if w["piece"] == "to-sum":
             lines[-1] += ", summed over the broadcast axes"
     step["lines"], step["quiz"] = lines, quiz
     return step
 
 
-def _input_totals(f, values, pg, wires) -> list[dict]:
-    """Each input: its value, its total gradient (as the code returns it), and its wires."""
+def _input_totals(f, values, pg, wires, numbers) -> list[dict]:
+    """Each input: its value, its total gradient (as the code returns it), the branches' or
+    wires' gradients adding up to it, and the wires leaving it."""
     g = f.graph
     totals = []
     for i in g.graph["inputs"]:
         mine = [
             w
             for w in wires
-            if w["tail"] == i and w["grad"] is not None and w["piece"] != "from-sum"
+            if w["tail"] == i and w["grad"] is not None and w["piece"] not in ("from-sum", "stem")
         ]
         grad = pg["grads"].get(i)
-        parts = " + ".join(number(_grad(values, pg, w)) for w in mine) if len(mine) > 1 else ""
+        parts = " + ".join(number(numbers[w["k"]]) for w in mine) if len(mine) > 1 else ""
+        leaving = [w for w in wires if w["tail"] == i and w["piece"] != "from-sum"]
         totals.append(
             {
                 "name": g.nodes[i]["name"],
@@ -326,10 +373,64 @@ def _input_totals(f, values, pg, wires) -> list[dict]:
                 "grad": None if grad is None else encode(values[grad]),
                 "sum": parts,
                 "wires": [w["k"] for w in mine],
-                "bwd": max((w["bwd"] for w in mine), default=None),
+                "shape": list(np.shape(values[i])),
+                "bwd": max((w["bwd"] for w in leaving if w["bwd"] is not None), default=None),
             }
         )
     return totals
+
+
+# ---------------------------------------------------------------- forward mode
+
+
+def _forward_mode(f, forward, wires, numbers, gates, values, pg, labels, prefix) -> list[dict]:
+    """Forward mode, one pass per input (seeded d input = 1, ones for an array, the other
+    inputs held still): each wire's tangent (that of the value it carries) and one step per
+    gate in forward order, "tangent = Σ local × tangent in" with the numbers."""
+    g = f.graph
+    passes = []
+    for i in g.graph["inputs"]:
+        name = g.nodes[i]["name"]
+        tangent = forward(f, name)
+
+        def of(node, tangent=tangent):
+            t = tangent.get(node)
+            return np.zeros_like(np.asarray(values[node], dtype=float)) if t is None else t
+
+        seed = [
+            f"d{g.nodes[j]['name']} = {'1' if j == i else '0'}"
+            + (" (every entry)" if np.ndim(values[j]) else "")
+            for j in g.graph["inputs"]
+        ]
+        steps = [{"kind": "seed", "title": f"The seed: d{name} = 1", "gate": None, "lines": seed}]
+        for n in gates:
+            label = labels.get(f"n{n}", g.nodes[n]["op"])
+            terms = []
+            upstream = values[pg["gradient_of"][n]] if n in pg["gradient_of"] else None
+            for w in _into(wires, n):
+                local = None if upstream is None else _local(numbers[w["k"]], upstream)
+                rule = number(local) if local is not None else f"({w['local'] or 'local'})"
+                terms.append(f"{rule} × {number(of(w['tail']))}")
+            lines = [f"{label}({_args_text(g, n, values)}) = {number(values[n])}"]
+            lines.append(f"tangent = {' + '.join(terms) or '0'} = {number(of(n))}")
+            steps.append(
+                {
+                    "kind": "tangent",
+                    "title": f"Forward mode: the {label} gate",
+                    "gate": gate_handle(prefix, f"n{n}"),
+                    "lines": lines,
+                }
+            )
+        out = g.graph["output"]
+        passes.append(
+            {
+                "along": name,
+                "tangents": [encode(of(w["tail"])) for w in wires],
+                "steps": steps,
+                "output": encode(of(out)),
+            }
+        )
+    return passes
 
 
 # ---------------------------------------------------------------- the page
@@ -364,11 +465,39 @@ def _quiz(quiz):
     return sorted(str(k) for k in quiz)
 
 
-def explore(functions, inputs: dict, titles=None, quiz=False) -> str:
-    """The explorer page's HTML for one function or several (unfused, fused) at `inputs`."""
+def fitted_function(f, inputs: dict, style):
+    """What the slides draw for `f` fitted to `style.fit` (see `render.fitted`): the function
+    (fused above `render.FIT_GATES` gates) and the style in the direction whose text is larger."""
+    from dataclasses import replace
+
+    gates = sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))
+    if gates > render.FIT_GATES:
+        for level in ("patterns", "elementwise"):  # named regions first, then every run
+            fused = f.fused(level=level)
+            now = sum(1 for _, op in fused.graph.nodes(data="op") if op not in ("input", "const"))
+            if now <= render.FIT_GATES:
+                break
+        f = fused
+    best, best_size = style, -1.0
+    for direction in render.DIRECTIONS:
+        trial = replace(style, direction=direction)
+        canvas = render.picture([render.function_panel(f, inputs, trial)], trial)
+        size = render.smallest_text(canvas, style.fit)
+        if size > best_size:
+            best, best_size = trial, size
+    return f, best
+
+
+def explore(functions, inputs: dict, titles=None, quiz=False, fit=None, forward=None) -> str:
+    """The explorer page's HTML for one function or several (unfused, fused) at `inputs`.
+    `fit` ("16:9", "4:3"): each picture drawn as the slides fit it (`fitted_function`);
+    `forward(f, name)`: one forward-mode pass's tangents (see `view_data`)."""
     titles = titles or [f.__name__ for f in functions]
     views = []
     for f, t in zip(functions, titles):
-        views.append(view_data(f, inputs, t))
+        style = render.Style(digits=2, fit=fit)
+        if fit is not None:
+            f, style = fitted_function(f, inputs, style)
+        views.append(view_data(f, inputs, t, style=style, forward=forward))
     name = functions[0].__name__
     return page_html(views, f"{name}: forward and backward, step by step", quiz)

@@ -20,6 +20,11 @@ TEMPLATE = """<!DOCTYPE html>
 <header>
 <h1>{title}</h1>
 <div id="views" role="radiogroup" aria-label="circuit"></div>
+<div id="modes" role="radiogroup" aria-label="mode">
+<label><input type="radio" name="mode" value="reverse" checked> reverse mode (gradients)</label>
+<label><input type="radio" name="mode" value="forward"> forward mode (tangents) along
+<select id="along" aria-label="the input whose tangent is seeded with 1"></select></label>
+</div>
 </header>
 <div id="controls">
 <button type="button" id="first" aria-label="first step">|&#x25C0;</button>
@@ -44,10 +49,11 @@ TEMPLATE = """<!DOCTYPE html>
 </main>
 <section id="tables">
 <h2>Inputs</h2>
-<table id="inputs"><thead><tr><th>input</th><th>value</th><th>gradient</th><th>sum of</th></tr>
+<table id="inputs"><thead><tr><th>input</th><th>value</th><th id="input-below">gradient</th>
+<th>sum of</th></tr>
 </thead><tbody></tbody></table>
 <h2>Wires</h2>
-<table id="wires"><thead><tr><th>from</th><th>to</th><th>value</th><th>gradient</th>
+<table id="wires"><thead><tr><th>from</th><th>to</th><th>value</th><th id="below">gradient</th>
 <th>shape</th></tr></thead><tbody></tbody></table>
 </section>
 <p id="keys">Keys: &#x2190; and &#x2192; step back and forward, Home and End go to the first and
@@ -79,9 +85,13 @@ aside { display: flex; gap: 1em; align-items: flex-start; flex-wrap: wrap; }
 g.edge { cursor: pointer; }
 g.edge:focus { outline: none; }
 g.edge:focus path, g.edge.hover path { stroke: #1565c0; stroke-width: 4; }
+g.edge:focus-visible { outline: 2px dashed #1565c0; }
 g.node.active ellipse { stroke: #1565c0; stroke-width: 3.2; fill: #e3f2fd; }
 g.node.active text { fill: #1565c0; font-weight: bold; }
 g.node.quiz text { fill: #6a1b9a; font-weight: bold; cursor: pointer; }
+g.node.tangent text { fill: #6a1b9a; }
+td.tangent { color: #6a1b9a; }
+#modes { display: flex; gap: 1em; align-items: baseline; }
 #explain, #inspect { border: 1px solid #ccc; border-radius: 6px; padding: 0.5em 0.8em;
   margin-bottom: 0.8em; }
 #step-lines { padding-left: 1.2em; margin: 0.3em 0; }
@@ -101,7 +111,9 @@ SCRIPT = r"""
 "use strict";
 (function () {
   const data = JSON.parse(document.getElementById("graphc-data").textContent);
-  const state = { view: 0, step: 0, quiz: data.quiz !== false, revealed: new Set() };
+  const state = {
+    view: 0, step: 0, quiz: data.quiz !== false, revealed: new Set(), mode: "reverse", along: 0,
+  };
   const $ = (id) => document.getElementById(id);
 
   // ------------------------------------------------------------ numbers
@@ -121,18 +133,11 @@ SCRIPT = r"""
   }
 
   // ------------------------------------------------------------ the picture's elements
-  // The one place that knows how the SVG names a wire's pieces (see explore.svg_handles):
-  // an element id first, then a Graphviz <title>.
-  function lookup(figure, handle) {
-    const byId = figure.querySelector('[id="' + CSS.escape(handle) + '"]');
-    if (byId) return byId;
-    if (!figure.titles) {
-      figure.titles = new Map();
-      for (const t of figure.querySelectorAll("g > title")) {
-        figure.titles.set(t.textContent, t.parentNode);
-      }
-    }
-    return figure.titles.get(handle) || null;
+  // The one place that knows how the SVG names a wire's pieces (see explore.view_data):
+  // the slides' element ids (`p0_w3`, `p0_w3-value`, `p0_w3-grad`, `p0_n2`), each made its
+  // view's own in the page (`v0-p0_w3`).
+  function lookup(figure, i, handle) {
+    return figure.querySelector('[id="' + CSS.escape("v" + i + "-" + handle) + '"]');
   }
 
   const figures = Array.from(document.querySelectorAll("figure.view"));
@@ -147,32 +152,52 @@ SCRIPT = r"""
     }
   }
   const parts = data.views.map((view, i) => view.wires.map((w) => ({
-    line: lookup(figures[i], w.handles.line),
-    value: lookup(figures[i], w.handles.value),
-    grad: lookup(figures[i], w.handles.grad),
+    line: lookup(figures[i], i, w.handles.line),
+    // the further pieces of a wire: its bent end, the detours of each (`-via<j>`)
+    pieces: Array.from(figures[i].querySelectorAll("g.edge")).filter((e) =>
+      [w.handles.line, ...w.handles.pieces].some((h) =>
+        e.id === "v" + i + "-" + h || e.id.startsWith("v" + i + "-" + h + "-via"))),
+    value: lookup(figures[i], i, w.handles.value),
+    grad: lookup(figures[i], i, w.handles.grad),
   })));
-  const gates = data.views.map((view, i) =>
-    view.steps.map((s) => (s.gate ? lookup(figures[i], s.gate) : null)));
-  const gradTexts = parts.map((ws) => ws.map((p) => {
-    const t = p.grad && p.grad.querySelector("text");
-    return t ? t.textContent : null;
-  }));
+  const gateOf = (i, s) => (s.gate ? lookup(figures[i], i, s.gate) : null);
+  const gates = data.views.map((view, i) => view.steps.map((s) => gateOf(i, s)));
+  const tangentGates = data.views.map((view, i) =>
+    view.forward.map((pass) => pass.steps.map((s) => gateOf(i, s))));
+  const gradTexts = parts.map((ws) => ws.map((p) =>
+    (p.grad ? Array.from(p.grad.querySelectorAll("text")).map((t) => t.textContent) : null)));
 
   // ------------------------------------------------------------ what a step shows
   const view = () => data.views[state.view];
+  const forward = () => state.mode === "forward" && view().forward.length > 0;
+  const pass = () => view().forward[Math.min(state.along, view().forward.length - 1)];
+  const steps = () => (forward() ? pass().steps : view().steps);
+  const activeGates = () =>
+    (forward() ? tangentGates[state.view][Math.min(state.along, view().forward.length - 1)]
+      : gates[state.view]);
   function quizzed(w) {
+    if (forward()) return false;
     if (!state.quiz || w.head === null || state.revealed.has(state.view + ":" + w.k)) return false;
     if (data.quiz === true || data.quiz === false) return true;  // the checkbox hides all
     const from = view().inputs.find((inp) => inp.node === w.tail);
     return Boolean(from && data.quiz.includes(from.name));
   }
   function valueShown(w) { return w.fwd <= state.step; }
-  function gradShown(w) { return w.grad !== null && w.bwd !== null && w.bwd <= state.step; }
+  function gradShown(w) {
+    if (forward()) return valueShown(w);  // a wire's tangent comes with its value
+    return w.grad !== null && w.bwd !== null && w.bwd <= state.step;
+  }
+  function below(w) { return forward() ? pass().tangents[w.k] : w.grad; }
+  function belowShape(w) { return forward() ? w.shape : w.grad_shape; }
+  function pictureText(x) {
+    return typeof x === "number" ? (Object.is(x, -0) ? 0 : x).toFixed(2) : summary(x, []);
+  }
   function wireLabel(w) {
     let text = "wire from " + w.from + " to " + w.to;
     text += valueShown(w) ? ", value " + summary(w.value, w.shape) : ", value not computed yet";
     if (gradShown(w)) {
-      text += ", gradient " + (quizzed(w) ? "hidden (quiz)" : summary(w.grad, w.grad_shape));
+      text += (forward() ? ", tangent " : ", gradient ")
+        + (quizzed(w) ? "hidden (quiz)" : summary(below(w), belowShape(w)));
     }
     return text;
   }
@@ -185,13 +210,20 @@ SCRIPT = r"""
       if (p.grad) {
         p.grad.classList.toggle("off", !gradShown(w));
         p.grad.classList.toggle("quiz", gradShown(w) && quizzed(w));
-        const t = p.grad.querySelector("text");
-        if (t) t.textContent = quizzed(w) ? "?" : gradTexts[state.view][k];
+        p.grad.classList.toggle("tangent", forward());
+        const texts = Array.from(p.grad.querySelectorAll("text"));
+        const own = gradTexts[state.view][k];
+        texts.forEach((t, j) => {
+          if (forward()) t.textContent = j ? "" : pictureText(below(w));
+          else t.textContent = quizzed(w) ? (j ? "" : "?") : own[j];
+        });
       }
       if (p.line) p.line.setAttribute("aria-label", wireLabel(w));
     });
-    const active = gates[state.view][state.step];  // a gate is active in two steps
-    gates[state.view].forEach((g) => { if (g) g.classList.toggle("active", g === active); });
+    const active = activeGates()[state.step];  // a gate is active in two steps
+    for (const list of [gates[state.view], ...tangentGates[state.view]]) {
+      list.forEach((g) => { if (g) g.classList.toggle("active", g === active); });
+    }
     const figure = figures[state.view];
     if (active && figure.classList.contains("wide")) {
       const box = active.getBoundingClientRect(), frame = figure.getBoundingClientRect();
@@ -200,18 +232,18 @@ SCRIPT = r"""
   }
 
   function showExplanation() {
-    const s = view().steps[state.step];
+    const s = steps()[state.step];
     $("step-title").textContent = s.title;
     const list = $("step-lines");
     list.replaceChildren();
-    const hide = state.quiz && s.quiz
+    const hide = !forward() && state.quiz && s.quiz
       && view().wires.some((w) => w.bwd === state.step && quizzed(w));
     for (const line of (hide ? s.quiz : s.lines)) {
       const li = document.createElement("li");
       li.textContent = line;
       list.appendChild(li);
     }
-    const last = view().steps.length - 1;
+    const last = steps().length - 1;
     $("counter").textContent = "step " + state.step + " of " + last;
   }
 
@@ -233,10 +265,12 @@ SCRIPT = r"""
       tr.dataset.tail = w.tail === null ? "" : w.tail;
       tr.dataset.head = w.head === null ? "output" : w.head;
       tr.dataset.piece = w.piece;
+      tr.dataset.position = w.position === null ? "" : w.position;
+      tr.dataset.fork = w.fork === null ? "" : w.fork;
       cell(tr, w.from);
       cell(tr, w.to);
       cell(tr, valueShown(w) ? summary(w.value, w.shape) : "", "value");
-      const g = cell(tr, "", "grad");
+      const g = cell(tr, "", forward() ? "tangent" : "grad");
       if (gradShown(w) && quizzed(w)) {
         const b = document.createElement("button");
         b.type = "button";
@@ -246,7 +280,7 @@ SCRIPT = r"""
         b.addEventListener("click", () => reveal(w));
         g.appendChild(b);
       } else {
-        g.textContent = gradShown(w) ? summary(w.grad, w.grad_shape) : "";
+        g.textContent = gradShown(w) && below(w) !== null ? summary(below(w), belowShape(w)) : "";
       }
       cell(tr, shapeText(w.shape));
       tr.addEventListener("mouseenter", () => inspect(w));
@@ -258,13 +292,18 @@ SCRIPT = r"""
       const tr = document.createElement("tr");
       tr.dataset.input = inp.name;
       const mine = inp.wires.map((k) => v.wires[k]);
-      const done = inp.bwd !== null && inp.bwd <= state.step;
-      const hidden = mine.some(quizzed);
       cell(tr, inp.name);
-      cell(tr, summary(inp.value, mine.length ? mine[0].shape : []), "value");
-      cell(tr, done && inp.grad !== null ? (hidden ? "?" : summary(inp.grad, mine[0].shape)) : "",
-        "grad");
-      cell(tr, done && inp.sum && !hidden ? inp.sum : "");
+      cell(tr, summary(inp.value, inp.shape), "value");
+      if (forward()) {  // the seed: 1 for the input chosen, 0 for the others
+        cell(tr, inp.name === pass().along ? "1" : "0", "tangent");
+        cell(tr, "");
+      } else {
+        const done = inp.bwd !== null && inp.bwd <= state.step;
+        const hidden = mine.some(quizzed);
+        cell(tr, done && inp.grad !== null ? (hidden ? "?" : summary(inp.grad, inp.shape)) : "",
+          "grad");
+        cell(tr, done && inp.sum && !hidden ? inp.sum : "");
+      }
       inputs.appendChild(tr);
     }
   }
@@ -310,7 +349,14 @@ SCRIPT = r"""
       body.appendChild(arrayTable(w.value, w.shape));
     }
     else add("value", fmt(w.value), "value");
-    if (w.grad === null) add("gradient", "none flows here");
+    if (forward()) {
+      const t = below(w);
+      if (!gradShown(w)) add("tangent", "not computed yet");
+      else if (w.shape.length) {
+        add("tangent", summary(t, w.shape));
+        body.appendChild(arrayTable(t, w.shape));
+      } else add("tangent (d/d" + pass().along + ")", fmt(t), "tangent");
+    } else if (w.grad === null) add("gradient", "none flows here");
     else if (!gradShown(w)) add("gradient", "not reached yet");
     else if (quizzed(w)) add("gradient", "? (click the wire to reveal it)");
     else if (w.grad_shape.length) {
@@ -338,10 +384,17 @@ SCRIPT = r"""
     for (const b of document.querySelectorAll("#views input")) {
       b.checked = Number(b.value) === state.view;
     }
+    for (const b of document.querySelectorAll("#modes input")) {
+      b.checked = b.value === (forward() ? "forward" : "reverse");
+      b.toggleAttribute("checked", b.checked);  // the markup says it too
+    }
+    if (view().forward.length) $("along").value = pass().along;
+    $("below").textContent = forward() ? "tangent" : "gradient";
+    $("input-below").textContent = forward() ? "tangent (seed)" : "gradient";
     const slider = $("slider");
-    slider.max = view().steps.length - 1;
+    slider.max = steps().length - 1;
     slider.value = state.step;
-    const title = view().steps[state.step].title;
+    const title = steps()[state.step].title;
     slider.setAttribute("aria-valuetext", "step " + state.step + ": " + title);
     $("quiz").checked = state.quiz;
     showPicture();
@@ -350,11 +403,12 @@ SCRIPT = r"""
   }
 
   function go(step, remember = true) {
-    const last = view().steps.length - 1;
+    const last = steps().length - 1;
     state.step = Math.max(0, Math.min(last, Number.isFinite(step) ? step : 0));
     render();
     if (remember) {
-      const hash = "#step=" + state.step + (state.view ? "&view=" + state.view : "");
+      let hash = "#step=" + state.step + (state.view ? "&view=" + state.view : "");
+      if (forward()) hash += "&mode=forward&along=" + encodeURIComponent(pass().along);
       try { history.replaceState(null, "", hash); } catch (e) { location.hash = hash; }
     }
   }
@@ -363,6 +417,9 @@ SCRIPT = r"""
     const params = new URLSearchParams(location.hash.slice(1));
     const v = Number.parseInt(params.get("view") || "0", 10);
     state.view = v >= 0 && v < data.views.length ? v : 0;
+    state.mode = params.get("mode") === "forward" ? "forward" : "reverse";
+    const along = view().forward.findIndex((p) => p.along === params.get("along"));
+    state.along = Math.max(0, along);
     go(Number.parseInt(params.get("step") || "0", 10), false);
     const k = Number.parseInt(params.get("wire"), 10);  // #step=K&wire=J inspects wire J
     if (view().wires[k]) inspect(view().wires[k]);
@@ -386,9 +443,9 @@ SCRIPT = r"""
     if (!line) return;
     line.setAttribute("tabindex", "0");
     line.setAttribute("role", "button");
-    const show = () => { line.classList.add("hover"); inspect(w); };
+    const show = () => { parts[i][k].pieces.forEach((e) => e.classList.add("hover")); inspect(w); };
     const hide = () => {
-      line.classList.remove("hover");
+      parts[i][k].pieces.forEach((e) => e.classList.remove("hover"));
       rowOf(w, (tr) => tr.classList.remove("hover"));
     };
     line.addEventListener("mouseenter", show);
@@ -409,15 +466,30 @@ SCRIPT = r"""
   $("first").addEventListener("click", () => go(0));
   $("prev").addEventListener("click", () => go(state.step - 1));
   $("next").addEventListener("click", () => go(state.step + 1));
-  $("last").addEventListener("click", () => go(view().steps.length - 1));
+  $("last").addEventListener("click", () => go(steps().length - 1));
+  for (const name of (data.views[0].forward || []).map((p) => p.along)) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name;
+    $("along").appendChild(option);
+  }
+  if (!data.views.every((v) => v.forward.length)) $("modes").classList.add("hidden");
+  for (const b of document.querySelectorAll("#modes input")) {
+    b.addEventListener("change", () => { state.mode = b.value; go(0); });
+  }
+  $("along").addEventListener("change", (e) => {
+    state.along = Math.max(0, view().forward.findIndex((p) => p.along === e.target.value));
+    if (state.mode === "forward") go(state.step); else { state.mode = "forward"; go(0); }
+  });
   $("slider").addEventListener("input", (e) => go(Number(e.target.value)));
   $("quiz").addEventListener("change", (e) => { state.quiz = e.target.checked; render(); });
   document.addEventListener("keydown", (e) => {
-    if (e.target && e.target.id === "slider") return;  // the slider steps with its own arrows
+    const t = e.target;  // the slider, the select and radios step with their own arrows
+    if (t && (t.id === "slider" || t.id === "along" || t.type === "radio")) return;
     if (e.key === "ArrowRight") go(state.step + 1);
     else if (e.key === "ArrowLeft") go(state.step - 1);
     else if (e.key === "Home") go(0);
-    else if (e.key === "End") go(view().steps.length - 1);
+    else if (e.key === "End") go(steps().length - 1);
     else return;
     e.preventDefault();
   });
