@@ -71,11 +71,13 @@ body { font-family: Helvetica, Arial, sans-serif; margin: 1em 2em; color: #111; 
 h1 { font-size: 1.3em; margin: 0.2em 0; }
 h2 { font-size: 1.05em; margin: 0.4em 0; }
 header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 1.5em; }
+#views { display: flex; gap: 0.8em; }
 #controls { display: flex; align-items: center; gap: 0.5em; margin: 0.6em 0; flex-wrap: wrap; }
 #slider { width: 18em; }
 #counter { min-width: 9em; font-variant-numeric: tabular-nums; }
 figure.view { margin: 0; overflow-x: auto; }
-figure.view.wide svg { max-height: none; }
+figure.view.wide { max-height: 70vh; overflow: auto; }
+figure.view.wide svg { max-height: none; height: auto; }
 figure.view svg { width: 100%; height: auto; max-height: 62vh; }
 aside { display: flex; gap: 1em; align-items: flex-start; flex-wrap: wrap; }
 #explain { flex: 3; min-width: 24em; }
@@ -141,12 +143,15 @@ SCRIPT = r"""
   }
 
   const figures = Array.from(document.querySelectorAll("figure.view"));
-  // A long circuit (the 2-layer net is a 13:1 strip) is drawn near its own size (0.8px a pt)
-  // in a figure that scrolls sideways to the active gate, rather than shrunk past reading.
+  // A circuit that would be shrunk past reading to fit the page (the 2-layer net, a long strip
+  // left to right or a tall one top to bottom) is drawn near its own size (0.8px a pt) in a
+  // frame that scrolls to the active gate.
+  const room = $("figures").clientWidth;
   for (const f of figures) {
     const svg = f.querySelector("svg");
     const box = svg && svg.viewBox.baseVal;
-    if (box && box.width > 2.5 * Math.max(box.height, 1) && box.width > 1.2 * f.clientWidth) {
+    if (!box || !box.width || !box.height) continue;
+    if (Math.min(room / box.width, (0.62 * window.innerHeight) / box.height) < 0.8) {
       f.classList.add("wide");
       svg.style.width = 0.8 * box.width + "px";
     }
@@ -228,6 +233,7 @@ SCRIPT = r"""
     if (active && figure.classList.contains("wide")) {
       const box = active.getBoundingClientRect(), frame = figure.getBoundingClientRect();
       figure.scrollLeft += box.left + box.width / 2 - (frame.left + frame.width / 2);
+      figure.scrollTop += box.top + box.height / 2 - (frame.top + frame.height / 2);
     }
   }
 
