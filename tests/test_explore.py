@@ -427,6 +427,21 @@ def test_quiz_hides_gradients_until_clicked(tmp_path):
 
 
 @needs_chromium
+def test_quiz_hides_a_forks_total_with_its_branches(tmp_path):
+    f = gc.function(lambda x: x * x + x)  # x forks three ways; the total 7 is an answer too
+    _, root = _open(f, dict(x=3.0), tmp_path, "step=5", quiz=True)
+    rows = browser.table_rows(root, "wires")
+    pieces = [(attrs["data-piece"], cells[3]) for attrs, cells in rows]
+    assert ("stem", "?") in pieces
+    assert [g for p, g in pieces].count("?") == len(rows) - 1  # all but the seed's
+    labels = browser.svg_labels(browser.by_id(root, "figures"))
+    (total,) = [text for t, (_, text) in labels.items() if re.fullmatch(r"p0_w\d+t", t)]
+    assert total == "?"
+    ((_, cells),) = browser.table_rows(root, "inputs")
+    assert cells == ["x", "3", "?", ""]  # neither the total nor its parts
+
+
+@needs_chromium
 def test_keys_step_and_the_fragment_follows(tmp_path):
     lecture = LECTURES[0]
     f = gc.function(lecture.fn)

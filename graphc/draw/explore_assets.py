@@ -182,7 +182,8 @@ SCRIPT = r"""
       : gates[state.view]);
   function quizzed(w) {
     if (forward()) return false;
-    if (!state.quiz || w.head === null || state.revealed.has(state.view + ":" + w.k)) return false;
+    const output = w.head === null && w.piece !== "stem";  // the seed: no question
+    if (!state.quiz || output || state.revealed.has(state.view + ":" + w.k)) return false;
     if (data.quiz === true || data.quiz === false) return true;  // the checkbox hides all
     const from = view().inputs.find((inp) => inp.node === w.tail);
     return Boolean(from && data.quiz.includes(from.name));
