@@ -479,6 +479,35 @@ def test_every_wire_is_focusable_with_a_text_alternative(tmp_path):
     assert all(c.attrs.get("aria-label") for c in controls)
 
 
+@needs_chromium
+def test_hovering_any_piece_of_a_bent_wire_inspects_it(tmp_path):
+    f = gc.function(lambda x: x * x + x)  # both reads of x*x are bent wires (two pieces each)
+    page = f.explore(x=3.0)
+    hover = "new MouseEvent('mouseenter')"
+    path = tmp_path / "hover.html"
+    path.write_text(
+        page.html.replace(
+            "</body>",
+            f"<script>document.getElementById('v0-p0_w1-end').dispatchEvent({hover});</script>"
+            "</body>",
+        ),
+        encoding="utf-8",
+    )
+    opened = browser.open_page(path, "step=5")
+    assert opened.console == []
+    root = browser.parse(opened.dom)
+    texts = [p.all_text() for p in browser.by_id(root, "inspect-body").find("p")]
+    # the first read of x*x: value x = 3, its gradient upstream 1 times the other read, 3
+    assert texts == [
+        "shape: scalar",
+        "value: 3",
+        "gradient: 3",
+        "local gradient of * (mul): ∂/∂x = x",
+    ]
+    pieces = [g for g in root.find("g") if g.attrs.get("id") in ("v0-p0_w1", "v0-p0_w1-end")]
+    assert len(pieces) == 2 and all("hover" in g.classes() for g in pieces)
+
+
 # ---------------------------------------------------------------- the file itself
 
 

@@ -455,12 +455,14 @@ SCRIPT = r"""
       parts[i][k].pieces.forEach((e) => e.classList.remove("hover"));
       rowOf(w, (tr) => tr.classList.remove("hover"));
     };
-    line.addEventListener("mouseenter", show);
-    line.addEventListener("focus", show);
-    line.addEventListener("mouseleave", hide);
-    line.addEventListener("blur", hide);
     const click = () => { if (gradShown(w) && quizzed(w)) reveal(w); };
-    line.addEventListener("click", click);
+    for (const piece of parts[i][k].pieces) {  // the first piece, a bent end, detours
+      piece.addEventListener("mouseenter", show);
+      piece.addEventListener("mouseleave", hide);
+      piece.addEventListener("click", click);
+    }
+    line.addEventListener("focus", show);
+    line.addEventListener("blur", hide);
     line.addEventListener("keydown", (e) => {
       if (e.key !== "Enter" && e.key !== " ") return;
       e.preventDefault();
