@@ -40,7 +40,7 @@ from .ir.graph import copy_graph
 from .ir.shapes import Sizes, infer_shapes, probe_sizes
 from .passes.autodiff import backward
 from .passes.gradient import check_shapes
-from .passes.lower import lower
+from .passes.lower import lower, pair_sigmoids
 from .passes.schedule import Program, sanitize, schedule
 
 
@@ -208,7 +208,11 @@ def _at_call(program: Program, sizes: Sizes) -> Program:
 def _compile(
     g, shapes, wrt, readable, dtype, input_dtypes=None, style="accurate", sizes=None
 ) -> Compiled:
-    shaped = infer_shapes(g if readable else lower(g), shapes)
+    if not readable:
+        g = lower(g)
+    elif style != "textbook":  # the textbook's sigmoid' is (1 - s) * s, over s alone
+        g = pair_sigmoids(g)
+    shaped = infer_shapes(g, shapes)
     shaped.graph["style"] = style  # the backward pass and the printer read it
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt], sizes is None)
