@@ -5,6 +5,7 @@ Stage: top. Sequences the wings, each call one stage:
     graph = trace(fn)                      front.trace      a Python function -> graph of gates
     graph = fuse(graph, rules, level)      passes.fusion    (when asked) gates -> fused gates
     graph = lower(graph)                   passes.lower     (readable=False) exact gates, shared
+    graph = pair_sigmoids(graph)           passes.lower     sigmoid(-x) beside each sigmoid
     sizes = probe_sizes(shapes)            ir.shapes        (generic=True) sizes as classes, probed
     graph = infer_shapes(graph, shapes)    ir.shapes        the shape of every value
     graph = backward(graph, wrt)           passes.autodiff  the chain rule, as graph nodes
@@ -210,8 +211,8 @@ def _compile(
 ) -> Compiled:
     if not readable:
         g = lower(g)
-    elif style != "textbook":  # the textbook's sigmoid' is (1 - s) * s, over s alone
-        g = pair_sigmoids(g)
+    if style != "textbook":  # the textbook's sigmoid' is (1 - s) * s, over s alone
+        g = pair_sigmoids(g)  # a fused gate sigmoid(...) too, which `lower` leaves
     shaped = infer_shapes(g, shapes)
     shaped.graph["style"] = style  # the backward pass and the printer read it
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}

@@ -498,7 +498,7 @@ class Emitter:
         data = self.g.nodes[n]
         op = data["op"]
         if data.get("role") not in ("grad", "seed"):
-            if "local" in data:  # a lowered gate (see lower.py)
+            if "local" in data and "pair" not in data:  # a lowered gate (see lower.py)
                 return f"{data['gate']}: exact for any input, over e <= 1"
             if op == "expr" and data.get("hint") == "e":
                 return f"{data['gate'].split(':')[0]}: e = exp(-|x|) <= 1, shared with backward"
