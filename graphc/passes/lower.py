@@ -71,9 +71,10 @@ def lowered_gradient(name: str) -> sympy.Expr:
 
 
 def lower(g: nx.DiGraph) -> nx.DiGraph:
-    """A copy of `g` with each lowerable gate computed over a shared e = exp(-|x|) node."""
-    h = copy_graph(g)
-    for n in topo_order(g):
+    """A copy of `g` with each lowerable gate computed over a shared e = exp(-|x|) node; a fused
+    gate sigmoid(z) (`level="elementwise"`) is first split into z and a sigmoid gate of it."""
+    h = _split_sigmoids(copy_graph(g))
+    for n in topo_order(h):
         name = h.nodes[n]["op"]
         if name not in LOWERINGS:
             continue
@@ -86,6 +87,27 @@ def lower(g: nx.DiGraph) -> nx.DiGraph:
             local=(lowered_gradient(name), None),  # no gradient flows into e: it is in dx
         )
         h.add_edge(e, n, pos=(1,))
+    return h
+
+
+def _split_sigmoids(h: nx.DiGraph) -> nx.DiGraph:
+    """`h` with each fused gate sigmoid(z) computed as a step z and a sigmoid gate reading it
+    (in place): the gate is then lowered as any sigmoid, and computes exp(-|z|) once."""
+    for n in topo_order(h):
+        data = h.nodes[n]
+        formula = data.get("formula")
+        if data["op"] != "expr" or not isinstance(formula, sigmoid) or "local" in data:
+            continue
+        if formula.args[0] in ARGS:
+            continue  # sigmoid of one argument already
+        args = args_of(h, n)
+        gate = data.get("gate", "fused")
+        z = add_node(h, "expr", args, formula=formula.args[0], gate=gate.removesuffix("_sigmoid"))
+        for a in set(args):
+            h.remove_edge(a, n)
+        h.add_edge(z, n, pos=(0,))
+        data.update(op="sigmoid", gate="sigmoid")
+        del data["formula"]
     return h
 
 
