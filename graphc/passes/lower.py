@@ -102,7 +102,10 @@ def _split_sigmoids(h: nx.DiGraph) -> nx.DiGraph:
             continue  # sigmoid of one argument already
         args = args_of(h, n)
         gate = data.get("gate", "fused")
-        z = add_node(h, "expr", args, formula=formula.args[0], gate=gate.removesuffix("_sigmoid"))
+        at = data.get("at", n)  # written where the gate is (`ir.graph.user_order`)
+        z = add_node(
+            h, "expr", args, formula=formula.args[0], gate=gate.removesuffix("_sigmoid"), at=at
+        )
         for a in set(args):
             h.remove_edge(a, n)
         h.add_edge(z, n, pos=(0,))
@@ -138,7 +141,7 @@ def pair_sigmoids(g: nx.DiGraph) -> nx.DiGraph:
         name = data.get("hint") or ("out" if n == out else "sigmoid")
         neg_formula = formula.func(-formula.args[0])
         step = add_node(h, "expr", args, formula=neg_formula, hint=f"{name}_neg", gate="sigmoid",
-                        pair_of=n)  # fmt: skip
+                        pair_of=n, at=data.get("at", n))  # fmt: skip
         data.update(op="expr", gate=data.get("gate", "sigmoid"), formula=formula, pair=step,
                     local=local)  # fmt: skip
         if len(args) == 1:  # the lecture's form, for the comment (a fused gate's is its own)
