@@ -517,6 +517,79 @@ def _check_drawable(scene: Scene) -> None:
         )
 
 
+# ---------------------------------------------------------------- wrapping onto a slide
+
+LINK_NAMES = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O, which read as 1 and 0
+
+
+def wrapped(scene: Scene, parts: int, along: dict[str, float] | None = None) -> list[Scene]:
+    """The scene cut into `parts` pieces of about the same length (rows of a picture drawn left
+    to right, columns of one drawn top to bottom), the way a long derivation is written over
+    several lines of a slide: cut where the nodes lie (`along`: each node's place along the
+    direction of drawing, as `dot` laid out the whole; without it, its rank). A wire from one piece to a later one ends at a link node
+    named by a letter (class `output link`) and starts again at a node of the same letter in the
+    piece that reads it (class `input link`); both halves carry the wire's value and gradient.
+    A fork point and its stem stay with the value's source, a bend with the gate it leads to."""
+    rank: dict[str, float] = dict(along) if along is not None else dict(_ranks(scene))
+    if parts < 2 or not rank:
+        return [scene]
+    into = {w.head: w.tail for w in scene.wires}
+    out_of: dict[str, str] = {}
+    for w in scene.wires:
+        out_of.setdefault(w.tail, w.head)
+
+    def home(key: str) -> int:  # the rank that decides a node's piece
+        kind = scene.nodes[key]["kind"]
+        if kind == "fork" and key in into:
+            return home(into[key])
+        if kind == "bend" and key in out_of:
+            return home(out_of[key])
+        return rank[key]
+
+    low, high = min(rank.values()), max(rank.values())
+    span = (high - low + (1 if along is None else 1e-9)) / parts
+    piece = {k: min(parts - 1, int((home(k) - low) / span)) for k in scene.nodes}
+    heads: dict[str, list[str]] = {}
+    for w in scene.wires:
+        heads.setdefault(w.tail, []).append(w.head)
+
+    def first_use(key: str) -> int:  # an input or constant stands in the piece first reading it
+        uses = heads.get(key, [])
+        return min((first_use(h) if scene.nodes[h]["kind"] == "fork" else piece[h] for h in uses),
+                   default=piece[key])  # fmt: skip
+
+    for key, attrs in scene.nodes.items():
+        if attrs["kind"] in ("input", "const") and key not in into:
+            piece[key] = first_use(key)
+            for h in heads.get(key, []):
+                if scene.nodes[h]["kind"] == "fork":
+                    piece[h] = piece[key]
+    nodes: list[dict[str, dict]] = [{} for _ in range(parts)]
+    wires: list[list[Wire]] = [[] for _ in range(parts)]
+    for key, attrs in scene.nodes.items():
+        nodes[piece[key]][key] = attrs
+    names: dict[str, str] = {}
+    for w in scene.wires:
+        a, b = piece[w.tail], piece[w.head]
+        if a == b:
+            wires[a].append(w)
+            continue
+        source = into.get(w.tail, w.tail) if scene.nodes[w.tail]["kind"] == "fork" else w.tail
+        name = names.setdefault(source, LINK_NAMES[len(names) % len(LINK_NAMES)]
+                                + "'" * (len(names) // len(LINK_NAMES)))  # fmt: skip
+        exit_, entry = f"l{w.tail}_{w.head}_out", f"l{w.tail}_{w.head}_in"
+        nodes[a][exit_] = {"shape": "plaintext", "label": f"→ {name}", "kind": "link out"}
+        nodes[b][entry] = {"shape": "plaintext", "label": f"{name} →", "kind": "link in"}
+        wires[a].append(replace(w, head=exit_, gate=None, why=None, kind="wire"))
+        wires[b].append(replace(w, tail=entry))
+    return [
+        Scene(nodes[i], wires[i], {k: s for k, s in scene.steps.items() if k in nodes[i]},
+              [k for k in scene.inputs if k in nodes[i]])  # fmt: skip
+        for i in range(parts)
+        if nodes[i]
+    ]
+
+
 # ---------------------------------------------------------------- layout and drawing
 
 
@@ -651,7 +724,7 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
         "fontcolor": theme.text,
         "color": theme.line,
     }
-    if kind in ("input", "output", "const"):
+    if kind in ("input", "output", "const", "link in", "link out"):
         return {**common, "shape": "plaintext", "fontsize": "16"}
     if kind == "fork":
         return {**common, "label": "", "shape": "point", "width": "0.08", "color": theme.line}
@@ -797,7 +870,7 @@ def place_label(
 def node_box(attrs: dict, x: float, y: float) -> tuple[float, float, float, float]:
     """A drawn node's box in points, centred at (x, y)."""
     kind = attrs["kind"]
-    if kind in ("input", "output", "const"):
+    if kind in ("input", "output", "const", "link in", "link out"):
         return text_box(x, y, str(attrs["label"]), 16.0)
     if kind in ("fork", "bend"):
         return x - 3, y - 3, x + 3, y + 3
@@ -824,7 +897,8 @@ def new_canvas(style: Style) -> tuple[graphviz.Digraph, Theme]:
 
 
 KIND_CLASS = {"gate": "gate", "input": "input", "output": "output", "const": "const",
-              "fork": "fork", "bend": "bend", "unbroadcast": "gate unbroadcast"}  # fmt: skip
+              "fork": "fork", "bend": "bend", "unbroadcast": "gate unbroadcast",
+              "link in": "input link", "link out": "output link"}  # fmt: skip
 
 
 @dataclass
@@ -854,17 +928,20 @@ class Arrangement:
 # where a gate's local gradients may go, from just below the gate (points right and up)
 LOCAL_SPOTS = [(dx, dy) for dy in (0, -16, -32, 16, 40, -48, 60, -64, 80) for dx in (0, -30, 30)]
 SPREADS = (1.0, 1.4, 2.0, 2.8)  # room between gates, tried in turn until every label has a place
+FIT_SPREADS = (0.45, 0.6, 0.75, 0.9, *SPREADS)
 RETRY_NODES = 400  # larger drawings are laid out once
 
 
 def arrange(
     scene, colours, digits=2, local=None, reveal=None, offset=(0.0, 0.0), prefix="", direction="LR",
-    built=None, explain=False,
+    built=None, explain=False, spreads=None,
 ):  # fmt: skip
     """The arrangement of a scene at `offset`: laid out by `dot`, with more room between gates
-    when a label found no clear place (see SPREADS)."""
+    when a label found no clear place (`spreads`, tried in turn; SPREADS, or FIT_SPREADS for a
+    picture fitted to a slide, which starts tighter)."""
     best = None
-    for spread in SPREADS if len(scene.nodes) <= RETRY_NODES else SPREADS[:1]:
+    spreads = spreads or SPREADS
+    for spread in spreads if len(scene.nodes) <= RETRY_NODES else spreads[:1]:
         found = _arrange(
             scene, colours, digits, local, reveal, offset, prefix, spread, direction, built, explain
         )
@@ -951,6 +1028,7 @@ def draw_scene(
     direction: str = "LR",
     built: int | None = None,
     explain: bool = False,
+    spreads: tuple[float, ...] | None = None,
 ) -> tuple[float, float, float, float]:
     """Draw a scene onto a canvas at `offset`; returns its bounding box (points). `digits`:
     decimals, or the picture's `Numbers`.
@@ -967,7 +1045,9 @@ def draw_scene(
     computation on each of its input wires (class `step`); `built` shows the values of the first
     gates only (forward order; 0: the inputs').
     """
-    done = arrange(scene, colours, digits, local, reveal, offset, prefix, direction, built, explain)
+    done = arrange(
+        scene, colours, digits, local, reveal, offset, prefix, direction, built, explain, spreads
+    )
     active = next((k for k, s in scene.steps.items() if s == reveal), None)
 
     def pinned(x, y):
@@ -1040,11 +1120,16 @@ def _ports(scene: Scene, pos: dict, direction: str = "LR") -> dict:
         in_order = (a >= b if across else a <= b for a, b in zip(tails, tails[1:]))
         if all(in_order):
             continue  # already in argument order (y grows upwards)
-        (x, y), r = pos[head], 18.0 * 0.7
+        (x, y) = pos[head]
+        x0, y0, x1, y1 = node_box(scene.nodes[head], x, y)
+        # Graphviz's compass points of a circle or ellipse: a corner's is where the ray from its
+        # centre at 45 degrees meets it, (t, t) with t = ab / sqrt(a² + b²), a side's the middle
+        a, b = (x1 - x0) / 2, (y1 - y0) / 2
+        r = s = a * b / math.hypot(a, b)
         entries = (
-            (("nw", (-r, r)), ("sw", (-r, -r)), ("w", (-r, 0.0)))
+            (("nw", (-r, s)), ("sw", (-r, -s)), ("w", (-a, 0.0)))
             if across
-            else (("nw", (-r, r)), ("ne", (r, r)), ("n", (0.0, r)))
+            else (("nw", (-r, s)), ("ne", (r, s)), ("n", (0.0, b)))
         )
         for (_, k), (port, (dx, dy)) in zip(wires, entries):
             ports[k] = (port, (x + dx, y + dy))
@@ -1149,16 +1234,27 @@ def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.
                 break
         title = f"fused to fit the slide: {gates} gates drawn as {now}"
         f = fused
+    panel = function_panel(f, inputs, style, show_local, title=title)
     best, best_size = None, -1.0
-    for direction in DIRECTIONS:
+    for direction in DIRECTIONS:  # rows drawn left to right, one under the other, or columns
         trial = replace(style, direction=direction)
-        canvas = picture([function_panel(f, inputs, trial, show_local, title=title)], trial)
-        size = smallest_text(canvas, style.fit)
-        if size > best_size:
-            best, best_size = canvas, size
+        stack = "vertical" if direction == "LR" else "horizontal"
+        laid, _ = _layout(panel.scene, trial.colours, trial.numbers(), 1.0, direction)
+        along = {k: (x if direction == "LR" else -y) for k, (x, y) in laid.items()}
+        for parts in range(1, MAX_PARTS + 1):
+            pieces = wrapped(panel.scene, parts, along)
+            if parts > 1 and len(pieces) < parts:
+                break  # fewer ranks than pieces
+            panels = [replace(panel, scene=s, title=title if not i else None)
+                      for i, s in enumerate(pieces)]  # fmt: skip
+            canvas = picture(panels, trial, stack=stack)
+            size = smallest_text(canvas, style.fit)
+            if size > best_size + 0.05:  # the fewest pieces, unless more are clearly larger
+                best, best_size = canvas, size
     return _sized(best, style)
 
 
+MAX_PARTS = 5  # a fitted picture is wrapped onto at most this many rows (or columns)
 FIT_GATES = 30  # above this many gates a fitted picture is drawn fused
 
 
@@ -1179,6 +1275,7 @@ def picture(panels: list[Panel], theme="light", digits: int = 2, table=None, sta
     if stack not in ("horizontal", "vertical"):
         raise GraphcError(f"stack={stack!r}: use 'horizontal', 'vertical' or 'auto'")
     canvas, colours = new_canvas(style)
+    spreads = FIT_SPREADS if style.fit is not None else None
     numbers = style.numbers(1e-12 * max((largest(p.scene) for p in panels), default=0.0))
     x0, y0, bottom, right, left, top = 0.0, 0.0, math.inf, 0.0, math.inf, -math.inf
     for i, panel in enumerate(panels):
@@ -1192,11 +1289,12 @@ def picture(panels: list[Panel], theme="light", digits: int = 2, table=None, sta
                 direction=style.direction,
                 built=panel.built,
                 explain=panel.explain,
+                spreads=spreads,
             )
-            y0 = bottom - 80.0 - (own.box[3] + (50 if panel.title else 0))
+            y0 = bottom - (40.0 if spreads else 80.0) - (own.box[3] + (50 if panel.title else 0))
         box = draw_scene(
             canvas, colours, panel.scene, numbers, panel.local, panel.reveal, (x0, y0),
-            f"p{i}_", style.direction, panel.built, panel.explain,
+            f"p{i}_", style.direction, panel.built, panel.explain, spreads,
         )  # fmt: skip
         if panel.title:
             canvas.node(
