@@ -526,9 +526,11 @@ def wrapped(scene: Scene, parts: int, along: dict[str, float] | None = None) -> 
     """The scene cut into `parts` pieces of about the same length (rows of a picture drawn left
     to right, columns of one drawn top to bottom), the way a long derivation is written over
     several lines of a slide: cut where the nodes lie (`along`: each node's place along the
-    direction of drawing, as `dot` laid out the whole; without it, its rank). A wire from one piece to a later one ends at a link node
-    named by a letter (class `output link`) and starts again at a node of the same letter in the
-    piece that reads it (class `input link`); both halves carry the wire's value and gradient.
+    direction of drawing, as `dot` laid out the whole; without it, its rank). A wire from one
+    piece to a later one ends at a link node named by a letter (class `output link`) and starts
+    again at a node of the same letter in the piece that reads it (class `input link`); both
+    halves carry the wire's value and gradient. An input or constant stands in the first piece
+    that reads it.
     A fork point and its stem stay with the value's source, a bend with the gate it leads to."""
     rank: dict[str, float] = dict(along) if along is not None else dict(_ranks(scene))
     if parts < 2 or not rank:
@@ -583,8 +585,12 @@ def wrapped(scene: Scene, parts: int, along: dict[str, float] | None = None) -> 
         wires[a].append(replace(w, head=exit_, gate=None, why=None, kind="wire"))
         wires[b].append(replace(w, tail=entry))
     return [
-        Scene(nodes[i], wires[i], {k: s for k, s in scene.steps.items() if k in nodes[i]},
-              [k for k in scene.inputs if k in nodes[i]])  # fmt: skip
+        Scene(
+            nodes[i],
+            wires[i],
+            {k: s for k, s in scene.steps.items() if k in nodes[i]},
+            [k for k in scene.inputs if k in nodes[i]],
+        )  # fmt: skip
         for i in range(parts)
         if nodes[i]
     ]
