@@ -371,3 +371,34 @@ def test_the_command_line_draws_for_slides(tmp_path, capsys):
         == 0
     )
     assert compare_out.read_text().startswith("<?xml")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (TeX Live) with beamer")
+def test_the_beamer_snippet_compiles_into_one_slide_with_an_overlay_per_frame(
+    tmp_path, monkeypatch, capsys
+):
+    """pdflatex, not graphc, is the judge: a beamer document \\input'ing the snippet compiles
+    and has one page per frame."""
+    import re
+    import subprocess
+
+    from graphc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    frames = "frames with space_1"  # spaces and underscores in the folder's name are fine
+    argv = ["steps", "(x + y) * z", "--at", "x=-2,y=5,z=-4", "--beamer"]
+    assert main([*argv, "-o", frames]) == 0
+    (tmp_path / "deck.tex").write_text(
+        "\\documentclass{beamer}\n\\begin{document}\n"
+        f"\\input{{{frames}/frames.tex}}\n\\end{{document}}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "deck.tex"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    pages = re.search(r"Output written on deck\.pdf \((\d+) pages?", done.stdout)
+    assert pages and int(pages[1]) == 5  # values, seed, two gates, the full picture
+    capsys.readouterr()
+    assert main([*argv, "-o", "100%_frames"]) != 0  # TeX would read % as a comment
+    assert "TeX" in capsys.readouterr().err and not (tmp_path / "100%_frames").exists()
