@@ -373,7 +373,7 @@ def test_the_command_line_draws_for_slides(tmp_path, capsys):
     assert compare_out.read_text().startswith("<?xml")
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (TeX Live) with beamer")
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (TeX Live), beamer")
 def test_the_beamer_snippet_compiles_into_one_slide_with_an_overlay_per_frame(
     tmp_path, monkeypatch, capsys
 ):
