@@ -239,6 +239,7 @@ class Wire:
     gate: int | None = None  # the graph node the wire enters, and at which argument position
     position: int = 0
     total: object = None  # on a stem: the gradient the branches add up to
+    total_step: int | None = None  # when the total is complete, where not at `step`
     made: int = 0  # forward: the place of the gate computing its value (0: an input)
     why: str | None = None  # backward: "upstream × local" of the gate it enters
     below: str = "gradient"  # under the line: "gradient", or "tangent" (forward mode)
@@ -398,6 +399,18 @@ def _forks(scene: Scene, g: nx.DiGraph, values, totals) -> Scene:
         stems.append(
             Wire(tail, point, first.value, None, False, step, "stem", total=total, made=first.made)
         )
+    # an input drawn once per use (see _split_far_sources) shows its total once, on the wire of
+    # its first copy, complete when backprop has reached every copy
+    copies: dict[str, list[int]] = {}
+    for k, w in enumerate(wires):
+        if nodes[w.tail].get("copy"):
+            copies.setdefault(w.tail.rsplit("_", 1)[0], []).append(k)
+    for key, ks in copies.items():
+        source = int(key[1:])
+        if values and totals and source in totals:
+            k = next(k for k in ks if nodes[wires[k].tail].get("first"))
+            last = max(wires[i].step for i in ks)
+            wires[k] = replace(wires[k], total=values.get(totals[source]), total_step=last)
     return _bends(Scene(nodes, stems + wires, scene.steps, scene.inputs))
 
 
@@ -492,9 +505,9 @@ def _split_far_sources(scene: Scene) -> Scene:
             nodes[key] = attrs
             continue
         for j, i in enumerate(uses[key], start=1):
-            nodes[f"{key}_{j}"] = {**attrs, "copy": True}
+            nodes[f"{key}_{j}"] = {**attrs, "copy": True, "first": j == 1}
             wires[i] = replace(wires[i], tail=f"{key}_{j}")
-    return Scene(nodes, wires, scene.steps)
+    return Scene(nodes, wires, scene.steps, [k for k in scene.inputs if k in nodes])
 
 
 def _check_drawable(scene: Scene) -> None:
@@ -995,6 +1008,7 @@ def _arrange(
             labels.append(Label(f"{prefix}{key}-local", "local", local[key], spot, colours.text))
     for k, w in enumerate(scene.wires):
         shown = reveal is None or w.step <= reveal
+        total_shown = reveal is None or (w.step if w.total_step is None else w.total_step) <= reveal
         wire_id = _wire_id(scene, k, prefix)
         mine = {k, k + 1} if k + 1 < len(scene.wires) and scene.wires[k + 1].kind == "end" else {k}
         own = [i for i, (owner, _, _) in enumerate(pieces) if owner in mine]
@@ -1004,7 +1018,7 @@ def _arrange(
             (-1, w.gradient if shown else None, colours.gradient, "grad", "")
             if w.below == "gradient"
             else (-1, w.gradient, TANGENT_COLOURS[colours], "tangent", ""),
-            (-1, w.total if shown else None, colours.gradient, "total", "Σ "),
+            (-1, w.total if total_shown else None, colours.gradient, "total", "Σ "),
         )
         if explain and w.why and w.step == reveal and w.gradient is not None:
             items += ((-1, w.gradient, colours.active, "step", w.why + " = "),)
