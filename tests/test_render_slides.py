@@ -328,8 +328,8 @@ def test_a_wrapped_picture_links_its_rows_by_letters():
     assert exits and exits == entries
     assert problems(svg) == []
     x_in = next(t for t in d.texts if t.kind == "input" and t.text == "x")
-    first = min((t for t in d.texts if t.kind == "grad"), key=lambda t: math.dist(t.centre,
-                                                                                    x_in.centre))  # fmt: skip
+    grads = [t for t in d.texts if t.kind == "grad"]
+    first = min(grads, key=lambda t: math.dist(t.centre, x_in.centre))
     expected = central_diff(lambda x: tanh_chain(x, math.tanh), {"x": 0.3}, "x")
     assert float(first.text) == pytest.approx(expected, abs=0.006)
 
