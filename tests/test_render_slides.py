@@ -5,10 +5,11 @@ sizes). Numbers are checked against central differences of plain Python function
 the product rule done by hand, never against graphc's own output.
 """
 
+import re
 import shutil
 
 import pytest
-from circuit_corpus import corpus
+from circuit_corpus import corpus, two_layer_net
 from conftest import central_diff
 from svg_geometry import problems, read
 
@@ -363,6 +364,23 @@ def test_above_30_gates_a_fitted_picture_is_drawn_fused_and_says_so():
     assert len(gates) < 36
     svg = f.svg(fit="16:9", x=0.1, y=0.5)
     assert "fused to fit the slide: 36 gates drawn as" in svg
+    # and says what each box collapsed: 12 loop steps of (*, +1, tanh), 36 gates in all
+    captions = [line for line in svg.split(">") if "gates each (" in line]
+    assert captions, "no caption says what the fused boxes collapsed"
+    count, per, ops = re.search(r"×(\d+): (\d+) gates each \(([^)]*)\)", captions[0]).groups()
+    assert int(count) * int(per) == 36 and ops.split(", ")[:3] == ["*", "+1", "tanh"]
+    assert problems(svg) == []
+
+
+def test_what_fused_regions_collapsed_is_written_out():
+    """The 2-layer net's two layers X @ W1 + b1 and hidden @ W2 + b2 (examples/two_layer_net.py)
+    become two affine boxes, and the caption says so."""
+    from graphc.draw.render import collapsed
+
+    net, _ = two_layer_net()
+    lines = collapsed(net.graph, net.fused(level="patterns").graph)
+    assert "affine ×2: 2 gates each (@, +)" in lines
+    assert any(line.startswith("softmax cross entropy: ") for line in lines)
 
 
 @pytest.mark.parametrize("name", ["circuit", "neuron", "max_gate", "xy_times_x_plus_y"])

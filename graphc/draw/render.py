@@ -1252,7 +1252,12 @@ def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.
             now = sum(1 for _, op in fused.graph.nodes(data="op") if op not in ("input", "const"))
             if now <= FIT_GATES:
                 break
-        title = f"fused to fit the slide: {gates} gates drawn as {now}"
+        title = "\n".join(
+            [
+                f"fused to fit the slide: {gates} gates drawn as {now}",
+                *collapsed(f.graph, fused.graph),
+            ]
+        )
         f = fused
     panel = function_panel(f, inputs, style, show_local, title=title)
     best, best_size = None, -1.0
@@ -1276,6 +1281,41 @@ def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.
 
 MAX_PARTS = 5  # a fitted picture is wrapped onto at most this many rows (or columns)
 FIT_GATES = 30  # above this many gates a fitted picture is drawn fused
+
+
+def collapsed(original: nx.DiGraph, fused: nx.DiGraph) -> list[str]:
+    """What each fused gate of `fused` stands for in `original`, one line per kind of region:
+    "affine: 2 gates (@, +)", "mul_add_tanh ×12: 3 gates each (*, +, tanh)". A fused gate
+    remembers the node it replaced (`at`); its region is the gates of `original` it reaches
+    backwards from there without passing the gate's own inputs."""
+    kinds: dict[tuple[str, tuple[str, ...]], int] = {}
+    for n in topo_order(fused):
+        data = fused.nodes[n]
+        if data["op"] in ("input", "const") or "at" not in data or n in original:
+            continue
+        stop = {fused.nodes[a].get("at", a) if a not in original else a for a in args_of(fused, n)}
+        region, todo = set(), [data["at"]]
+        while todo:
+            m = todo.pop()
+            if m in region or m in stop or original.nodes[m]["op"] in ("input", "const"):
+                continue
+            region.add(m)
+            todo.extend(original.predecessors(m))
+        if len(region) < 2:
+            continue
+        ops = [_gate_label(original, m) for m in topo_order(original) if m in region]
+        kind = (data.get("gate") or data["op"].replace("_", " "), tuple(ops))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return [
+        f"{name}{f' ×{k}' if k > 1 else ''}: {len(ops)} gates{' each' if k > 1 else ''} "
+        f"({', '.join(ops)})"
+        for (name, ops), k in kinds.items()
+    ]
+
+
+def _title_room(title: str) -> float:
+    """The height (points) a panel's title takes above it, 20 a line."""
+    return 20.0 * (title.count("\n") + 1) + 20.0
 
 
 def smallest_text(canvas: graphviz.Digraph, fit: str) -> float:
@@ -1311,19 +1351,27 @@ def picture(panels: list[Panel], theme="light", digits: int = 2, table=None, sta
                 explain=panel.explain,
                 spreads=spreads,
             )
-            y0 = bottom - (40.0 if spreads else 80.0) - (own.box[3] + (50 if panel.title else 0))
+            y0 = (
+                bottom
+                - (40.0 if spreads else 80.0)
+                - (own.box[3] + (_title_room(panel.title) + 10 if panel.title else 0))
+            )
         box = draw_scene(
             canvas, colours, panel.scene, numbers, panel.local, panel.reveal, (x0, y0),
             f"p{i}_", style.direction, panel.built, panel.explain, spreads,
         )  # fmt: skip
         if panel.title:
             canvas.node(
-                f"p{i}_title", label=plain(panel.title), shape="plaintext", fontname=FONT,
-                fontsize="16", fontcolor=colours.text,
-                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 30) / POINTS:.3f}!",
+                f"p{i}_title", label=lines(panel.title), shape="plaintext", fontname=FONT,
+                fontsize="16", fontcolor=colours.text, id=f"p{i}_title", **{"class": "title"},
+                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},"
+                f"{(box[3] + 10 + _title_room(panel.title) / 2) / POINTS:.3f}!",
             )  # fmt: skip
         bottom, right = min(bottom, box[1]), max(right, box[2])
-        left, top = min(left, box[0]), max(top, box[3] + (50 if panel.title else 0))
+        left, top = (
+            min(left, box[0]),
+            max(top, box[3] + (_title_room(panel.title) + 10 if panel.title else 0)),
+        )
         if stack == "horizontal":
             x0 = box[2] + 150.0
     if table:
