@@ -543,8 +543,8 @@ def wrapped(scene: Scene, parts: int, along: dict[str, float] | None = None) -> 
     piece to a later one ends at a link node named by a letter (class `output link`) and starts
     again at a node of the same letter in the piece that reads it (class `input link`); both
     halves carry the wire's value and gradient. An input or constant stands in the first piece
-    that reads it.
-    A fork point and its stem stay with the value's source, a bend with the gate it leads to."""
+    that reads it, a fork point in the piece of its first branch (a stem cut there is linked
+    once, its Σ total written at the fork), a bend with the gate it leads to."""
     rank: dict[str, float] = dict(along) if along is not None else dict(_ranks(scene))
     if parts < 2 or not rank:
         return [scene]
@@ -573,6 +573,9 @@ def wrapped(scene: Scene, parts: int, along: dict[str, float] | None = None) -> 
         return min((first_use(h) if scene.nodes[h]["kind"] == "fork" else piece[h] for h in uses),
                    default=piece[key])  # fmt: skip
 
+    for key, attrs in scene.nodes.items():  # a fork stands where its first branch goes
+        if attrs["kind"] == "fork" and heads.get(key):
+            piece[key] = min(piece[h] for h in heads[key])
     for key, attrs in scene.nodes.items():
         if attrs["kind"] in ("input", "const") and key not in into:
             piece[key] = first_use(key)
@@ -595,7 +598,8 @@ def wrapped(scene: Scene, parts: int, along: dict[str, float] | None = None) -> 
         exit_, entry = f"l{w.tail}_{w.head}_out", f"l{w.tail}_{w.head}_in"
         nodes[a][exit_] = {"shape": "plaintext", "label": f"→ {name}", "kind": "link out"}
         nodes[b][entry] = {"shape": "plaintext", "label": f"{name} →", "kind": "link in"}
-        wires[a].append(replace(w, head=exit_, gate=None, why=None, kind="wire"))
+        # a stem's Σ total is written once, at its fork
+        wires[a].append(replace(w, head=exit_, gate=None, why=None, kind="wire", total=None))
         wires[b].append(replace(w, tail=entry))
     return [
         Scene(
@@ -947,7 +951,7 @@ class Arrangement:
 # where a gate's local gradients may go, from just below the gate (points right and up)
 LOCAL_SPOTS = [(dx, dy) for dy in (0, -16, -32, 16, 40, -48, 60, -64, 80) for dx in (0, -30, 30)]
 SPREADS = (1.0, 1.4, 2.0, 2.8)  # room between gates, tried in turn until every label has a place
-FIT_SPREADS = (0.45, 0.6, 0.75, 0.9, *SPREADS)
+FIT_SPREADS = (0.45, 0.52, 0.6, 0.67, 0.75, 0.82, 0.9, *SPREADS)
 RETRY_NODES = 400  # larger drawings are laid out once
 
 
