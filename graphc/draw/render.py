@@ -1264,7 +1264,7 @@ def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.
         )
         f = fused
     panel = function_panel(f, inputs, style, show_local, title=title)
-    best, best_size = None, -1.0
+    found: list[tuple[int, float, graphviz.Digraph]] = []  # (pieces, smallest text, picture)
     for direction in DIRECTIONS:  # rows drawn left to right, one under the other, or columns
         trial = replace(style, direction=direction)
         stack = "vertical" if direction == "LR" else "horizontal"
@@ -1277,13 +1277,19 @@ def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.
             panels = [replace(panel, scene=s, title=title if not i else None)
                       for i, s in enumerate(pieces)]  # fmt: skip
             canvas = picture(panels, trial, stack=stack)
-            size = smallest_text(canvas, style.fit)
-            if size > best_size + 0.05:  # the fewest pieces, unless more are clearly larger
-                best, best_size = canvas, size
-    return _sized(best, style)
+            found.append((parts, smallest_text(canvas, style.fit), canvas))
+    # the fewest rows (or columns) whose smallest text reads well; else the largest text
+    found.sort(key=lambda t: t[0])  # stable: left to right before top to bottom
+    for parts, size, canvas in found:
+        best = max(s for p, s, _ in found if p == parts)
+        if best >= COMFORTABLE_PX and size == best:
+            return _sized(canvas, style)
+    top = max(s for _, s, _ in found)
+    return _sized(next(c for _, s, c in found if s > top - 0.05), style)
 
 
 MAX_PARTS = 5  # a fitted picture is wrapped onto at most this many rows (or columns)
+COMFORTABLE_PX = 16.0  # text this large on the slide needs no wrapping to grow
 FIT_GATES = 30  # above this many gates a fitted picture is drawn fused
 
 
