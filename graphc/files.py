@@ -138,11 +138,21 @@ def write_frames(frames: list[str], folder) -> list[str]:
     return paths
 
 
+TEX_SPECIAL = "%#{}\\~$&^"  # characters that TeX does not read as themselves in a file name
+
+
 def write_beamer(pictures: list, folder) -> list[str]:
     """Step frames as frame-01.pdf, ... in `folder` and frames.tex beside them: one beamer
     slide that shows frame k on overlay k (`\\input{<folder>/frames.tex}` in a presentation
     whose graphicspath finds the folder, or include the file names as written)."""
     folder = os.fspath(folder)
+    special = sorted(set(folder) & set(TEX_SPECIAL))
+    if special:
+        raise GraphcError(
+            f"the folder {folder!r} has {' '.join(special)} in its name, which TeX reads as "
+            "commands in the snippet's file names; write the frames to a folder named without "
+            f"any of {TEX_SPECIAL}"
+        )
     os.makedirs(folder, exist_ok=True)
     names = [name.removesuffix(".svg") + ".pdf" for name in frame_names(len(pictures))]
     paths = [write_picture(p, os.path.join(folder, name)) for p, name in zip(pictures, names)]

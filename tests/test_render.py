@@ -363,7 +363,9 @@ def test_a_thousand_gate_recurrence_is_drawn_in_seconds():
     gates = [t[0] for t in nodes.values() if t and t[0] in ("*", "+", "tanh")]
     assert len(gates) == 1002
     assert sum(t == ["w"] for t in nodes.values()) == 334  # beside each step
-    assert sum(1 for name in labels if name.startswith("p0_w")) == 2 * (1002 + 2 * 334 + 1)
+    # value and gradient on every wire, and the Σ total of w and of x once each (issue 13)
+    assert sum(1 for name in labels if name.startswith("p0_w")) == 2 * (1002 + 2 * 334 + 1) + 2
+    assert sum(1 for text, *_ in labels.values() if text.startswith("Σ ")) == 2
 
 
 def test_a_drawing_too_large_for_graphviz_is_refused_saying_what_to_do():

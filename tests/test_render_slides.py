@@ -5,10 +5,11 @@ sizes). Numbers are checked against central differences of plain Python function
 the product rule done by hand, never against graphc's own output.
 """
 
+import re
 import shutil
 
 import pytest
-from circuit_corpus import corpus
+from circuit_corpus import corpus, two_layer_net
 from conftest import central_diff
 from svg_geometry import problems, read
 
@@ -283,16 +284,71 @@ def slide_text_px(svg: str) -> tuple[float, float, float]:
     return min(sizes) * scale, width, height
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["circuit", "neuron", "max_gate", "fanout", "xy_times_x_plus_y", "operand_order", "random1_8"],
-)
-def test_fitted_to_16_9_the_smallest_text_is_12_px(name):
+def gate_count(f) -> int:
+    return sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))
+
+
+@pytest.mark.parametrize("fit, frame", [("16:9", (1920, 1080)), ("4:3", (1440, 1080))])
+@pytest.mark.parametrize("name", [n for n, _, _ in corpus()])
+def test_fitted_the_smallest_text_is_12_px_and_the_rules_hold(name, fit, frame):
+    """Every corpus circuit of up to 30 gates (lecture circuits, forks, random DAGs, the 2-layer
+    net fused and not) fitted to a slide: scaled into the frame, no text under 12 px, and every
+    geometric rule read back from the SVG holds; above 30 gates it is drawn fused (its own test)."""
     (f, at) = next((f, at) for n, f, at in corpus() if n == name)
-    svg = f.svg(fit="16:9", **at)
+    svg = f.svg(fit=fit, **at)
     px, width, height = slide_text_px(svg)
-    assert width <= 1920.5 and height <= 1080.5 and max(width / 1920, height / 1080) > 0.99
-    assert px >= 12.0, px
+    assert width <= frame[0] + 0.5 and height <= frame[1] + 0.5
+    assert max(width / frame[0], height / frame[1]) > 0.99  # it fills the frame one way
+    if gate_count(f) <= 30:
+        assert px >= 12.0, f"{name}: {gate_count(f)} gates, smallest text {px:.1f} px"
+    assert problems(svg) == []
+
+
+def tanh_chain(x, tanh=None):
+    for _ in range(9):
+        x = (tanh or gc.tanh)(x * 0.9 + 0.1)
+    return x
+
+
+def loop(x, y, tanh=None):
+    for _ in range(8):
+        x = (tanh or gc.tanh)(x * y + 1.0)
+    return x
+
+
+def test_a_wrapped_picture_links_its_rows_by_letters():
+    """A chain too long for one row is wrapped: each wire cut at a row's end leaves at "→ A" and
+    comes back at "A →" in a later row; the gradients are those of central differences."""
+    import math
+
+    svg = gc.function(lambda x: tanh_chain(x)).svg(fit="16:9", x=0.3)
+    d = read(svg)
+    links = [t for t in d.texts if "link" in d.classes[t.id]]
+    exits = {t.text.removeprefix("→ ") for t in links if t.kind == "output"}
+    entries = {t.text.removesuffix(" →") for t in links if t.kind == "input"}
+    assert exits and exits == entries
+    assert problems(svg) == []
+    x_in = next(t for t in d.texts if t.kind == "input" and t.text == "x")
+    grads = [t for t in d.texts if t.kind == "grad"]
+    first = min(grads, key=lambda t: math.dist(t.centre, x_in.centre))
+    expected = central_diff(lambda x: tanh_chain(x, math.tanh), {"x": 0.3}, "x")
+    assert float(first.text) == pytest.approx(expected, abs=0.006)
+
+
+def test_an_input_drawn_once_per_use_shows_its_total_once():
+    """y is read by every step of an unrolled loop; drawn beside each use, its total gradient
+    is written once, beside its first copy, equal to the central difference of the loop."""
+    import math
+
+    svg = gc.function(lambda x, y: loop(x, y)).svg(x=0.1, y=0.5)
+    d = read(svg)
+    copies = [t for t in d.texts if t.kind == "input" and t.text == "y"]
+    totals = [t for t in d.texts if t.kind == "total"]
+    assert len(copies) == 8 and len(totals) == 1
+    expected = central_diff(lambda x, y: loop(x, y, math.tanh), {"x": 0.1, "y": 0.5}, "y")
+    assert float(totals[0].text.removeprefix("Σ ")) == pytest.approx(expected, abs=0.006)
+    first = min(copies, key=lambda t: t.centre[0])
+    assert math.dist(totals[0].centre, first.centre) < 80  # beside the first y
     assert problems(svg) == []
 
 
@@ -308,6 +364,23 @@ def test_above_30_gates_a_fitted_picture_is_drawn_fused_and_says_so():
     assert len(gates) < 36
     svg = f.svg(fit="16:9", x=0.1, y=0.5)
     assert "fused to fit the slide: 36 gates drawn as" in svg
+    # and says what each box collapsed: 12 loop steps of (*, +1, tanh), 36 gates in all
+    captions = [line for line in svg.split(">") if "gates each (" in line]
+    assert captions, "no caption says what the fused boxes collapsed"
+    count, per, ops = re.search(r"×(\d+): (\d+) gates each \(([^)]*)\)", captions[0]).groups()
+    assert int(count) * int(per) == 36 and ops.split(", ")[:3] == ["*", "+1", "tanh"]
+    assert problems(svg) == []
+
+
+def test_what_fused_regions_collapsed_is_written_out():
+    """The 2-layer net's two layers X @ W1 + b1 and hidden @ W2 + b2 (examples/two_layer_net.py)
+    become two affine boxes, and the caption says so."""
+    from graphc.draw.render import collapsed
+
+    net, _ = two_layer_net()
+    lines = collapsed(net.graph, net.fused(level="patterns").graph)
+    assert "affine ×2: 2 gates each (@, +)" in lines
+    assert any(line.startswith("softmax cross entropy: ") for line in lines)
 
 
 @pytest.mark.parametrize("name", ["circuit", "neuron", "max_gate", "xy_times_x_plus_y"])
@@ -371,3 +444,34 @@ def test_the_command_line_draws_for_slides(tmp_path, capsys):
         == 0
     )
     assert compare_out.read_text().startswith("<?xml")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (TeX Live), beamer")
+def test_the_beamer_snippet_compiles_into_one_slide_with_an_overlay_per_frame(
+    tmp_path, monkeypatch, capsys
+):
+    """pdflatex, not graphc, is the judge: a beamer document \\input'ing the snippet compiles
+    and has one page per frame."""
+    import re
+    import subprocess
+
+    from graphc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    frames = "frames with space_1"  # spaces and underscores in the folder's name are fine
+    argv = ["steps", "(x + y) * z", "--at", "x=-2,y=5,z=-4", "--beamer"]
+    assert main([*argv, "-o", frames]) == 0
+    (tmp_path / "deck.tex").write_text(
+        "\\documentclass{beamer}\n\\begin{document}\n"
+        f"\\input{{{frames}/frames.tex}}\n\\end{{document}}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "deck.tex"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    pages = re.search(r"Output written on deck\.pdf \((\d+) pages?", done.stdout)
+    assert pages and int(pages[1]) == 5  # values, seed, two gates, the full picture
+    capsys.readouterr()
+    assert main([*argv, "-o", "100%_frames"]) != 0  # TeX would read % as a comment
+    assert "TeX" in capsys.readouterr().err and not (tmp_path / "100%_frames").exists()

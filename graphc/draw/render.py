@@ -239,6 +239,7 @@ class Wire:
     gate: int | None = None  # the graph node the wire enters, and at which argument position
     position: int = 0
     total: object = None  # on a stem: the gradient the branches add up to
+    total_step: int | None = None  # when the total is complete, where not at `step`
     made: int = 0  # forward: the place of the gate computing its value (0: an input)
     why: str | None = None  # backward: "upstream × local" of the gate it enters
     below: str = "gradient"  # under the line: "gradient", or "tangent" (forward mode)
@@ -398,6 +399,18 @@ def _forks(scene: Scene, g: nx.DiGraph, values, totals) -> Scene:
         stems.append(
             Wire(tail, point, first.value, None, False, step, "stem", total=total, made=first.made)
         )
+    # an input drawn once per use (see _split_far_sources) shows its total once, on the wire of
+    # its first copy, complete when backprop has reached every copy
+    copies: dict[str, list[int]] = {}
+    for k, w in enumerate(wires):
+        if nodes[w.tail].get("copy"):
+            copies.setdefault(w.tail.rsplit("_", 1)[0], []).append(k)
+    for key, ks in copies.items():
+        source = int(key[1:])
+        if values and totals and source in totals:
+            k = next(k for k in ks if nodes[wires[k].tail].get("first"))
+            last = max(wires[i].step for i in ks)
+            wires[k] = replace(wires[k], total=values.get(totals[source]), total_step=last)
     return _bends(Scene(nodes, stems + wires, scene.steps, scene.inputs))
 
 
@@ -492,9 +505,9 @@ def _split_far_sources(scene: Scene) -> Scene:
             nodes[key] = attrs
             continue
         for j, i in enumerate(uses[key], start=1):
-            nodes[f"{key}_{j}"] = {**attrs, "copy": True}
+            nodes[f"{key}_{j}"] = {**attrs, "copy": True, "first": j == 1}
             wires[i] = replace(wires[i], tail=f"{key}_{j}")
-    return Scene(nodes, wires, scene.steps)
+    return Scene(nodes, wires, scene.steps, [k for k in scene.inputs if k in nodes])
 
 
 def _check_drawable(scene: Scene) -> None:
@@ -515,6 +528,89 @@ def _check_drawable(scene: Scene) -> None:
             "fused circuit (f.fused(level='elementwise'), graphc render --level elementwise), "
             "which has fewer gates"
         )
+
+
+# ---------------------------------------------------------------- wrapping onto a slide
+
+LINK_NAMES = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O, which read as 1 and 0
+
+
+def wrapped(scene: Scene, parts: int, along: dict[str, float] | None = None) -> list[Scene]:
+    """The scene cut into `parts` pieces of about the same length (rows of a picture drawn left
+    to right, columns of one drawn top to bottom), the way a long derivation is written over
+    several lines of a slide: cut where the nodes lie (`along`: each node's place along the
+    direction of drawing, as `dot` laid out the whole; without it, its rank). A wire from one
+    piece to a later one ends at a link node named by a letter (class `output link`) and starts
+    again at a node of the same letter in the piece that reads it (class `input link`); both
+    halves carry the wire's value and gradient. An input or constant stands in the first piece
+    that reads it, a fork point in the piece of its first branch (a stem cut there is linked
+    once, its Σ total written at the fork), a bend with the gate it leads to."""
+    rank: dict[str, float] = dict(along) if along is not None else dict(_ranks(scene))
+    if parts < 2 or not rank:
+        return [scene]
+    into = {w.head: w.tail for w in scene.wires}
+    out_of: dict[str, str] = {}
+    for w in scene.wires:
+        out_of.setdefault(w.tail, w.head)
+
+    def home(key: str) -> int:  # the rank that decides a node's piece
+        kind = scene.nodes[key]["kind"]
+        if kind == "fork" and key in into:
+            return home(into[key])
+        if kind == "bend" and key in out_of:
+            return home(out_of[key])
+        return rank[key]
+
+    low, high = min(rank.values()), max(rank.values())
+    span = (high - low + (1 if along is None else 1e-9)) / parts
+    piece = {k: min(parts - 1, int((home(k) - low) / span)) for k in scene.nodes}
+    heads: dict[str, list[str]] = {}
+    for w in scene.wires:
+        heads.setdefault(w.tail, []).append(w.head)
+
+    def first_use(key: str) -> int:  # an input or constant stands in the piece first reading it
+        uses = heads.get(key, [])
+        return min((first_use(h) if scene.nodes[h]["kind"] == "fork" else piece[h] for h in uses),
+                   default=piece[key])  # fmt: skip
+
+    for key, attrs in scene.nodes.items():  # a fork stands where its first branch goes
+        if attrs["kind"] == "fork" and heads.get(key):
+            piece[key] = min(piece[h] for h in heads[key])
+    for key, attrs in scene.nodes.items():
+        if attrs["kind"] in ("input", "const") and key not in into:
+            piece[key] = first_use(key)
+            for h in heads.get(key, []):
+                if scene.nodes[h]["kind"] == "fork":
+                    piece[h] = piece[key]
+    nodes: list[dict[str, dict]] = [{} for _ in range(parts)]
+    wires: list[list[Wire]] = [[] for _ in range(parts)]
+    for key, attrs in scene.nodes.items():
+        nodes[piece[key]][key] = attrs
+    names: dict[str, str] = {}
+    for w in scene.wires:
+        a, b = piece[w.tail], piece[w.head]
+        if a == b:
+            wires[a].append(w)
+            continue
+        source = into.get(w.tail, w.tail) if scene.nodes[w.tail]["kind"] == "fork" else w.tail
+        name = names.setdefault(source, LINK_NAMES[len(names) % len(LINK_NAMES)]
+                                + "'" * (len(names) // len(LINK_NAMES)))  # fmt: skip
+        exit_, entry = f"l{w.tail}_{w.head}_out", f"l{w.tail}_{w.head}_in"
+        nodes[a][exit_] = {"shape": "plaintext", "label": f"→ {name}", "kind": "link out"}
+        nodes[b][entry] = {"shape": "plaintext", "label": f"{name} →", "kind": "link in"}
+        # a stem's Σ total is written once, at its fork
+        wires[a].append(replace(w, head=exit_, gate=None, why=None, kind="wire", total=None))
+        wires[b].append(replace(w, tail=entry))
+    return [
+        Scene(
+            nodes[i],
+            wires[i],
+            {k: s for k, s in scene.steps.items() if k in nodes[i]},
+            [k for k in scene.inputs if k in nodes[i]],
+        )  # fmt: skip
+        for i in range(parts)
+        if nodes[i]
+    ]
 
 
 # ---------------------------------------------------------------- layout and drawing
@@ -651,7 +747,7 @@ def _node_attrs(attrs: dict, theme: Theme) -> dict:
         "fontcolor": theme.text,
         "color": theme.line,
     }
-    if kind in ("input", "output", "const"):
+    if kind in ("input", "output", "const", "link in", "link out"):
         return {**common, "shape": "plaintext", "fontsize": "16"}
     if kind == "fork":
         return {**common, "label": "", "shape": "point", "width": "0.08", "color": theme.line}
@@ -797,7 +893,7 @@ def place_label(
 def node_box(attrs: dict, x: float, y: float) -> tuple[float, float, float, float]:
     """A drawn node's box in points, centred at (x, y)."""
     kind = attrs["kind"]
-    if kind in ("input", "output", "const"):
+    if kind in ("input", "output", "const", "link in", "link out"):
         return text_box(x, y, str(attrs["label"]), 16.0)
     if kind in ("fork", "bend"):
         return x - 3, y - 3, x + 3, y + 3
@@ -824,7 +920,8 @@ def new_canvas(style: Style) -> tuple[graphviz.Digraph, Theme]:
 
 
 KIND_CLASS = {"gate": "gate", "input": "input", "output": "output", "const": "const",
-              "fork": "fork", "bend": "bend", "unbroadcast": "gate unbroadcast"}  # fmt: skip
+              "fork": "fork", "bend": "bend", "unbroadcast": "gate unbroadcast",
+              "link in": "input link", "link out": "output link"}  # fmt: skip
 
 
 @dataclass
@@ -854,17 +951,20 @@ class Arrangement:
 # where a gate's local gradients may go, from just below the gate (points right and up)
 LOCAL_SPOTS = [(dx, dy) for dy in (0, -16, -32, 16, 40, -48, 60, -64, 80) for dx in (0, -30, 30)]
 SPREADS = (1.0, 1.4, 2.0, 2.8)  # room between gates, tried in turn until every label has a place
+FIT_SPREADS = (0.45, 0.52, 0.6, 0.67, 0.75, 0.82, 0.9, *SPREADS)
 RETRY_NODES = 400  # larger drawings are laid out once
 
 
 def arrange(
     scene, colours, digits=2, local=None, reveal=None, offset=(0.0, 0.0), prefix="", direction="LR",
-    built=None, explain=False,
+    built=None, explain=False, spreads=None,
 ):  # fmt: skip
     """The arrangement of a scene at `offset`: laid out by `dot`, with more room between gates
-    when a label found no clear place (see SPREADS)."""
+    when a label found no clear place (`spreads`, tried in turn; SPREADS, or FIT_SPREADS for a
+    picture fitted to a slide, which starts tighter)."""
     best = None
-    for spread in SPREADS if len(scene.nodes) <= RETRY_NODES else SPREADS[:1]:
+    spreads = spreads or SPREADS
+    for spread in spreads if len(scene.nodes) <= RETRY_NODES else spreads[:1]:
         found = _arrange(
             scene, colours, digits, local, reveal, offset, prefix, spread, direction, built, explain
         )
@@ -912,6 +1012,7 @@ def _arrange(
             labels.append(Label(f"{prefix}{key}-local", "local", local[key], spot, colours.text))
     for k, w in enumerate(scene.wires):
         shown = reveal is None or w.step <= reveal
+        total_shown = reveal is None or (w.step if w.total_step is None else w.total_step) <= reveal
         wire_id = _wire_id(scene, k, prefix)
         mine = {k, k + 1} if k + 1 < len(scene.wires) and scene.wires[k + 1].kind == "end" else {k}
         own = [i for i, (owner, _, _) in enumerate(pieces) if owner in mine]
@@ -921,7 +1022,7 @@ def _arrange(
             (-1, w.gradient if shown else None, colours.gradient, "grad", "")
             if w.below == "gradient"
             else (-1, w.gradient, TANGENT_COLOURS[colours], "tangent", ""),
-            (-1, w.total if shown else None, colours.gradient, "total", "Σ "),
+            (-1, w.total if total_shown else None, colours.gradient, "total", "Σ "),
         )
         if explain and w.why and w.step == reveal and w.gradient is not None:
             items += ((-1, w.gradient, colours.active, "step", w.why + " = "),)
@@ -951,6 +1052,7 @@ def draw_scene(
     direction: str = "LR",
     built: int | None = None,
     explain: bool = False,
+    spreads: tuple[float, ...] | None = None,
 ) -> tuple[float, float, float, float]:
     """Draw a scene onto a canvas at `offset`; returns its bounding box (points). `digits`:
     decimals, or the picture's `Numbers`.
@@ -967,7 +1069,9 @@ def draw_scene(
     computation on each of its input wires (class `step`); `built` shows the values of the first
     gates only (forward order; 0: the inputs').
     """
-    done = arrange(scene, colours, digits, local, reveal, offset, prefix, direction, built, explain)
+    done = arrange(
+        scene, colours, digits, local, reveal, offset, prefix, direction, built, explain, spreads
+    )
     active = next((k for k, s in scene.steps.items() if s == reveal), None)
 
     def pinned(x, y):
@@ -1040,11 +1144,16 @@ def _ports(scene: Scene, pos: dict, direction: str = "LR") -> dict:
         in_order = (a >= b if across else a <= b for a, b in zip(tails, tails[1:]))
         if all(in_order):
             continue  # already in argument order (y grows upwards)
-        (x, y), r = pos[head], 18.0 * 0.7
+        (x, y) = pos[head]
+        x0, y0, x1, y1 = node_box(scene.nodes[head], x, y)
+        # Graphviz's compass points of a circle or ellipse: a corner's is where the ray from its
+        # centre at 45 degrees meets it, (t, t) with t = ab / sqrt(a² + b²), a side's the middle
+        a, b = (x1 - x0) / 2, (y1 - y0) / 2
+        r = s = a * b / math.hypot(a, b)
         entries = (
-            (("nw", (-r, r)), ("sw", (-r, -r)), ("w", (-r, 0.0)))
+            (("nw", (-r, s)), ("sw", (-r, -s)), ("w", (-a, 0.0)))
             if across
-            else (("nw", (-r, r)), ("ne", (r, r)), ("n", (0.0, r)))
+            else (("nw", (-r, s)), ("ne", (r, s)), ("n", (0.0, b)))
         )
         for (_, k), (port, (dx, dy)) in zip(wires, entries):
             ports[k] = (port, (x + dx, y + dy))
@@ -1147,19 +1256,76 @@ def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.
             now = sum(1 for _, op in fused.graph.nodes(data="op") if op not in ("input", "const"))
             if now <= FIT_GATES:
                 break
-        title = f"fused to fit the slide: {gates} gates drawn as {now}"
+        title = "\n".join(
+            [
+                f"fused to fit the slide: {gates} gates drawn as {now}",
+                *collapsed(f.graph, fused.graph),
+            ]
+        )
         f = fused
-    best, best_size = None, -1.0
-    for direction in DIRECTIONS:
+    panel = function_panel(f, inputs, style, show_local, title=title)
+    found: list[tuple[int, float, graphviz.Digraph]] = []  # (pieces, smallest text, picture)
+    for direction in DIRECTIONS:  # rows drawn left to right, one under the other, or columns
         trial = replace(style, direction=direction)
-        canvas = picture([function_panel(f, inputs, trial, show_local, title=title)], trial)
-        size = smallest_text(canvas, style.fit)
-        if size > best_size:
-            best, best_size = canvas, size
-    return _sized(best, style)
+        stack = "vertical" if direction == "LR" else "horizontal"
+        laid, _ = _layout(panel.scene, trial.colours, trial.numbers(), 1.0, direction)
+        along = {k: (x if direction == "LR" else -y) for k, (x, y) in laid.items()}
+        for parts in range(1, MAX_PARTS + 1):
+            pieces = wrapped(panel.scene, parts, along)
+            if parts > 1 and len(pieces) < parts:
+                break  # fewer ranks than pieces
+            panels = [replace(panel, scene=s, title=title if not i else None)
+                      for i, s in enumerate(pieces)]  # fmt: skip
+            canvas = picture(panels, trial, stack=stack)
+            found.append((parts, smallest_text(canvas, style.fit), canvas))
+    # the fewest rows (or columns) whose smallest text reads well; else the largest text
+    found.sort(key=lambda t: t[0])  # stable: left to right before top to bottom
+    for parts, size, canvas in found:
+        best = max(s for p, s, _ in found if p == parts)
+        if best >= COMFORTABLE_PX and size == best:
+            return _sized(canvas, style)
+    top = max(s for _, s, _ in found)
+    return _sized(next(c for _, s, c in found if s > top - 0.05), style)
 
 
+MAX_PARTS = 5  # a fitted picture is wrapped onto at most this many rows (or columns)
+COMFORTABLE_PX = 16.0  # text this large on the slide needs no wrapping to grow
 FIT_GATES = 30  # above this many gates a fitted picture is drawn fused
+
+
+def collapsed(original: nx.DiGraph, fused: nx.DiGraph) -> list[str]:
+    """What each fused gate of `fused` stands for in `original`, one line per kind of region:
+    "affine: 2 gates (@, +)", "mul_add_tanh ×12: 3 gates each (*, +, tanh)". A fused gate
+    remembers the node it replaced (`at`); its region is the gates of `original` it reaches
+    backwards from there without passing the gate's own inputs."""
+    kinds: dict[tuple[str, tuple[str, ...]], int] = {}
+    for n in topo_order(fused):
+        data = fused.nodes[n]
+        if data["op"] in ("input", "const") or "at" not in data or n in original:
+            continue
+        stop = {fused.nodes[a].get("at", a) if a not in original else a for a in args_of(fused, n)}
+        region, todo = set(), [data["at"]]
+        while todo:
+            m = todo.pop()
+            if m in region or m in stop or original.nodes[m]["op"] in ("input", "const"):
+                continue
+            region.add(m)
+            todo.extend(original.predecessors(m))
+        if len(region) < 2:
+            continue
+        ops = [_gate_label(original, m) for m in topo_order(original) if m in region]
+        kind = (data.get("gate") or data["op"].replace("_", " "), tuple(ops))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return [
+        f"{name}{f' ×{k}' if k > 1 else ''}: {len(ops)} gates{' each' if k > 1 else ''} "
+        f"({', '.join(ops)})"
+        for (name, ops), k in kinds.items()
+    ]
+
+
+def _title_room(title: str) -> float:
+    """The height (points) a panel's title takes above it, 20 a line."""
+    return 20.0 * (title.count("\n") + 1) + 20.0
 
 
 def smallest_text(canvas: graphviz.Digraph, fit: str) -> float:
@@ -1179,6 +1345,7 @@ def picture(panels: list[Panel], theme="light", digits: int = 2, table=None, sta
     if stack not in ("horizontal", "vertical"):
         raise GraphcError(f"stack={stack!r}: use 'horizontal', 'vertical' or 'auto'")
     canvas, colours = new_canvas(style)
+    spreads = FIT_SPREADS if style.fit is not None else None
     numbers = style.numbers(1e-12 * max((largest(p.scene) for p in panels), default=0.0))
     x0, y0, bottom, right, left, top = 0.0, 0.0, math.inf, 0.0, math.inf, -math.inf
     for i, panel in enumerate(panels):
@@ -1192,20 +1359,29 @@ def picture(panels: list[Panel], theme="light", digits: int = 2, table=None, sta
                 direction=style.direction,
                 built=panel.built,
                 explain=panel.explain,
+                spreads=spreads,
             )
-            y0 = bottom - 80.0 - (own.box[3] + (50 if panel.title else 0))
+            y0 = (
+                bottom
+                - (40.0 if spreads else 80.0)
+                - (own.box[3] + (_title_room(panel.title) + 10 if panel.title else 0))
+            )
         box = draw_scene(
             canvas, colours, panel.scene, numbers, panel.local, panel.reveal, (x0, y0),
-            f"p{i}_", style.direction, panel.built, panel.explain,
+            f"p{i}_", style.direction, panel.built, panel.explain, spreads,
         )  # fmt: skip
         if panel.title:
             canvas.node(
-                f"p{i}_title", label=plain(panel.title), shape="plaintext", fontname=FONT,
-                fontsize="16", fontcolor=colours.text,
-                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},{(box[3] + 30) / POINTS:.3f}!",
+                f"p{i}_title", label=lines(panel.title), shape="plaintext", fontname=FONT,
+                fontsize="16", fontcolor=colours.text, id=f"p{i}_title", **{"class": "title"},
+                pos=f"{(box[0] + box[2]) / 2 / POINTS:.3f},"
+                f"{(box[3] + 10 + _title_room(panel.title) / 2) / POINTS:.3f}!",
             )  # fmt: skip
         bottom, right = min(bottom, box[1]), max(right, box[2])
-        left, top = min(left, box[0]), max(top, box[3] + (50 if panel.title else 0))
+        left, top = (
+            min(left, box[0]),
+            max(top, box[3] + (_title_room(panel.title) + 10 if panel.title else 0)),
+        )
         if stack == "horizontal":
             x0 = box[2] + 150.0
     if table:
