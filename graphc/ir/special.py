@@ -478,6 +478,27 @@ def route_to_max(dout, x, axis, keepdims):
     return dx
 ''')
 
+helper('''\
+def scatter_add(dout, shape, index):
+    \"\"\"Zeros of `shape` with dout added at `index`: the backward of x[index]. np.add.at adds
+    once per occurrence, so an index that repeats receives the sum of its gradients.\"\"\"
+    dx = np.zeros(shape, dtype=np.result_type(dout))
+    np.add.at(dx, index, dout)
+    return dx
+''')
+
+helper('''\
+def add_along_axis(dout, idx, shape, axis):
+    \"\"\"Zeros of `shape` with dout added where np.take_along_axis(x, idx, axis) read; repeated
+    indices add up (np.add.at).\"\"\"
+    dx = np.zeros(shape, dtype=np.result_type(dout))
+    idx, dout = np.broadcast_arrays(idx, dout)
+    where = list(np.indices(idx.shape, sparse=True))
+    where[axis] = idx
+    np.add.at(dx, tuple(where), dout)
+    return dx
+''')
+
 # helpers that call other helpers
 HELPER_NEEDS = {
     "logsumexp": ("log_softmax",),
