@@ -29,6 +29,7 @@ from ..ir.dtypes import PY, compared_in, narrow
 from ..ir.graph import EXACT_INT, args_of, topo_order
 from ..ir.ops import ARGS, MASK, MASKS, OUT, TENSOR, TEXTBOOK, gate_of
 from ..ir.shapes import Sizes
+from ..ir.tensor import FORWARD_NOTES
 from ..ir.special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
 from ..passes.schedule import Program, fresh
 from ..passes.shortcuts import Shortcuts, shortcuts
@@ -492,7 +493,7 @@ class Emitter:
                 )
             if self.constant_only(n):
                 return f"{op} of constants, as NumPy's float64 computes it"
-            return op
+            return FORWARD_NOTES.get(op, op)
         if "shared_by" in data:
             by = self.g.nodes[data["shared_by"]]
             return f"{by.get('gate', by['op'])}: shared by the gradients below"

@@ -560,10 +560,10 @@ def _index_shape(shape: tuple[int, ...], index: tuple, gate: str = "getitem") ->
         elif isinstance(e, tuple):
             if e[2] == 0:
                 raise ShapeError(f"gate {gate!r}: a slice step cannot be zero")
-            out.append(len(range(*slice(*e).indices(shape[axis]))))
+            out.append(_slice_length(slice(*e), shape[axis], gate))
             axis += 1
         else:
-            n = shape[axis]
+            n = _real(shape[axis])
             if not -n <= e < n:
                 raise ShapeError(
                     f"gate {gate!r}: index {e} is out of bounds for axis {axis} of size {n} "
@@ -571,6 +571,28 @@ def _index_shape(shape: tuple[int, ...], index: tuple, gate: str = "getitem") ->
                 )
             axis += 1
     return tuple(out)
+
+
+PROBE_FROM = 1 << 24  # sizes from here up are the compiler's probes (`shapes.PROBE_SHIFT`)
+
+
+def _real(n: int) -> int:
+    """The call's size behind a probe size (`shapes.real_size`), for bounds checks."""
+    return n >> 24 if n >= PROBE_FROM else n
+
+
+def _slice_length(s: slice, n: int, gate: str) -> int:
+    """How many entries slice `s` takes of an axis of size `n`. Of a probe size, a generic
+    module needs a length that follows the size in every call of its pattern: all of it, or
+    all but a fixed number (`1:`, `:-1`); another (`:3`, `::2`) is a ShapeError, on which the
+    compiler specialises to the call's shapes."""
+    length = len(range(*s.indices(n)))
+    if n >= PROBE_FROM:
+        real = _real(n)
+        taken = len(range(*s.indices(real)))
+        if n - length != real - taken or taken < 2:
+            raise ShapeError(f"gate {gate!r}: slice {s} does not follow the size of its axis")
+    return length
 
 
 def _getitem_shape(shapes, p):
@@ -583,7 +605,10 @@ def _spell_getitem(a, shapes, p):
 
 def _vjp_getitem(b, node, args, dout):
     # x[index] picks entries: dx is zeros with dout added at the same index
-    return (b.op("index_add", [dout], shape=b.shape(args[0]), index=b.params(node)["index"]),)
+    index = b.params(node)["index"]
+    dx = b.op("index_add", [dout], shape=b.shape(args[0]), index=index)
+    b.g.nodes[dx]["comment"] = f"[{index_code(tuple(index))}] backward: dout into zeros there"
+    return (dx,)
 
 
 def _spell_index_add(a, shapes, p):
@@ -609,7 +634,9 @@ def _pick_shape(shapes, p):
 def _vjp_pick(b, node, args, dout):
     # out[i] = a[i, y[i]]: da is zeros with dout[i] added at (i, y[i]), repeats adding up
     a, idx = args
-    return b.op("pick_add", [dout, idx], shape=b.shape(a)), None
+    da = b.op("pick_add", [dout, idx], shape=b.shape(a))
+    b.g.nodes[da]["comment"] = "pick backward: dout[i] added at (i, index[i]); repeats add up"
+    return da, None
 
 
 def _pick_add_shape(shapes, p):
@@ -646,7 +673,9 @@ def _vjp_take(b, node, args, dout):
     # out = take_along_axis(a, idx): da adds dout at the taken entries (repeats add up)
     a, idx = args
     axis = b.params(node)["axis"]
-    return b.op("add_along_axis", [dout, idx], shape=b.shape(a), axis=axis), None
+    da = b.op("add_along_axis", [dout, idx], shape=b.shape(a), axis=axis)
+    b.g.nodes[da]["comment"] = "take_along_axis backward: dout added where taken; repeats add up"
+    return da, None
 
 
 def _vjp_add_along(b, node, args, dout):
@@ -977,6 +1006,15 @@ ROWS: tuple[dict, ...] = (
     *FUSED_ROWS,
     *INDEX_ROWS,
 )
+
+# What a tensor gate's forward statement says in its comment, where its name alone says little
+FORWARD_NOTES = {
+    "getitem": "index",
+    "pick": "pick (gather): one entry of each row i, at column index[i]",
+    "take_along_axis": "gather along an axis",
+    "concatenate": "concatenate",
+    "stack": "stack along a new axis",
+}
 
 # What each tensor gate's backward does, in the drawing's words (show_local=True)
 VJP_DOCS = {
