@@ -112,8 +112,8 @@ sys.modules[__name__].__class__ = _Package
 # stay gc.abs, gc.max and gc.sum.
 __all__ = [
     "Comparison", "Function", "GateError", "GraphError", "GraphcError", "InputError",
-    "ShapeError", "TraceError", "arange", "check_grad", "compare", "concatenate", "exp", "from_graph", "from_sympy",
-    "function", "fuse", "gate", "hessian", "jacobian", "lint", "log", "matmul", "maximum",
-    "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "stack", "symbols", "take_along_axis", "tanh", "transpose",
-    "where",
+    "ShapeError", "TraceError", "arange", "check_grad", "compare", "concatenate", "exp",
+    "from_graph", "from_sympy", "function", "fuse", "gate", "hessian", "jacobian", "lint", "log",
+    "matmul", "maximum", "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "stack",
+    "symbols", "take_along_axis", "tanh", "transpose", "where",
 ]  # fmt: skip

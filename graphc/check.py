@@ -116,7 +116,8 @@ def check_grad(
     The gradient checked is that of sum(dout * out). `dout` is an array (broadcast to out's
     shape), `"random"` (standard normal, seed `DOUT_SEED`), `"ones"`, or None: ones, unless the
     gradient of sum(out) is zero for an input being checked (batch norm's x), where ones cannot
-    tell a right gradient from a wrong one; then random. Inputs are promoted to float64.
+    tell a right gradient from a wrong one; then random. Inputs are promoted to float64 (index
+    inputs, such as integer labels, stay integers and are not checked: they get no gradient).
     `samples` caps the coordinates checked per input (a fixed-seed random subset);
     `samples=None` checks every coordinate. The result is NaN where a gradient or a difference
     is not finite (at NaN inputs, say): never a pass. `report=True` returns a `GradReport`
@@ -134,8 +135,8 @@ def check_grad(
     """
     named = f._named(args, inputs, OPTIONS, "gc.check_grad")
     bound = f._bind((), named)  # missing, unexpected or refused inputs: InputError
-    values = {
-        k: v if isinstance(v, float) else np.asarray(v, dtype=np.float64)
+    values = {  # index inputs (integer labels) stay as they are: they get no gradient
+        k: v if isinstance(v, float) or k in f.index_inputs else np.asarray(v, dtype=np.float64)
         for k, v in zip(f.inputs, bound)
     }
     if mode not in ("reverse", "forward"):

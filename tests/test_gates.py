@@ -460,8 +460,11 @@ TENSOR_CASES = {
     ],
     "pick": [
         (lambda X: X[np.arange(4), PICKED], lambda X: X[np.arange(4), PICKED], {"X": (4, 3)}),
-        (lambda X: X[gc.arange(X.shape[0]), PICKED], lambda X: X[np.arange(4), PICKED],
-         {"X": (4, 3)}),  # fmt: skip
+        (
+            lambda X: X[gc.arange(X.shape[0]), PICKED],
+            lambda X: X[np.arange(4), PICKED],
+            {"X": (4, 3)},
+        ),  # fmt: skip
     ],
     "take_along_axis": [
         (

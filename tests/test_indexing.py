@@ -9,7 +9,6 @@ batch size runs, without graphc, at others against PyTorch.
 
 # ruff: noqa: N803, N806  (the lecture's X, W, N, ...)
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -158,7 +157,9 @@ def test_repeated_labels_add_their_gradients(rng):
     S, y = rng.normal(size=(4, 3)), np.zeros(4, dtype=np.int64)
     _, grads = picked.value_and_grad(S, y)
     St = torch.tensor(S, requires_grad=True)
-    (St[torch.arange(4), torch.tensor(y)] * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+    (
+        St[torch.arange(4), torch.tensor(y)] * torch.arange(1.0, 5.0, dtype=torch.float64)
+    ).sum().backward()
     assert_close(grads["S"], St.grad.numpy(), rtol=1e-14, atol=0)
 
 

@@ -29,8 +29,8 @@ from ..ir.dtypes import PY, compared_in, narrow
 from ..ir.graph import EXACT_INT, args_of, topo_order
 from ..ir.ops import ARGS, MASK, MASKS, OUT, TENSOR, TEXTBOOK, gate_of
 from ..ir.shapes import Sizes
-from ..ir.tensor import FORWARD_NOTES
 from ..ir.special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
+from ..ir.tensor import FORWARD_NOTES
 from ..passes.schedule import Program, fresh
 from ..passes.shortcuts import Shortcuts, shortcuts
 from . import sizes as generic

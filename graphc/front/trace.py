@@ -222,7 +222,7 @@ class Size:
         raise TraceError(
             f"{self!r} is not known while tracing (the generated code works for every size); "
             "use it as gc.arange(x.shape[0]) to index with every row, e.g. "
-            "scores[gc.arange(scores.shape[0]), y]"
+            "scores[gc.arange(scores.shape[0]), y], and gc.mean to divide by it"
         )
 
     __index__ = __int__ = __float__ = __bool__ = _number
@@ -360,6 +360,8 @@ def lift(x) -> Value:
     """A Value for `x`: Values pass through; real numbers and arrays become constants."""
     if isinstance(x, Value):
         return x
+    if isinstance(x, (Size, Arange)):
+        x._number() if isinstance(x, Size) else x._no()
     if isinstance(x, (bool, np.bool_)):
         raise TraceError(f"a boolean constant {x!r} in an expression; use 1.0/0.0 or a comparison")
     if isinstance(x, numbers.Real):

@@ -606,6 +606,8 @@ def _spell_getitem(a, shapes, p):
 def _vjp_getitem(b, node, args, dout):
     # x[index] picks entries: dx is zeros with dout added at the same index
     index = b.params(node)["index"]
+    if all(e is None or e == "..." or e == (None, None, None) for e in index):  # new axes only
+        return (b.op("reshape", [dout], shape=b.shape(args[0])),)
     dx = b.op("index_add", [dout], shape=b.shape(args[0]), index=index)
     b.g.nodes[dx]["comment"] = f"[{index_code(tuple(index))}] backward: dout into zeros there"
     return (dx,)
@@ -863,8 +865,11 @@ PARAM_KINDS = {  # name -> (how to read a value, what it may be)
     "shape": (lambda v: _ints(v, low=0), "a list of sizes (ints >= 0)"),
     "axes": (_permutation, "None or a list of ints (a permutation of the axes)"),
     "expand": (_ints, "a list of ints"),
-    "index": (_index, "a list of index entries: ints, null (a new axis), \"...\" and "
-              "[start, stop, step] slices (null for a missing bound)"),
+    "index": (
+        _index,
+        'a list of index entries: ints, null (a new axis), "..." and '
+        "[start, stop, step] slices (null for a missing bound)",
+    ),
 }
 GATE_PARAM_KINDS = {  # (gate, name) -> kind, where a gate narrows the usual kind
     ("reshape", "shape"): (_new_shape, "a list of sizes (ints >= 0, at most one -1)"),
