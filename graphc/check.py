@@ -541,11 +541,14 @@ def _check_vjp(
     params = {"params": data["params"]} if "params" in data else {}
     node = add_node(alone, data["op"], [inputs[a] for a in arg_nodes], **params)
     alone.graph.update(inputs=[inputs[a] for a in distinct], output=node)
+    indices = {arg_nodes[p] for p in gate_of(data["op"]).indices}  # integer indices stay so
     given = {
-        f"a{k}": np.asarray(args[arg_nodes.index(a)], dtype=np.float64)
+        f"a{k}": np.asarray(args[arg_nodes.index(a)], dtype=None if a in indices else np.float64)
         for k, a in enumerate(distinct)
     }
-    module = compile_graph(alone, {k: v.shape for k, v in given.items()}, readable=readable).module
+    wrt = [f"a{k}" for k, a in enumerate(distinct) if a not in indices]
+    shapes = {k: v.shape for k, v in given.items()}
+    module = compile_graph(alone, shapes, tuple(wrt), readable=readable).module
     out, _ = module.forward(*given.values())
     dout = rng.standard_normal(np.shape(out))
     with np.errstate(all="ignore"):
@@ -557,12 +560,13 @@ def _check_vjp(
             return module.forward(*kw.values())[0]
 
     per_input = {}
-    for k, name in enumerate(given):
+    for k, name in enumerate(wrt):
         numeric = numerical_gradient(forward, given, name, samples, dout=dout)
         picked = _picked(numeric.shape, samples)
-        per_input[distinct[k]] = _error(np.asarray(analytic[k])[picked], numeric[picked])
+        a = distinct[int(name[1:])]
+        per_input[a] = _error(np.asarray(analytic[k])[picked], numeric[picked])
     # an argument used twice is one input of the gate alone: its row shows once per position
-    return [per_input[a] if flows else None for a, flows in zip(arg_nodes, used)]
+    return [per_input[a] if flows and a in per_input else None for a, flows in zip(arg_nodes, used)]
 
 
 def _error(analytic, numeric, uncertainty=0.0) -> float:

@@ -299,3 +299,23 @@ def test_the_drawing_writes_the_index(rng):
     assert "[:, 1:]" in svg
     W, X, y = problem(rng, 5)
     assert ">gather<" in softmax_loss.svg(W=W, X=X, y=y)
+
+
+def test_check_grad_lint_and_fusion_leave_the_labels_alone(rng):
+    W, X, y = problem(rng, 6)
+    assert gc.check_grad(softmax_loss, W=W, X=X, y=y) < 1e-6
+    gates = gc.check_grad(softmax_loss, W=W, X=X, y=y, per_gate=True)
+    assert "pick" in str(gates) and gates.worst.error < 1e-6
+    assert list(gc.lint(softmax_loss, W=W, X=X, y=y)) == []  # y is never probed with floats
+    for level in ("patterns", "elementwise"):  # fused, against PyTorch
+        loss, grads = softmax_loss.fused(level=level).value_and_grad(W, X, y)
+        want, dW = torch_softmax_loss(W, X, y)
+        assert loss == pytest.approx(want, rel=1e-12)
+        assert_close(grads["W"], dW, rtol=1e-10, atol=1e-13)
+
+
+def test_a_traced_graph_with_indexing_round_trips(rng):
+    W, X, y = problem(rng, 5)
+    again = gc.from_graph(svm_loss.graph)
+    assert again.value_and_grad(W, X, y)[0] == svm_loss.value_and_grad(W, X, y)[0]
+    assert again.index_inputs == ("y",)
