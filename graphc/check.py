@@ -541,7 +541,8 @@ def _check_vjp(
     params = {"params": data["params"]} if "params" in data else {}
     node = add_node(alone, data["op"], [inputs[a] for a in arg_nodes], **params)
     alone.graph.update(inputs=[inputs[a] for a in distinct], output=node)
-    indices = {arg_nodes[p] for p in gate_of(data["op"]).indices}  # integer indices stay so
+    gate = gate_of(data["op"])
+    indices = {arg_nodes[p] for p in (gate.indices if gate else ())}  # integer indices stay so
     given = {
         f"a{k}": np.asarray(args[arg_nodes.index(a)], dtype=None if a in indices else np.float64)
         for k, a in enumerate(distinct)

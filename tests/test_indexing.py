@@ -319,3 +319,28 @@ def test_a_traced_graph_with_indexing_round_trips(rng):
     again = gc.from_graph(svm_loss.graph)
     assert again.value_and_grad(W, X, y)[0] == svm_loss.value_and_grad(W, X, y)[0]
     assert again.index_inputs == ("y",)
+
+
+def test_forward_mode_goes_through_every_indexing_gate(rng):
+    """jvp along a random direction = torch's gradient . direction (its own autograd)."""
+
+    @gc.function
+    def mixed(a, b, y):
+        c = gc.concatenate([a, b * b], axis=0)
+        s = gc.stack([a, gc.tanh(a)], axis=1)
+        picked = c[gc.arange(c.shape[0]), y]
+        taken = gc.take_along_axis(a, np.array([[1, 1], [0, 1], [1, 0]]), axis=1)
+        return gc.sum(picked**2) + gc.sum(s[:, 1, ::-1] * taken) + gc.sum(c[1:] ** 3)
+
+    a, b, y = rng.normal(size=(3, 2)), rng.normal(size=(2, 2)), np.array([1, 0, 0, 1, 1])
+    da, db = rng.normal(size=a.shape), rng.normal(size=b.shape)
+    _, tangent = mixed.jvp({"a": a, "b": b, "y": y}, {"a": da, "b": db})
+    at, bt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    c = torch.cat([at, bt * bt], 0)
+    s = torch.stack([at, torch.tanh(at)], 1)
+    taken = torch.take_along_dim(at, torch.tensor([[1, 1], [0, 1], [1, 0]]), 1)
+    picked = c[torch.arange(5), torch.tensor(y)]
+    out = (picked**2).sum() + (s[:, 1].flip(-1) * taken).sum() + (c[1:] ** 3).sum()
+    out.backward()
+    want = float((at.grad * torch.tensor(da)).sum() + (bt.grad * torch.tensor(db)).sum())
+    assert tangent == pytest.approx(want, rel=1e-12)
