@@ -16,6 +16,10 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import assert_close, central_diff
+from hypothesis import given
+from strategies import examples, indexing_programs
+from test_oracles_torch import check_against_torch
+from test_properties import check_against_differences
 
 import graphc as gc
 
@@ -344,3 +348,18 @@ def test_forward_mode_goes_through_every_indexing_gate(rng):
     out.backward()
     want = float((at.grad * torch.tensor(da)).sum() + (bt.grad * torch.tensor(db)).sum())
     assert tangent == pytest.approx(want, rel=1e-12)
+
+
+# ---------------------------------------------------------------- random programs
+
+
+@examples(ci=60, slow=1000)
+@given(indexing_programs())
+def test_random_indexing_programs_match_torch_autograd(case):
+    check_against_torch(case, case.versions(fast=True))
+
+
+@examples(ci=40, slow=600)
+@given(indexing_programs())
+def test_random_indexing_programs_match_finite_differences(case):
+    check_against_differences(case)
