@@ -480,17 +480,21 @@ def route_to_max(dout, x, axis, keepdims):
 
 helper('''\
 def scatter_add(dout, shape, index):
-    \"\"\"Zeros of `shape` with dout added at `index`: the backward of x[index]. np.add.at adds
-    once per occurrence, so an index that repeats receives the sum of its gradients.\"\"\"
+    """Zeros of `shape` with dout added at `index`: the backward of x[index]. An index with
+    integer arrays may repeat an entry: np.add.at adds once per occurrence, so a repeated index
+    receives the sum of its gradients. Ints, slices and None never repeat: one write does."""
     dx = np.zeros(shape, dtype=np.result_type(dout))
-    np.add.at(dx, index, dout)
+    if any(isinstance(i, np.ndarray) for i in (index if isinstance(index, tuple) else (index,))):
+        np.add.at(dx, index, dout)
+    else:
+        dx[index] = dout
     return dx
 ''')
 
 helper('''\
 def add_along_axis(dout, idx, shape, axis):
-    \"\"\"Zeros of `shape` with dout added where np.take_along_axis(x, idx, axis) read; repeated
-    indices add up (np.add.at).\"\"\"
+    """Zeros of `shape` with dout added where np.take_along_axis(x, idx, axis) read; repeated
+    indices add up (np.add.at)."""
     dx = np.zeros(shape, dtype=np.result_type(dout))
     idx, dout = np.broadcast_arrays(idx, dout)
     where = list(np.indices(idx.shape, sparse=True))
