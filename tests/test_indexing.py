@@ -373,3 +373,23 @@ def test_random_indexing_programs_match_torch_autograd(case):
 @given(indexing_programs())
 def test_random_indexing_programs_match_finite_differences(case):
     check_against_differences(case)
+
+
+def test_second_order_goes_through_the_scatter_adds(rng):
+    """hvp and the Hessian of the softmax loss in W: PyTorch's Hessian (its own autograd)."""
+    W, X, y = problem(rng, 6)
+
+    def loss(Wt):
+        scores = torch.tensor(X) @ Wt
+        return torch.nn.functional.cross_entropy(scores, torch.tensor(y)) + 0.05 * (Wt * Wt).sum()
+
+    V = rng.normal(size=W.shape)
+    _, want = torch.autograd.functional.hvp(loss, torch.tensor(W), torch.tensor(V))
+    hv = softmax_loss.hvp({"W": W, "X": X, "y": y}, {"W": V})
+    assert_close(hv["W"], want.numpy(), rtol=1e-10, atol=1e-13)
+    H = gc.hessian(softmax_loss, W=W, X=X, y=y)
+    assert set(H) == {"W", "X"}
+    expected = torch.autograd.functional.hessian(loss, torch.tensor(W)).numpy()
+    assert_close(H["W"]["W"], expected, rtol=1e-10, atol=1e-13)
+    J = gc.jacobian(svm_loss, W=W, X=X[:5], y=y[:5])
+    assert set(J) == {"W", "X"}
