@@ -264,6 +264,10 @@ def test_assignment_and_masks_say_what_to_use():
         x[True]
     with pytest.raises(gc.TraceError, match="take_along_axis"):
         x[[0, 2]]
+    with pytest.raises(gc.TraceError, match="integer indices.*not a value computed by gates"):
+        x[gc.arange(3), x * 2.0]
+    with pytest.raises(gc.TraceError, match="integer indices"):
+        gc.take_along_axis(x, np.array([[0.5]]), axis=0)
     with pytest.raises(gc.TraceError, match="not known while tracing"):
         len(x.shape)
     with pytest.raises(gc.TraceError, match=r"gc\.arange\(x\.shape\[0\]\)"):

@@ -399,7 +399,17 @@ def apply(op: str, *args, **params) -> Value:
             )
         if i in gate.nondiff and not is_mask:
             raise TraceError(f"gate {op!r} needs a comparison such as x > 0 as argument {i + 1}")
+        if i in gate.indices and not _is_index(v):
+            raise TraceError(
+                f"gate {op!r} takes integer indices as argument {i + 1}: an input (its labels, "
+                "say) or an integer array, not a value computed by gates (which is a float)"
+            )
     return Value(op, values, params)
+
+
+def _is_index(v: Value) -> bool:
+    """An input (kept an integer array, see `ir.graph.index_inputs`) or an integer constant."""
+    return v.op == "input" or v.op == "const" and np.asarray(v.const).dtype.kind in "iu"
 
 
 def _is_mask(op: str) -> bool:
