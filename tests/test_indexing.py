@@ -9,6 +9,7 @@ batch size runs, without graphc, at others against PyTorch.
 
 # ruff: noqa: N803, N806  (the lecture's X, W, N, ...)
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -397,3 +398,30 @@ def test_second_order_goes_through_the_scatter_adds(rng):
     assert_close(H["W"]["W"], expected, rtol=1e-10, atol=1e-13)
     J = gc.jacobian(svm_loss, W=W, X=X[:5], y=y[:5])
     assert set(J) == {"W", "X"}
+
+
+def test_slices_that_follow_the_batch_size_stay_generic(rng, tmp_path):
+    """x[1:] and x[:-1] along the batch axis, x[:, k] across it: one module, saved at N=6, runs
+    at N=3 and N=11 (gradients against central differences of NumPy's own slicing)."""
+
+    @gc.function
+    def lagged(x):
+        return gc.sum(gc.tanh(x[1:, 0] * x[:-1, -1])) + gc.sum(x[::-1, 1] * x[:, 2])
+
+    def ref(x):
+        return np.sum(np.tanh(x[1:, 0] * x[:-1, -1])) + np.sum(x[::-1, 1] * x[:, 2])
+
+    lagged.value_and_grad(rng.normal(size=(6, 3)))
+    source = lagged.source
+    assert "any N" in " ".join(source.split()), source
+    path = lagged.save_source(tmp_path / "lagged.py")
+    spec = importlib.util.spec_from_file_location("lagged_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for N in (3, 11):
+        x = rng.normal(size=(N, 3))
+        value, (dx,) = module.value_and_grad(x)
+        assert value == pytest.approx(ref(x), rel=1e-13)
+        assert_close(dx, central_diff(ref, {"x": x}, "x"), rtol=1e-6, atol=1e-8)
+    x = rng.normal(size=(2, 3))  # x[1:] of 2 rows is 1 row: a module for that shape, still right
+    assert_close(lagged.grad(x)["x"], central_diff(ref, {"x": x}, "x"), rtol=1e-6, atol=1e-8)
