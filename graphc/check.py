@@ -25,7 +25,6 @@ to the gate that causes it, where a whole-function check can only say that somet
 
 from __future__ import annotations
 
-import html
 import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -238,8 +237,25 @@ class InputCheck:
     ]  # (index, analytic, numerical, error)
 
 
+class _Rows:
+    """What both reports share: a row by its name, and the whole function's error as float."""
+
+    rows: tuple
+    error: float
+    _missing = "no row {name!r}; rows: {names}"  # the KeyError, said the report's own way
+
+    def __getitem__(self, name: str):
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(self._missing.format(name=name, names=[r.name for r in self.rows]))
+
+    def __float__(self) -> float:
+        return float(self.error)
+
+
 @dataclass(frozen=True)
-class GradReport:
+class GradReport(_Rows):
     """`check_grad(..., report=True)`: per input, analytic against numerical gradients.
 
     `rows` has one `InputCheck` per input checked; `error` is what `check_grad` returns without
@@ -251,15 +267,7 @@ class GradReport:
     rows: tuple[InputCheck, ...]
     error: float
     dout: str
-
-    def __getitem__(self, name: str) -> InputCheck:
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(f"no input {name!r} was checked; inputs: {[r.name for r in self.rows]}")
-
-    def __float__(self) -> float:
-        return float(self.error)
+    _missing = "no input {name!r} was checked; inputs: {names}"
 
     def _table(self) -> list[tuple[str, ...]]:
         table: list[tuple[str, ...]] = [("input", "index", "analytic", "numerical", "rel. error")]
@@ -292,17 +300,10 @@ class GradReport:
         return f"<GradReport {self.function}: {len(self.rows)} inputs, error {_fmt(self.error)}>"
 
     def _repr_html_(self) -> str:
-        table = self._table()
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in table[0])
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-            for row in table[1:]
-        )
-        caption = "<br>".join(html.escape(line) for line in self._head())
-        return (
-            f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>"
-        )
+        """The table, under the lines `str` opens with."""
+        first, *rest = self._head()
+        tail = "".join(f"<p>{text.markup(line)}</p>" for line in rest)
+        return text.html_table(self._table(), first) + tail
 
 
 def check_forward(f, values: dict, samples: int | None = 100) -> float:
@@ -344,7 +345,7 @@ class GateCheck:
 
 
 @dataclass(frozen=True)
-class GateReport:
+class GateReport(_Rows):
     """`check_grad(..., per_gate=True)`: every gate's own gradient against central differences.
 
     `rows` in forward order; `worst` is the gate with the largest error (NaN counts as largest);
@@ -355,22 +356,13 @@ class GateReport:
     function: str
     rows: tuple[GateCheck, ...]
     error: float
+    _missing = "no gate computes {name!r}; variables: {names}"
 
     @property
     def worst(self) -> GateCheck | None:
         if not self.rows:
             return None
         return max(self.rows, key=lambda r: np.inf if np.isnan(r.error) else r.error)
-
-    def __getitem__(self, name: str) -> GateCheck:
-        """The row of the gate computing variable `name`."""
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(f"no gate computes {name!r}; variables: {[r.name for r in self.rows]}")
-
-    def __float__(self) -> float:
-        return float(self.error)
 
     def __str__(self) -> str:
         worst = self.worst

@@ -117,7 +117,7 @@ def test_lint_says_where_the_textbook_form_loses_accuracy():
     ]
 
 
-@pytest.mark.parametrize("level", ["none", "patterns"])
+@pytest.mark.parametrize("level", ["none", "patterns", "elementwise"])
 def test_named_intermediates_keep_their_names_in_every_style(level):
     names = {}
     for style in STYLES:
@@ -173,3 +173,48 @@ def test_an_unknown_style_is_a_clear_error():
         gc.function(unit, style="lecture")
     with pytest.raises(gc.InputError, match="needs backend='numpy'"):
         gc.function(lambda x: gc.sigmoid(x), style="textbook", backend="numba")
+
+
+# ---------------------------------------------------------------- textbook inside fused gates
+
+
+def unit_unnamed(w, x, b):
+    """`unit` in one expression: no name keeps a statement, level="elementwise" fuses it all."""
+    return gc.sum(gc.log(1 + gc.exp(gc.tanh(gc.sigmoid(w * x + b) * x))) * gc.sigmoid(w * x + b))
+
+
+def test_the_textbook_style_writes_the_lecture_formulas_inside_elementwise_fused_gates():
+    # level="elementwise" folds sigmoid, tanh and softplus into one formula: its derivatives are
+    # still the lecture's, (1 - s) * s and 1 - t**2, and sigmoid and softplus are written out
+    f = gc.function(unit_unnamed, style="textbook").fused(level="elementwise")
+    source = f.source_for(np.ones(3), np.ones(3), 0.5)
+    code = " ".join(source.split())
+    assert "1 / (1 + np.exp(-(w * x + b)))" in code
+    assert "np.log(1 + np.exp(" in code and "1 - np.tanh(" in code
+    functions = code.split("def forward", 1)[1]  # the docstring names the accurate forms
+    assert "sigmoid(" not in functions and "sech2" not in functions
+    for helper in ("sigmoid", "softplus", "sech2"):
+        assert f"def {helper}" not in source
+    assert "rounds to 0 beyond x = 37" in code and "tanh' = 1 - t**2" in code
+    lint = str(gc.lint(f, w=1.0, x=1.0, b=0.5))
+    assert "sigmoid" in lint and "tanh" in lint and "softplus" in lint
+
+
+@pytest.mark.parametrize("fn", [unit, unit_unnamed])
+@pytest.mark.parametrize("level", ["patterns", "elementwise"])
+def test_textbook_fused_gates_compute_the_default_gradients(fn, level, rng):
+    inputs = inputs_for(rng, unit, n=6)
+    want = central_diff_all(gc.function(fn), inputs)
+    for style in STYLES:
+        got = gc.function(fn, style=style).fused(level=level).grad(**inputs)
+        assert_grads_close(got, want, rtol=1e-6, atol=1e-8)
+
+
+def test_the_textbook_sigmoid_inside_a_fused_gate_loses_what_the_docstring_says():
+    # sigmoid' at 40 is 4.25e-18 (mpmath); (1 - s) * s rounds it to 0, inside a fused gate too
+    exact = float(mpmath.diff(lambda t: 2 / (1 + mpmath.exp(-t)), mpmath.mpf(40.0)))
+    x = np.array([40.0])
+    fused = gc.function(lambda x: 2.0 * gc.sigmoid(x), style="textbook").fused(level="elementwise")
+    accurate = gc.function(lambda x: 2.0 * gc.sigmoid(x)).fused(level="elementwise")
+    assert fused.grad(x=x)["x"][0] == 0.0
+    assert accurate.grad(x=x)["x"][0] == pytest.approx(exact, rel=1e-12)

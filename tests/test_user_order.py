@@ -11,6 +11,8 @@ import ast
 import numpy as np
 import pytest
 from conftest import assert_grads_close, central_diff_all
+from hypothesis import given
+from strategies import broadcast_programs, examples, vector_programs
 
 import graphc as gc
 from graphc.ir.graph import user_order
@@ -47,7 +49,7 @@ def assigned(source: str, function: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("level", ["none", "patterns"])
+@pytest.mark.parametrize("level", LEVELS)
 def test_forward_statements_follow_the_order_written(level):
     f = gc.function(neuron_then_other).fused(level=level)
     order = [
@@ -86,7 +88,7 @@ def test_backward_sweeps_the_gates_in_reverse(level):
     assert swept == [n for n in reversed(forward) if n in swept]
 
 
-@pytest.mark.parametrize("level", ["none", "patterns"])
+@pytest.mark.parametrize("level", LEVELS)
 def test_named_intermediates_keep_their_names(level):
     f = gc.function(neuron_then_other).fused(level=level)
     source = f.source_for(np.array([0.5, 1.0]), np.array([-1.5, 0.2]), 2.0)
@@ -102,3 +104,70 @@ def test_reordered_code_computes_the_same_gradients(level):
     f = gc.function(neuron_then_other).fused(level=level)
     inputs = {"w": np.array([0.5, -2.0]), "x": np.array([-1.5, 0.3]), "b": 2.0}
     assert_grads_close(f.grad(**inputs), central_diff_all(f, inputs), rtol=1e-6, atol=1e-8)
+
+
+def _printed_sweep(f, *args, **kwargs) -> list[int]:
+    """The gates whose backward step each printed backward statement belongs to, in print order,
+    and the forward order of the gates, as the user wrote them."""
+    from graphc.passes.shortcuts import shortcuts
+
+    compiled = f.compiled_for(*args, **kwargs)
+    program = compiled.program
+    g = program.graph
+    plan = shortcuts(program, "float64")
+    position = {n: k for k, n in enumerate(user_order(g))}
+    return [position[g.nodes[s]["swept"]] for s in plan.backward if "swept" in g.nodes[s]]
+
+
+def _net_inputs():
+    from graphc.lectures import NET_INPUTS
+
+    return NET_INPUTS
+
+
+def _batchnorm(x, gamma, beta):
+    mu = gc.mean(x, axis=0)
+    centred = x - mu
+    var = gc.mean(centred * centred, axis=0)
+    xhat = centred / gc.sqrt(var + 1e-5)
+    return gamma * xhat + beta
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_printed_backward_is_the_exact_reverse_of_forward(level):
+    # the printed statements, as emitted (shortcuts included): each belongs to a gate's step of
+    # the sweep, and those steps come in the reverse of the order the user wrote the gates. The
+    # 2-layer net's regulariser is the case a memory shortcut once moved (dW = 2 * dreg * W
+    # printed just before the matmul's dW = dW + X.T @ dh)
+    from graphc.lectures import neuron, two_layer_net
+
+    rng = np.random.default_rng(3)
+    cases = [
+        (gc.function(neuron_then_other), (0.5, -1.5, 2.0), {}),
+        (gc.function(neuron), (2.0, -1.0, -3.0, -2.0, -3.0), {}),
+        (gc.function(two_layer_net), (), _net_inputs()),
+        (gc.function(_batchnorm), (rng.normal(size=(5, 3)), rng.normal(size=3), 0.1), {}),
+    ]
+    for f, args, kwargs in cases:
+        sweep = _printed_sweep(f.fused(level=level), *args, **kwargs)
+        assert sweep, f.__name__
+        assert sweep == sorted(sweep, reverse=True), f"{f.__name__}: {sweep}"
+
+
+def test_the_regulariser_gradient_is_printed_where_its_gate_is_swept():
+    from graphc.lectures import two_layer_net
+
+    source = gc.function(two_layer_net).source_for(**_net_inputs())
+    backward = assigned(source, "backward")
+    # the reverse of forward: reg_loss's mul, then sum(W2 * W2), sum(W1 * W1), 0.5 * reg, ...
+    assert backward.index("dW2") < backward.index("dW1") < backward.index("dreg")
+    assert backward.index("dreg") < backward.index("dscores")
+
+
+@examples(ci=40, slow=400)
+@given(vector_programs() | broadcast_programs())
+def test_random_programs_print_backward_in_the_exact_reverse(case):
+    for level, f in case.versions(fast=True).items():
+        with np.errstate(all="ignore"):
+            sweep = _printed_sweep(f, **case.inputs)
+        assert sweep == sorted(sweep, reverse=True), f"{level}: {sweep}"

@@ -27,7 +27,17 @@ from sympy.printing.numpy import NumPyPrinter
 from ..ir import text
 from ..ir.dtypes import PY, compared_in, narrow
 from ..ir.graph import EXACT_INT, args_of, topo_order
-from ..ir.ops import ARGS, MASK, MASKS, OUT, TENSOR, TEXTBOOK, gate_of
+from ..ir.ops import (
+    ARGS,
+    MASK,
+    MASKS,
+    OUT,
+    TENSOR,
+    TEXTBOOK,
+    gate_of,
+    textbook_gates,
+    textbook_spelling,
+)
 from ..ir.shapes import Sizes
 from ..ir.special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
 from ..ir.tensor import FORWARD_NOTES
@@ -389,6 +399,8 @@ class Emitter:
     # ---- how this printer spells things: the hooks `emit.array_api` spells in the standard
 
     def template(self, formula: sympy.Expr) -> str:
+        if self.g.graph.get("style") == "textbook":
+            formula = textbook_spelling(formula)  # sigmoid(u) as 1 / (1 + np.exp(-u)), ...
         return formula_template(formula)
 
     def spelling(self, gate, refs: list[str], shapes: list, params: dict) -> str:
@@ -436,7 +448,8 @@ class Emitter:
             return comment
         spread = [a for a in self.args(n) if a in self.plan.scalars]
         if spread:
-            comment = f"{comment}; {self.comment(spread[0])}: the scalar broadcasts"
+            note = self.comment(spread[0])  # a fused gate's spread has no comment of its own
+            comment = f"{comment}; {note}: the scalar broadcasts" if note else comment
         for (step, _), out in self.plan.rereads.items():
             if step == n:
                 comment += f", read as {self.p.names[out]} > 0: the same mask"
@@ -520,7 +533,8 @@ class Emitter:
             via = self.g.nodes[source].get("grad_of")
             if source == self.p.seed or via is None:
                 return "the output's gradient, passed through (local gradient 1)"
-            return f"{self.g.nodes[via]['op']}: local gradient 1, the gradient passes through"
+            gate = self.g.nodes[via].get("gate", self.g.nodes[via]["op"])  # a fused one's name
+            return f"{gate}: local gradient 1, the gradient passes through"
         comment = data.get("comment", "")
         if op == "add" and comment.startswith("fork"):
             parts = [self.comment(a) for a in self.args(n)[1:] if a in self.p.inline]
@@ -599,16 +613,17 @@ def helpers_used(program: Program) -> list[str]:
     g = program.graph
     textbook = g.graph.get("style") == "textbook"
     names: set[str] = set()
+    spelled = textbook_spelling if textbook else (lambda formula: formula)
     for n in [*program.forward, *program.backward, *program.inline]:
         data = g.nodes[n]
         if data["op"] == "expr":
-            names |= _functions_in(data["formula"])
+            names |= _functions_in(spelled(data["formula"]))
         gate = gate_of(data["op"])
         lecture = textbook and data["op"] in TEXTBOOK and TEXTBOOK[data["op"]].numpy
         if gate is not None and not lecture:  # the lecture's spelling calls NumPy alone
             names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
-            names |= _functions_in(_locals(g, data["grad_gate"])[data["grad_arg"]])
+            names |= _functions_in(spelled(_locals(g, data["grad_gate"])[data["grad_arg"]]))
     names.update(need for name in list(names) for need in HELPER_NEEDS.get(name, ()))
     return [source for name, source in HELPERS.items() if name in names]
 
@@ -702,7 +717,15 @@ def _about(program: Program, sizes: Sizes | None) -> str:
     returned = ", ".join(g.nodes[i]["name"] for i in g.graph["grads"])
     tail = f"backward returns the gradients of {returned or 'nothing'}. Depends on NumPy alone."
     if g.graph.get("style") == "textbook":
-        ops = dict.fromkeys(g.nodes[n]["op"] for n in program.forward)
+        ops = dict.fromkeys(
+            op
+            for n in program.forward
+            for op in (
+                textbook_gates(g.nodes[n]["formula"])  # the gates inside a fused one
+                if g.nodes[n]["op"] == "expr"
+                else [g.nodes[n]["op"]]
+            )
+        )
         losses = [TEXTBOOK[op].loses for op in ops if op in TEXTBOOK]
         tail += " The lecture's formulas, where they lose accuracy: " if losses else ""
         tail += "; ".join(losses) + ("." if losses else "")

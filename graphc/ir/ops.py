@@ -356,6 +356,82 @@ TEXTBOOK: dict[str, Textbook] = {
         "x = -37, where 1 + exp(x) rounds to 1 (the accurate style stays exact)",
     ),
 }
+
+
+class _textbook_sigmoid(sympy.Function):  # noqa: N801 - stands for sigmoid while differentiating
+    def fdiff(self, argindex=1):
+        return (1 - self) * self  # the lecture's (1 - s) * s
+
+
+class _textbook_tanh(sympy.Function):  # noqa: N801
+    def fdiff(self, argindex=1):
+        return 1 - self**2  # the lecture's 1 - t**2
+
+
+class _textbook_softplus(sympy.Function):  # noqa: N801
+    def fdiff(self, argindex=1):
+        return _textbook_sigmoid(self.args[0])
+
+
+_TO_TEXTBOOK = {
+    sigmoid: _textbook_sigmoid,
+    exact_tanh: _textbook_tanh,
+    softplus: _textbook_softplus,
+}
+_FROM_TEXTBOOK = {v: k for k, v in _TO_TEXTBOOK.items()}
+
+
+def textbook_gradients(formula: sympy.Expr, arity: int) -> tuple[sympy.Expr | None, ...]:
+    """`formula_gradients` with the lecture's derivatives of the gates inside a fused formula:
+    sigmoid' = (1 - s) * s, tanh' = 1 - t**2, softplus' = sigmoid (style="textbook")."""
+    lecture = formula.replace(
+        lambda e: type(e) in _TO_TEXTBOOK, lambda e: _TO_TEXTBOOK[type(e)](*e.args)
+    )
+    locals_ = formula_gradients(lecture, arity)
+    back = lambda e: _FROM_TEXTBOOK[type(e)](*e.args)  # noqa: E731
+    return tuple(
+        None if d is None else d.replace(lambda e: type(e) in _FROM_TEXTBOOK, back) for d in locals_
+    )
+
+
+class _Spelled(sympy.Function):
+    """A gate inside a fused formula, printed as the lecture writes it out (style="textbook")."""
+
+    spelling = ""
+    precedence = 40  # sympy's PRECEDENCE["Add"]: parenthesised as a product's factor
+
+    def _numpycode(self, printer):
+        arg = printer._print(self.args[0])
+        if not (self.args[0].is_Symbol or self.args[0].is_Number):
+            arg = f"({arg})"
+        return self.spelling.format(ns=getattr(printer, "ns", "np"), x=arg)
+
+
+class lecture_sigmoid(_Spelled):  # noqa: N801
+    spelling = "1 / (1 + {ns}.exp(-{x}))"
+
+
+class lecture_softplus(_Spelled):  # noqa: N801
+    precedence = 1000  # a call: never parenthesised
+    spelling = "{ns}.log(1 + {ns}.exp({x}))"
+
+
+def textbook_spelling(formula: sympy.Expr) -> sympy.Expr:
+    """A formula with the gates the lecture writes out spelled as it writes them:
+    sigmoid(u) as 1 / (1 + exp(-u)), softplus(u) as log(1 + exp(u)) (style="textbook")."""
+    return formula.replace(sigmoid, lecture_sigmoid).replace(softplus, lecture_softplus)
+
+
+def textbook_gates(formula: sympy.Expr) -> list[str]:
+    """The gates of TEXTBOOK inside a fused formula, in a fixed order."""
+    found = {type(e) for e in formula.atoms(sympy.Function)}
+    return [
+        name
+        for name, f in (("sigmoid", sigmoid), ("tanh", exact_tanh), ("softplus", softplus))
+        if f in found
+    ]
+
+
 RESERVED_OPS = ("input", "const")
 
 

@@ -33,6 +33,7 @@ from ..ir.ops import (
     formula_gradients,
     gate_of,
     local_gradients,
+    textbook_gradients,
 )
 from ..ir.shapes import node_shape
 from ..ir.special import cancelled, folds_badly, is_boolean, is_plain_float, numeric_masks
@@ -212,6 +213,8 @@ def gate_local_gradients(g: nx.DiGraph, n: int):
     if g.graph.get("style") == "textbook" and data["op"] in TEXTBOOK:
         return TEXTBOOK[data["op"]].local  # the lecture's formula (see ir.ops.TEXTBOOK)
     if data["op"] == "expr":
+        if g.graph.get("style") == "textbook" and data.get("role") is None:
+            return textbook_gradients(data["formula"], len(args_of(g, n)))  # fused gates inside
         return formula_gradients(data["formula"], len(args_of(g, n)))
     return local_gradients(gate_of(data["op"]))
 
@@ -242,7 +245,8 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None, zeros: bool = True) ->
     each requested input to the node returned as its gradient, and `graph["gradient_of"]` maps
     every forward node a gradient reached to its (summed) gradient node, and `graph["wires"]`
     maps each wire (gate, argument) to the gradient flowing back along it and, where that
-    argument was broadcast, the gradient before the summation that undoes it.
+    argument was broadcast, the gradient before the summation that undoes it. Each node the
+    sweep makes records, as `swept`, the gate whose step made it.
     """
     h = copy_graph(g)
     b = Builder(h)
@@ -279,6 +283,7 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None, zeros: bool = True) ->
         if gate.kind == MASK:
             continue
         dn = grad[n]
+        start = h.graph["next_id"]
         if gate.kind == ELEMENTWISE:
             contributions = _elementwise_vjp(b, n, args, dn, need)
         else:
@@ -289,6 +294,8 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None, zeros: bool = True) ->
         for a, c in zip(args, contributions):
             if c is not None and a in need:
                 accumulate(a, c, n)
+        for c in range(start, h.graph["next_id"]):  # what this gate's step of the sweep made
+            h.nodes[c]["swept"] = n
 
     returned = Counter(grad.get(i) for i in wrt)  # a gradient node returned for 2+ inputs
     grads = {}

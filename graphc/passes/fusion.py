@@ -276,7 +276,8 @@ def _region(
     g: nx.DiGraph, root: int, taken: set[int], max_gates: int, constant: set[int]
 ) -> list[int]:
     """Elementwise gates feeding `root` whose values only the region itself reads (no gate of
-    constants alone: see `constant_gates`)."""
+    constants alone: see `constant_gates`), and that the user did not name: `dot = w * x + b`
+    stays a statement of its own, under its name, with the unnamed gates below it fused in."""
     region, frontier = {root}, [root]
     while frontier and len(region) < max_gates:
         for a in args_of(g, frontier.pop()):
@@ -286,6 +287,7 @@ def _region(
                 and a not in constant
                 and _fusible(g, a)
                 and a != g.graph["output"]
+                and "hint" not in g.nodes[a]  # a value the user named keeps its statement
                 and all(s in region for s in g.successors(a))
                 and len(_outside(g, region | {a})) <= MAX_LEAVES
             ):

@@ -20,7 +20,7 @@ import numpy as np
 from ..ir import text
 from ..ir.errors import InputError
 from ..ir.graph import topo_order
-from ..ir.ops import TEXTBOOK
+from ..ir.ops import TEXTBOOK, textbook_gates
 
 PROBES = (1.0, -1.0, 10.0, -10.0, 40.0, -40.0, 100.0, -100.0, 800.0, -800.0, 1000.0, -1000.0)
 
@@ -63,10 +63,14 @@ def textbook_losses(graph) -> list[TextbookLoss]:
     """The gates of `graph` whose textbook spelling loses accuracy somewhere, once per gate."""
     found, seen = [], set()
     for n in topo_order(graph):
-        op = graph.nodes[n]["op"]
-        if op in TEXTBOOK and op not in seen:
-            seen.add(op)
-            found.append(TextbookLoss(op, graph.nodes[n].get("hint", op), TEXTBOOK[op].loses))
+        data = graph.nodes[n]
+        inside = textbook_gates(data["formula"]) if data["op"] == "expr" else [data["op"]]
+        for op in inside:  # a fused gate: the gates inside it
+            if op in TEXTBOOK and op not in seen:
+                seen.add(op)
+                found.append(
+                    TextbookLoss(op, data.get("hint", data.get("gate", op)), TEXTBOOK[op].loses)
+                )
     return found
 
 

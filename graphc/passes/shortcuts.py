@@ -18,8 +18,9 @@ elementwise steps, where NumPy broadcasts it; it must never reach a step that re
   give them their shape (as computed: with a 0-d seed, `dout * mean` is a scalar) is read as the
   scalar: `dW = 2 * dreg * W` is one pass over W, where
   `2 * np.broadcast_to(dreg, W.shape) * W` first made a W-sized array of copies of `2 * dreg`.
-- A gradient that is only summed into later (`dW = 2 * dreg * W` ... `dW = dW + X.T @ dh`) is
-  computed just before that sum, not held through the rest of backward: a smaller peak.
+- Backward's statements keep the sweep's order, the exact reverse of forward's: a gradient
+  only summed into later (`dW = 2 * dreg * W` ... `dW = dW + X.T @ dh`) is not moved down to
+  the sum, though that would hold it for less time, so the code reads as the lecture's sweep.
 - A mask applied to a gradient nothing reads again works in that gradient's own array
   (`dx = dh` then `dx *= h > 0`, as the lecture's `dhidden[hidden <= 0] = 0`), where the array
   is a fresh result of backward itself: never an input, a cached value, a view or a returned one.
@@ -125,7 +126,7 @@ def shortcuts(program: Program, dtype: str = "float64") -> Shortcuts:
                 read |= {plan.rereads.get((s, a), a) for a in reading}
         plan.cache = [n for n in program.cache if n in read]
     reads = {s: _values_read(program, plan, s) for s in program.backward if s not in plan.skipped}
-    plan.backward = _late_contributions(program, plan, reads)
+    plan.backward = [s for s in program.backward if s not in plan.skipped]  # the sweep's order
     if dtype == "float64":
         _transpose_tall_products(program, plan, narrow)
     users = None
@@ -175,44 +176,6 @@ def _mask_of(g: nx.DiGraph, s: int) -> tuple[int, sympy.Expr] | None:
         ):
             return target, mask
     return None
-
-
-def _late_contributions(program: Program, plan: Shortcuts, reads: dict) -> list[int]:
-    """Backward's statements, each first contribution to a summed gradient moved down to just
-    before the sum that reads it, where no statement in between reuses a name it involves.
-
-    The order is a linked list, so a move costs the walk over the statements it passes."""
-    g, names = program.graph, program.names
-    order = [s for s in program.backward if s not in plan.skipped]  # `reads`: what each reads
-    users = _users(order, reads)
-    after = dict(zip(order, [*order[1:], None]))
-    before = dict(zip(order, [None, *order[:-1]]))
-    first = order[0] if order else None
-    for s in order:
-        if len(users.get(s, ())) != 1 or names[users[s][0]] != names[s]:
-            continue
-        r = users[s][0]
-        if not g.nodes[r].get("comment", "").startswith("fork"):
-            continue
-        involved = {names[s], *(names[a] for a in reads[s])}
-        t = after[s]
-        while t != r and names[t] not in involved:
-            t = after[t]
-        if t != r or after[s] == r:
-            continue  # a statement in between reuses a name, or s is in place already
-        p, n = before[s], after[s]  # unlink s ...
-        before[n] = p
-        if p is None:
-            first = n
-        else:
-            after[p] = n
-        p = before[r]  # ... and put it just before r
-        after[p], before[s], after[s], before[r] = s, p, r, s
-    moved, s = [], first
-    while s is not None:
-        moved.append(s)
-        s = after[s]
-    return moved
 
 
 def _users(order: list[int], reads: dict[int, set[int]]) -> dict[int, list[int]]:
