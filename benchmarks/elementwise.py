@@ -214,13 +214,35 @@ def run(rounds: int, smoke: bool = False, size: int | None = None) -> Section:
     text = table(header, rows) + "\n" + skipped_note(skipped)
     fused = timings["graphc fused"].median / ref
     fast = timings["graphc fused, readable=False"].median / ref
+    speedup = timings["graphc unfused"].median / timings["graphc fused"].median
+    level = timings["graphc fused (elementwise)"].median / timings["graphc fused"].median
     targets = [
         Target(
             "elementwise: graphc fused <= 1.1x hand-written fused NumPy",
             f"{fused:.2f}x (readable=False: {fast:.2f}x)",
             fused <= 1.1,
-        )
+        ),
+        Target(
+            "elementwise: graphc fused >= 1.15x faster than graphc unfused",
+            f"{speedup:.2f}x faster",
+            speedup >= 1.15,
+        ),
+        Target(
+            "elementwise: level='elementwise' no slower than level='patterns' (NumPy)",
+            f"{level:.2f}x patterns' time",
+            level <= 1.0,
+        ),
     ]
+    numba_level = "graphc fused (elementwise), backend='numba'"
+    if numba_level in timings and COMPILED in timings:
+        ratio = timings[numba_level].median / timings[COMPILED].median
+        targets.append(
+            Target(
+                "elementwise: level='elementwise' no slower than level='patterns' (numba)",
+                f"{ratio:.2f}x patterns' time",
+                ratio <= 1.0,
+            )
+        )
     if LOOP in timings and COMPILED in timings:
         loop, compiled = timings[LOOP].median, timings[COMPILED].median
         targets.append(

@@ -428,6 +428,8 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
         op = data["op"]
         if data.get("role") in ("grad", "seed") or op in ("input", "const") or n not in seen:
             continue
+        if "pair_of" in data:
+            continue  # sigmoid(-x) beside a sigmoid, for its gradient: checked with that gate
         gate = gate_of(op)
         assert gate is not None  # every node but inputs and constants is a gate
         if gate.kind == MASK:
@@ -448,7 +450,8 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
         found = [e for e in errors if e is not None]
         error = float("nan") if any(np.isnan(found)) else max(found, default=0.0)
         rows.append(GateCheck(n, label, name, error, tuple(errors), kind))
-    return tuple(rows)
+    # in the order the gates were traced: a sigmoid reads its sigmoid(-x) step, made later
+    return tuple(sorted(rows, key=lambda r: r.node))
 
 
 def _value(g, n: int, seen: dict):
@@ -469,7 +472,7 @@ def _check_local(g, n: int, args: list, out, used: list[bool]) -> list[float | N
     """Each derived local gradient the backward pass uses against central differences of the
     gate's own formula (None for the arguments no gradient flows into)."""
     data = g.nodes[n]
-    if "local" in data:  # lowered: the gate of x alone, computed over e = exp(-|x|)
+    if "local" in data and "pair" not in data:  # lowered: the gate of x over e = exp(-|x|)
         forward = formula_template(GATES[data["gate"]].expr())
     elif data["op"] == "expr":
         forward = formula_template(data["formula"])

@@ -1,4 +1,4 @@
-"""The `graphc` command: render, codegen, compare, steps and demo from a shell.
+"""The `graphc` command: render, codegen, compare, steps, explore and demo from a shell.
 
 Stage: top (with `files` and `__main__`, the modules that touch files and processes). Parses the
 command line and dispatches; every file it writes goes through `files`.
@@ -58,6 +58,11 @@ EXAMPLES = {
     "compare-modes": [
         'graphc compare-modes "1/(1+exp(-(w0*x0+w1*x1+w2)))" --at w0=2,x0=-1,w1=-3,x1=-2,w2=-3 '
         "--along w0 -o modes.svg",
+    ],
+    "explore": [
+        'graphc explore "(x + y) * z" --at x=-2,y=5,z=-4 -o circuit.html',
+        'graphc explore "1/(1+exp(-(w0*x0+w1*x1+w2)))" --at w0=2,x0=-1,w1=-3,x1=-2,w2=-3 '
+        "--compare --quiz -o neuron.html",
     ],
     "demo": [
         "graphc demo                  # writes ./graphc-demo/ and its README.md",
@@ -320,6 +325,22 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, metavar="OUT", help="the picture: .svg, .pdf or .png"
     )
     _format(both)
+    explore = command(
+        "explore",
+        "write an interactive page that steps through forward and backward (one HTML file)",
+        _explore,
+    )
+    _source(explore)
+    _at(explore, required=True)
+    _fuse(explore)
+    explore.add_argument(
+        "--compare", action="store_true", help="a toggle between the unfused and fused circuit"
+    )
+    explore.add_argument("--quiz", action="store_true", help='hide gradients as "?" until clicked')
+    explore.add_argument(
+        "--fit", choices=("16:9", "4:3"), help="draw the circuit as the slides fit it"
+    )
+    explore.add_argument("-o", "--output", required=True, metavar="OUT.html", help="the page")
 
     demo = command(
         "demo",
@@ -512,6 +533,29 @@ def _compare_modes(args) -> None:
     tangents = {k: (float(t) if t.shape == () else t) for k, t in ones.items()}
     picture = f.compare_modes(tangents=tangents, digits=args.digits, theme=args.theme, **inputs)
     _write_picture(picture, args, fmt)
+
+
+def _explore(args) -> None:
+    from .draw.compare import compare
+
+    inputs = _inputs(args)
+    if args.output != "-" and Path(args.output).suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"the explorer writes an HTML page; end {args.output!r} in .html")
+    if args.compare:
+        _reserved(inputs, ("rules", "level", "repeat", "quiz", "fit"), "graphc explore --compare")
+        f = _load(args.source)
+        _check_inputs(f, inputs)
+        comparison = compare(f, level=args.level or "patterns", repeat=1, **inputs)
+        page = comparison.explore(quiz=args.quiz, fit=args.fit)
+    else:
+        f = _function(args)
+        _reserved(inputs, ("quiz", "fit"), "graphc explore")
+        _check_inputs(f, inputs)
+        page = f.explore(quiz=args.quiz, fit=args.fit, **inputs)
+    if args.output == "-":
+        sys.stdout.write(page.html)
+    else:
+        print(page.save(args.output))
 
 
 def _demo(args) -> None:

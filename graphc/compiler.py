@@ -5,6 +5,7 @@ Stage: top. Sequences the wings, each call one stage:
     graph = trace(fn)                      front.trace      a Python function -> graph of gates
     graph = fuse(graph, rules, level)      passes.fusion    (when asked) gates -> fused gates
     graph = lower(graph)                   passes.lower     (readable=False) exact gates, shared
+    graph = pair_sigmoids(graph)           passes.lower     sigmoid(-x) beside each sigmoid
     sizes = probe_sizes(shapes)            ir.shapes        (generic=True) sizes as classes, probed
     graph = infer_shapes(graph, shapes)    ir.shapes        the shape of every value
     graph = backward(graph, wrt)           passes.autodiff  the chain rule, as graph nodes
@@ -40,7 +41,7 @@ from .ir.graph import copy_graph
 from .ir.shapes import Sizes, infer_shapes, probe_sizes
 from .passes.autodiff import backward
 from .passes.gradient import check_shapes
-from .passes.lower import lower
+from .passes.lower import lower, pair_sigmoids
 from .passes.schedule import Program, sanitize, schedule
 
 
@@ -208,7 +209,11 @@ def _at_call(program: Program, sizes: Sizes) -> Program:
 def _compile(
     g, shapes, wrt, readable, dtype, input_dtypes=None, style="accurate", sizes=None
 ) -> Compiled:
-    shaped = infer_shapes(g if readable else lower(g), shapes)
+    if not readable:
+        g = lower(g)
+    if style != "textbook":  # the textbook's sigmoid' is (1 - s) * s, over s alone
+        g = pair_sigmoids(g)  # a fused gate sigmoid(...) too, which `lower` leaves
+    shaped = infer_shapes(g, shapes)
     shaped.graph["style"] = style  # the backward pass and the printer read it
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt], sizes is None)

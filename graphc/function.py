@@ -21,6 +21,7 @@ import numpy as np
 from . import modes
 from .compiler import Compiled, compile_graph, gc_paused
 from .display import Code
+from .draw import explore as explorer
 from .draw import modes as draw_modes
 from .draw import notebook, render
 from .emit import array_api, numba_backend
@@ -674,6 +675,27 @@ class Function:
         steps = render.steps(self, named, style=style, show_local=show_local, forward=forward)
         return notebook.Frames(steps)
 
+    def explore(self, /, *args, quiz=False, fit: str | None = None, **inputs) -> explorer.Page:
+        """An interactive page stepping through forward and backward at these inputs: one
+        self-contained HTML file (`.save(path)`), shown inline in a notebook. `quiz=True`
+        hides every gradient as "?" until clicked; a list of input names hides theirs only.
+        `fit` ("16:9", "4:3") draws the circuit as the slides fit it (fused above 30 gates).
+        A toggle shows forward mode instead: each wire's tangent for a chosen input (seeded
+        d input = 1), gate by gate. An input named `quiz` or `fit` goes by position.
+
+        >>> neuron.explore(w0=2.0, x0=-1.0, w1=-3.0, x1=-2.0, w2=-3.0).save("neuron.html")
+        """
+        named = self._named(args, inputs, ("quiz", "fit"), "explore()")
+        return self._explore((self,), named, None, quiz, fit)
+
+    def _explore(self, functions, inputs: dict, titles, quiz, fit=None) -> explorer.Page:
+        """The page for `functions` (this one, or unfused and fused) at `inputs` by name."""
+        _check_quiz(quiz, self.inputs)
+        if fit is not None and fit not in render.FITS:
+            raise InputError(f"explore(fit={fit!r}): use one of {sorted(render.FITS)} or None")
+        text = explorer.explore(functions, inputs, titles, quiz, fit, _tangents_of(inputs))
+        return explorer.Page(text, write_atomic)
+
     def save_picture(
         self,
         path,
@@ -772,6 +794,40 @@ def _check_array(fn: str, name: str, v) -> None:
         raise InputError(
             f"{fn}: input {name!r} has unknown sizes {v.shape}; the code is specialised to "
             f"the shapes: compute them first ({name}.compute_chunk_sizes() for Dask)"
+        )
+
+
+def _tangents_of(inputs: dict):
+    """For the explorer: `forward(f, name)`, every node's tangent (node -> value) in one pass
+    of `f`'s tangent code at `inputs`, seeded with d name = 1 (ones for an array input)."""
+
+    def forward(f, name: str) -> dict:
+        values = f._bind((), dict(inputs))
+        named = dict(zip(f.inputs, values))
+        given = modes.tangent_values({name: 1.0}, f.inputs, named, f"{f.__name__}.explore")
+        shapes = {k: np.shape(v) for k, v in named.items()}
+        program, computed = modes.jvp_values(
+            f._graph, shapes, tuple(given), [*values, *given.values()]
+        )
+        h = program.graph.graph
+        tangent_of = {**h["tangent_of"], **h["tangents"]}
+        return {n: computed[t] for n, t in tangent_of.items() if t in computed}
+
+    return forward
+
+
+def _check_quiz(quiz, inputs: tuple[str, ...]) -> None:
+    if isinstance(quiz, bool):
+        return
+    names = [quiz] if isinstance(quiz, str) else quiz
+    try:
+        unknown = [k for k in names if k not in inputs]
+    except TypeError:
+        unknown = [quiz]
+    if unknown or isinstance(quiz, str):
+        raise InputError(
+            f"explore(quiz=...) takes True, False or a list of input names of the function "
+            f"(one or more of {list(inputs)}); got {quiz!r}"
         )
 
 

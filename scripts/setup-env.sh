@@ -43,10 +43,12 @@ if [ "${GRAPHC_WANT_TORCH:-0}" = 1 ] && ! "$venv/bin/python" -c "import torch" 2
 fi
 
 # System programs: Graphviz's dot draws the circuits; rsvg-convert (librsvg2-bin) lets the tests
-# rasterise a drawing as a person's SVG viewer would.
+# rasterise a drawing as a person's SVG viewer would; chromium (GRAPHC_NEED_CHROMIUM=1) opens the
+# explorer's pages in a real browser, headless.
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 [ "${GRAPHC_NEED_RSVG:-0}" = 1 ] && ! command -v rsvg-convert >/dev/null 2>&1 && missing+=(librsvg2-bin)
+[ "${GRAPHC_NEED_CHROMIUM:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1 && missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "graphc: installing ${missing[*]} from Debian's packages" >&2

@@ -8,6 +8,7 @@ errors, so an overflow, an invalid operation or a division by zero fails the tes
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import warnings
 
@@ -154,13 +155,26 @@ def test_sigmoid_gradient_at_40_is_not_rounded_to_zero(readable):
     assert strict(direct.grad, x=40.0)["x"] == pytest.approx(4.248354255291589e-18, rel=1e-12)
 
 
-@pytest.mark.parametrize("readable", [True, False], ids=["readable", "fast"])
-def test_sigmoid_in_a_larger_graph_keeps_its_digits(readable):
+NUMBA = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
+
+
+@pytest.mark.parametrize(
+    "readable, level, backend",
+    [
+        (True, "patterns", "numpy"),
+        (False, "patterns", "numpy"),
+        (True, "elementwise", "numpy"),  # one fused gate sigmoid(w * x + b), its sigmoid paired
+        (False, "elementwise", "numpy"),  # split into w * x + b and a lowered sigmoid
+        pytest.param(True, "elementwise", "numba", marks=NUMBA),
+    ],
+    ids=["readable", "fast", "elementwise", "elementwise-fast", "elementwise-numba"],
+)
+def test_sigmoid_in_a_larger_graph_keeps_its_digits(readable, level, backend):
     @gc.function
     def neuron(w, x, b):
         return 1 / (1 + gc.exp(-(w * x + b)))
 
-    fused = neuron.fused(readable=readable)
+    fused = neuron.fused(level=level, readable=readable, backend=backend)
     w = np.array([1.0, 2.0, -3.0, 20.0, -400.0])
     x = np.array([40.0, 20.0, 10.0, -2.0, 2.0])
     b = np.array([0.0, 0.0, 5.0, 0.5, 0.0])

@@ -285,7 +285,9 @@ def test_comments_name_the_local_gradient():
 def test_variables_are_named_after_the_traced_values():
     neuron(2.0, -1.0, -3.0, -2.0, -3.0)
     forward = function_def(neuron.source, "forward")
-    stored = [t.id for s in forward.body if isinstance(s, ast.Assign) for t in s.targets]
+    stored = [  # a tuple too: `out, out_neg = sigmoid_pair(dot)`
+        n.id for n in ast.walk(forward) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    ]
     assert "dot" in stored
     backward = function_def(neuron.source, "backward")
     stored = [

@@ -141,13 +141,28 @@ def test_sigmoid_gate_local_gradient_from_the_gate_table_via_sympy():
     assert float(sympy.N(number, 30)) == pytest.approx(s * (1.0 - s), rel=1e-14)
 
 
-def test_fused_neuron_source_has_one_sigmoid_line_and_the_exact_backward_line():
+def test_fused_neuron_source_computes_both_sigmoids_in_forward_and_backward_takes_no_exp():
+    # issue 19: forward computes sigmoid(-z) beside s, from the same exp, and caches it, so
+    # backward is the lecture's dz = dout * s * s_neg, with no exp of its own
     src = neuron.fused().source_for(**NEURON_POINT)
     forward = src.split("def forward", 1)[1].split("def backward", 1)[0]
     backward = src.split("def backward", 1)[1].split("def value_and_grad", 1)[0]
-    assert len(re.findall(r"^\s+\w+ = sigmoid\(\w+\)", forward, flags=re.M)) == 1
-    assert "np.exp" not in forward
-    assert re.search(r"^\s+d\w+ = d\w+ \* out \* sigmoid\(-\w+\)", backward, flags=re.M), backward
+    (z,) = re.findall(r"^\s+out, out_neg = sigmoid_pair\((\w+)\)  # sigmoid", forward, re.M)
+    assert "np.exp" not in forward and "return out, (w0, x0, w1, x1, out_neg, out)" in forward
+    assert re.search(rf"^\s+d{z} = dout \* out \* out_neg  # sigmoid", backward, re.M), backward
+    code = "\n".join(line.split("#")[0] for line in backward.splitlines())
+    assert "exp" not in code and "sigmoid" not in code
+    helper = src.split("def sigmoid_pair", 1)[1].split("def forward", 1)[0]
+    assert "np.exp(-np.abs(x))" in helper and "np.exp(np.minimum(x, 0.0))" in helper
+
+
+def test_elementwise_neuron_pairs_its_sigmoid_too():
+    fused = neuron.fused(level="elementwise")
+    src = fused.source_for(**NEURON_POINT)
+    backward = src.split("def backward", 1)[1].split("def value_and_grad", 1)[0]
+    assert "out, out_neg = sigmoid_pair(w0 * x0 + w1 * x1 + w2)" in src
+    code = "\n".join(line.split("#")[0] for line in backward.splitlines())
+    assert "exp" not in code and "sigmoid" not in code
 
 
 # ---------------------------------------------------------------- the rule table

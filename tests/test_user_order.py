@@ -40,12 +40,13 @@ def written_names(fn) -> list[str]:
 def assigned(source: str, function: str) -> list[str]:
     tree = ast.parse(source)
     fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
-    return [
-        t.id
+    return [  # a tuple's names too: `f, f_neg = sigmoid_pair(dot)` assigns f
+        name.id
         for node in fn.body
         if isinstance(node, ast.Assign)
         for t in node.targets
-        if isinstance(t, ast.Name)
+        for name in (t.elts if isinstance(t, ast.Tuple) else [t])
+        if isinstance(name, ast.Name)
     ]
 
 

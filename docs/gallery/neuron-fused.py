@@ -8,9 +8,10 @@ alone.
 import numpy as np
 
 
-def sigmoid(x):
-    """1/(1+exp(-x)) for any x: exp is only taken of -|x| and min(x, 0), so it never overflows."""
-    return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+def sigmoid_pair(x):
+    """sigmoid(x) and sigmoid(-x) for any x, over one 1 + exp(-|x|): exp never overflows."""
+    denom = 1.0 + np.exp(-np.abs(x))
+    return np.exp(np.minimum(x, 0.0)) / denom, np.exp(np.minimum(-x, 0.0)) / denom
 
 
 def forward(w0, x0, w1, x1, w2):
@@ -18,13 +19,13 @@ def forward(w0, x0, w1, x1, w2):
     mul_2 = w1 * x1  # mul
     add = mul + mul_2  # add
     dot = add + w2  # add
-    out = sigmoid(dot)  # sigmoid
-    return out, (w0, x0, w1, x1, dot, out)
+    out, out_neg = sigmoid_pair(dot)  # sigmoid: out_neg = sigmoid(-dot) too, for backward; no overflow
+    return out, (w0, x0, w1, x1, out_neg, out)
 
 
 def backward(dout, cache):
-    w0, x0, w1, x1, dot, out = cache
-    ddot = dout * out * sigmoid(-dot)  # sigmoid: local gradient out * sigmoid(-dot)
+    w0, x0, w1, x1, out_neg, out = cache
+    ddot = dout * out * out_neg  # sigmoid: local gradient out * sigmoid(-dot)
     dw1 = ddot * x1  # mul: local gradient x1
     dx1 = ddot * w1  # mul: local gradient w1
     dw0 = ddot * x0  # mul: local gradient x0

@@ -122,6 +122,16 @@ class Comparison:
         """Both circuits and the table, scaled to the notebook's width (see `notebook`)."""
         return notebook.mimebundle(self.render(), include=include, exclude=exclude)
 
+    def explore(self, quiz=False, fit=None):
+        """The interactive page (see `Function.explore`) with a toggle between the unfused and
+        the fused circuit, at the comparison's inputs (`fit`: each drawn as the slides fit it).
+
+        >>> gc.compare(neuron, **inputs).explore().save("neuron-compare.html")
+        """
+        pair = (self.unfused, self.fused)
+        titles = [s.label for s in self.sides]
+        return self.unfused._explore(pair, self.inputs, titles, quiz, fit)
+
     def __repr__(self) -> str:
         return f"<graphc.Comparison of {self.unfused.__name__}: unfused vs fused>\n{self}"
 

@@ -314,6 +314,7 @@ class Emitter:
         self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
         self.kinds = kinds  # dtypes of the nodes (see dtypes.py), where Python floats meet float32
         self.nested = False  # whether the code being built has an inlined sub-expression
+        self.pairs = False  # whether `s, s_neg = sigmoid_pair(x)` is one statement (lower.py)
         self._args: dict[int, list[int]] = {}
         self._locals: dict[int, tuple] = {}
         self._constant: dict[int, bool] = {}
@@ -428,6 +429,8 @@ class Emitter:
     def statement(self, n: int) -> str:
         if n in self.plan.dots:
             return self.dot_statement(n)
+        if self.pairs and "pair" in self.g.nodes[n]:
+            return self.pair_statement(n)
         self.nested = False
         code = self.expr(n)
         if n in self.plan.summed_transposed:  # added into the product's array, then turned back
@@ -441,6 +444,19 @@ class Emitter:
         if n in self.plan.masked:
             return self.masked_statement(n, comment)
         return f"{code}  # {comment}" if comment else code
+
+    def pair_statement(self, n: int) -> str:
+        """sigmoid(x) and the sigmoid(-x) its gradient reads, in one statement (`pair_sigmoids`)."""
+        data = self.g.nodes[n]
+        refs = [self.ref(a) for a in self.args(n)[:-1]]
+        self.nested = False
+        x = printed_template(data["formula"].args[0], self.printer).format(*refs)
+        x = normalise(x) if self.nested else x
+        s, s_neg = self.p.names[n], self.p.names[data["pair"]]
+        minus = f"-{x}" if x.isidentifier() else f"-({x})"
+        gate = data.get("gate", "sigmoid")
+        comment = text.line(f"{gate}: {s_neg} = sigmoid({minus}) too, for backward; no overflow")
+        return f"{s}, {s_neg} = sigmoid_pair({x})  # {comment}"
 
     def shortcut_notes(self, n: int, comment: str) -> str:
         """The statement's comment, with what the shortcuts changed in it (see shortcuts.py)."""
@@ -496,7 +512,7 @@ class Emitter:
         data = self.g.nodes[n]
         op = data["op"]
         if data.get("role") not in ("grad", "seed"):
-            if "local" in data:  # a lowered gate (see lower.py)
+            if "local" in data and "pair" not in data:  # a lowered gate (see lower.py)
                 return f"{data['gate']}: exact for any input, over e <= 1"
             if op == "expr" and data.get("hint") == "e":
                 return f"{data['gate'].split(':')[0]}: e = exp(-|x|) <= 1, shared with backward"
@@ -518,6 +534,14 @@ class Emitter:
             fwd = data["grad_gate"]
             fwd_op = self.g.nodes[fwd].get("gate", self.g.nodes[fwd]["op"])
             fwd_args = self.args(fwd)
+            if "grad_note" in self.g.nodes[fwd]:  # the lecture's form of a paired gradient
+                names = [self.name_of(a) for a in fwd_args]
+                note = self.g.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
+                return f"{fwd_op}: local gradient {note}"
+            if "grad_note" in self.g.nodes[fwd]:  # the lecture's form of a lowered gradient
+                names = [self.name_of(a) for a in fwd_args]
+                note = self.g.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
+                return f"{fwd_op}: local gradient {note}"
             i = data["grad_arg"]
             same = tuple(j for j, a in enumerate(fwd_args) if a == fwd_args[i])
             if fwd not in self._locals:
@@ -590,7 +614,7 @@ def _gate_functions(gate) -> frozenset[str]:
     return found | _functions_in(gate.expr()) if gate.formula is not None else found
 
 
-def module_head(program: Program, first: str, about: str) -> list[str]:
+def module_head(program: Program, first: str, about: str, pairs: bool = False) -> list[str]:
     """A generated NumPy module's first blocks: its docstring (`first` line, then `about`
     wrapped), the import, the program's constants, and the helpers its statements call."""
     names, g = program.names, program.graph
@@ -605,18 +629,21 @@ def module_head(program: Program, first: str, about: str) -> list[str]:
     if program.constants:
         header.append("")
         header += [f"{names[n]} = {literal(g.nodes[n]['value'])}" for n in program.constants]
-    return ["\n".join(header), *(h.rstrip() for h in helpers_used(program))]
+    return ["\n".join(header), *(h.rstrip() for h in helpers_used(program, pairs))]
 
 
-def helpers_used(program: Program) -> list[str]:
-    """Sources of the helper functions the printed statements call, in definition order."""
+def helpers_used(program: Program, pairs: bool = False) -> list[str]:
+    """Sources of the helper functions the printed statements call, in definition order
+    (`pairs`: sigmoid and sigmoid(-x) printed as one `sigmoid_pair` statement)."""
     g = program.graph
     textbook = g.graph.get("style") == "textbook"
     names: set[str] = set()
     spelled = textbook_spelling if textbook else (lambda formula: formula)
     for n in [*program.forward, *program.backward, *program.inline]:
         data = g.nodes[n]
-        if data["op"] == "expr":
+        if pairs and ("pair" in data or "pair_of" in data):
+            names.add("sigmoid_pair")
+        elif data["op"] == "expr":
             names |= _functions_in(spelled(data["formula"]))
         gate = gate_of(data["op"])
         lecture = textbook and data["op"] in TEXTBOOK and TEXTBOOK[data["op"]].numpy
@@ -646,17 +673,22 @@ def emit_module(
     plan = shortcuts(program, dtype)
     program = dataclasses.replace(program, cache=plan.cache)
     e = Emitter(program, plan, kinds, sizes)
+    e.pairs = True
     g = program.graph
     names = program.names
     out, seed = program.output, program.seed
-    forward = [e.statement(n) for n in program.forward if n not in plan.skipped]
+    forward = [
+        e.statement(n)
+        for n in program.forward
+        if n not in plan.skipped and "pair_of" not in g.nodes[n]  # written with its sigmoid
+    ]
     forward.append(f"return {e.name_of(out)}, ")  # the cache follows, once it is known
     backward = [e.statement(n) for n in plan.backward]
     if sizes is not None:
         forward, backward, program = _sizes_read(program, plan, sizes, forward, backward)
     params = ", ".join(names[i] for i in program.inputs)
     first = f"Forward and backward of {text.quoted(title)}, generated by graphc {version}."
-    blocks = module_head(program, first, _about(program, sizes))
+    blocks = module_head(program, first, _about(program, sizes), pairs=True)
     cache = ", ".join(names[n] for n in program.cache)
     cache_tuple = f"({cache},)" if len(program.cache) == 1 else f"({cache})"
     forward[-1] += cache_tuple

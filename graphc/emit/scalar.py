@@ -128,6 +128,7 @@ class _Float64(float):
 # the module's helpers on floats: the same formulas, with Python's branches for np.where
 FLOAT_HELPERS = {
     "sigmoid": _sigmoid,
+    "sigmoid_pair": lambda x: (_sigmoid(x), _sigmoid(-x)),
     "softplus": lambda x: _logaddexp(0.0, x),
     "log_sigmoid": lambda x: -_logaddexp(0.0, -x),
     "sech2": _sech2,

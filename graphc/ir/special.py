@@ -403,6 +403,13 @@ def sigmoid(x):
 ''')
 
 helper('''\
+def sigmoid_pair(x):
+    """sigmoid(x) and sigmoid(-x) for any x, over one 1 + exp(-|x|): exp never overflows."""
+    denom = 1.0 + np.exp(-np.abs(x))
+    return np.exp(np.minimum(x, 0.0)) / denom, np.exp(np.minimum(-x, 0.0)) / denom
+''')
+
+helper('''\
 def softplus(x):
     """log(1+exp(x)) for any x, exact also where exp(x) is tiny: max(x, 0) + log1p(exp(-|x|))."""
     return np.logaddexp(0.0, x)
