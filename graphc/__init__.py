@@ -23,8 +23,9 @@ _API = {
     ".check": ("check_grad",),
     ".draw.compare": ("Comparison", "compare"),
     ".front.gates": (
-        "abs", "exp", "gate", "log", "matmul", "max", "maximum", "mean", "minimum", "relu",
-        "reshape", "sigmoid", "sqrt", "sum", "tanh", "transpose", "where",
+        "abs", "arange", "concatenate", "exp", "gate", "log", "matmul", "max", "maximum",
+        "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "stack", "sum",
+        "take_along_axis", "tanh", "transpose", "where",
     ),
     ".front.trace": ("symbols", "sympy_graph"),
     ".function": ("Function", "from_graph", "from_sympy", "function"),
@@ -41,6 +42,8 @@ if typing.TYPE_CHECKING:  # what type checkers and editors read: the same names,
     from .draw.compare import Comparison, compare
     from .front.gates import (
         abs,
+        arange,
+        concatenate,
         exp,
         gate,
         log,
@@ -53,7 +56,9 @@ if typing.TYPE_CHECKING:  # what type checkers and editors read: the same names,
         reshape,
         sigmoid,
         sqrt,
+        stack,
         sum,
+        take_along_axis,
         tanh,
         transpose,
         where,
@@ -107,8 +112,8 @@ sys.modules[__name__].__class__ = _Package
 # stay gc.abs, gc.max and gc.sum.
 __all__ = [
     "Comparison", "Function", "GateError", "GraphError", "GraphcError", "InputError",
-    "ShapeError", "TraceError", "check_grad", "compare", "exp", "from_graph", "from_sympy",
-    "function", "fuse", "gate", "hessian", "jacobian", "lint", "log", "matmul", "maximum",
-    "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "symbols", "tanh", "transpose",
-    "where",
+    "ShapeError", "TraceError", "arange", "check_grad", "compare", "concatenate", "exp",
+    "from_graph", "from_sympy", "function", "fuse", "gate", "hessian", "jacobian", "lint", "log",
+    "matmul", "maximum", "mean", "minimum", "relu", "reshape", "sigmoid", "sqrt", "stack",
+    "symbols", "take_along_axis", "tanh", "transpose", "where",
 ]  # fmt: skip

@@ -115,7 +115,8 @@ def check_grad(
     The gradient checked is that of sum(dout * out). `dout` is an array (broadcast to out's
     shape), `"random"` (standard normal, seed `DOUT_SEED`), `"ones"`, or None: ones, unless the
     gradient of sum(out) is zero for an input being checked (batch norm's x), where ones cannot
-    tell a right gradient from a wrong one; then random. Inputs are promoted to float64.
+    tell a right gradient from a wrong one; then random. Inputs are promoted to float64 (index
+    inputs, such as integer labels, stay integers and are not checked: they get no gradient).
     `samples` caps the coordinates checked per input (a fixed-seed random subset);
     `samples=None` checks every coordinate. The result is NaN where a gradient or a difference
     is not finite (at NaN inputs, say): never a pass. `report=True` returns a `GradReport`
@@ -133,8 +134,8 @@ def check_grad(
     """
     named = f._named(args, inputs, OPTIONS, "gc.check_grad")
     bound = f._bind((), named)  # missing, unexpected or refused inputs: InputError
-    values = {
-        k: v if isinstance(v, float) else np.asarray(v, dtype=np.float64)
+    values = {  # index inputs (integer labels) stay as they are: they get no gradient
+        k: v if isinstance(v, float) or k in f.index_inputs else np.asarray(v, dtype=np.float64)
         for k, v in zip(f.inputs, bound)
     }
     if mode not in ("reverse", "forward"):
@@ -535,11 +536,15 @@ def _check_vjp(
     params = {"params": data["params"]} if "params" in data else {}
     node = add_node(alone, data["op"], [inputs[a] for a in arg_nodes], **params)
     alone.graph.update(inputs=[inputs[a] for a in distinct], output=node)
+    gate = gate_of(data["op"])
+    indices = {arg_nodes[p] for p in (gate.indices if gate else ())}  # integer indices stay so
     given = {
-        f"a{k}": np.asarray(args[arg_nodes.index(a)], dtype=np.float64)
+        f"a{k}": np.asarray(args[arg_nodes.index(a)], dtype=None if a in indices else np.float64)
         for k, a in enumerate(distinct)
     }
-    module = compile_graph(alone, {k: v.shape for k, v in given.items()}, readable=readable).module
+    wrt = [f"a{k}" for k, a in enumerate(distinct) if a not in indices]
+    shapes = {k: v.shape for k, v in given.items()}
+    module = compile_graph(alone, shapes, tuple(wrt), readable=readable).module
     out, _ = module.forward(*given.values())
     dout = rng.standard_normal(np.shape(out))
     with np.errstate(all="ignore"):
@@ -551,12 +556,13 @@ def _check_vjp(
             return module.forward(*kw.values())[0]
 
     per_input = {}
-    for k, name in enumerate(given):
+    for k, name in enumerate(wrt):
         numeric = numerical_gradient(forward, given, name, samples, dout=dout)
         picked = _picked(numeric.shape, samples)
-        per_input[distinct[k]] = _error(np.asarray(analytic[k])[picked], numeric[picked])
+        a = distinct[int(name[1:])]
+        per_input[a] = _error(np.asarray(analytic[k])[picked], numeric[picked])
     # an argument used twice is one input of the gate alone: its row shows once per position
-    return [per_input[a] if flows else None for a, flows in zip(arg_nodes, used)]
+    return [per_input[a] if flows and a in per_input else None for a, flows in zip(arg_nodes, used)]
 
 
 def _error(analytic, numeric, uncertainty=0.0) -> float:

@@ -30,7 +30,7 @@ from .files import write_atomic, write_picture
 from .front.trace import Value, build_graph, sympy_graph, trace
 from .ir import dtypes, text
 from .ir.errors import GraphcError, InputError
-from .ir.graph import normalize, validate
+from .ir.graph import index_inputs, normalize, validate
 from .ir.ops import STYLES
 from .ir.shapes import size_pattern
 from .passes.fusion import fuse
@@ -96,6 +96,15 @@ class Function:
         self._origin = self._graph if origin is None else origin
         self.inputs: tuple[str, ...] = tuple(graph.nodes[i]["name"] for i in graph.graph["inputs"])
         self.__name__ = graph.graph["name"]
+        # inputs that index (`y` of scores[gc.arange(N), y]) stay integers and get no gradient
+        self.index_inputs: tuple[str, ...] = index_inputs(graph)
+        if wrt is not None and set(wrt) & set(self.index_inputs):
+            raise InputError(
+                f"{self.__name__}: {sorted(set(wrt) & set(self.index_inputs))} index and get no "
+                "gradient; leave them out of wrt()"
+            )
+        if wrt is None and self.index_inputs:
+            wrt = tuple(k for k in self.inputs if k not in self.index_inputs)
         self._wrt = wrt
         self.readable = readable  # False: faster code where it must differ from the lecture's
         self._compiled: dict[tuple, Compiled] = {}  # by signature: each call's shapes, dtypes
@@ -189,7 +198,10 @@ class Function:
 
     def _bind(self, args, kwargs) -> list:
         """The inputs in signature order, converted (see `_convert`)."""
-        return [_convert(k, v) for k, v in self._named(args, kwargs).items()]
+        named = self._named(args, kwargs).items()
+        if not self.index_inputs:
+            return [_convert(k, v) for k, v in named]
+        return [_index(k, v) if k in self.index_inputs else _convert(k, v) for k, v in named]
 
     def fused(
         self,
@@ -838,6 +850,17 @@ def _example(signature: tuple):
     if dtype == "array":  # the array API backend: NumPy arrays will do
         return np.zeros(shape)
     return 0.0 if dtype == "py" else np.zeros(shape, dtype=np.dtype(dtype))
+
+
+def _index(name: str, v):
+    """An index input as it is: an array of integers (NumPy's own, to index with)."""
+    arr = np.asarray(v) if not isinstance(v, np.ndarray) else v
+    if arr.dtype.kind not in "iu":
+        raise InputError(
+            f"input {name!r} indexes, so it must hold integers; got dtype {arr.dtype} (pass "
+            f"{name}.astype(int) if its values are whole numbers)"
+        )
+    return arr
 
 
 def _convert(name: str, v):

@@ -109,8 +109,9 @@ def hessian(f, /, *args, **inputs) -> dict:
     >>> H = gc.hessian(f, x=1.0, y=2.0)   # H["x"]["y"] = d2f/dxdy
     """
     named = f._named(args, inputs)
-    values = {k: np.asarray(v, dtype=float) for k, v in named.items()}
-    blocks: dict[str, dict] = {a: {} for a in named}
+    skip = f.index_inputs  # integer labels: no derivatives in them
+    values = {k: np.asarray(v, dtype=float) for k, v in named.items() if k not in skip}
+    blocks: dict[str, dict] = {a: {} for a in values}
     for b, vb in values.items():
         columns = []
         for index in np.ndindex(vb.shape):
@@ -136,6 +137,8 @@ def jacobian(f, /, *args, **inputs) -> dict:
     named = f._named(args, inputs)
     out = {}
     for a, value in named.items():
+        if a in f.index_inputs:  # integer labels: no derivative in them
+            continue
         shape = np.shape(value)
         columns = []
         for index in np.ndindex(shape):

@@ -137,6 +137,10 @@ class NumpyOps:
     def reshape(self, x, shape):
         return np.reshape(x, shape)
 
+    indices = staticmethod(lambda v: np.array(v, dtype=np.int64))
+    take_along_axis = staticmethod(np.take_along_axis)
+    concatenate, stack = staticmethod(np.concatenate), staticmethod(np.stack)
+
 
 class SympyOps:
     """Every scalar op as a SymPy expression (sums, means and maxima of a scalar are itself)."""
@@ -184,7 +188,7 @@ class SympyOps:
 
 GRAPHC_GATES = (
     "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "maximum", "minimum", "where", "sum",
-    "mean", "max", "transpose", "reshape",
+    "mean", "max", "transpose", "reshape", "take_along_axis", "concatenate", "stack",
 )  # fmt: skip
 
 
@@ -201,6 +205,7 @@ def graphc_ops():
     ns.log_sigmoid = lambda x: apply("log_sigmoid", x)
     ns.leaky_relu = lambda x, slope: apply("leaky_relu", x, slope)
     ns.array = lambda v: np.array(v, dtype=np.float64)
+    ns.indices = lambda v: np.array(v, dtype=np.int64)
     return ns
 
 
@@ -335,6 +340,7 @@ TENSOR = [
 BROADCAST = [  # values broadcast into arrays and reduced again: where a gradient must sum back
     "bias", "self_reduction", "batched_matmul", "permute", "reshape_reduced",
 ]  # fmt: skip
+INDEXING = ["slice", "take", "concatenate", "stack"]  # `indexing_programs`, NumPy backend only
 OPS = {
     SCALAR: UNARY + BINARY + SPELLED,
     VECTOR: UNARY + BINARY + SPELLED + TENSOR + BROADCAST,
@@ -343,6 +349,12 @@ OPS = {
 FOCUS = BROADCAST * 3 + ["self_reduction"] * 3 + [
     "sum", "mean", "max", "matmul", "reshape", "transpose", "add", "sub", "mul", "tanh", "relu",
     "exp",
+]  # fmt: skip
+
+
+# the mix of `indexing_programs`: slicing and gathering among the gates they meet
+INDEXING_FOCUS = INDEXING * 3 + [
+    "sum", "mean", "matmul", "transpose", "add", "mul", "tanh", "exp", "bias", "self_reduction",
 ]  # fmt: skip
 
 
@@ -490,6 +502,8 @@ class _Builder:
     def step(self, op: str) -> _Val | None:
         if op in TENSOR:
             return self.tensor_step(op)
+        if op in INDEXING:
+            return self.index_step(op)
         if op in BROADCAST:
             return self.broadcast_step(op)
         a = self.operand()
@@ -591,6 +605,70 @@ class _Builder:
             return self.emit(f"{x} - {lse}", op)
         y = self.operand(a.shape, allow_const=True)
         return self.emit(f"-ops.sum({y.name} * ({x} - {lse}), axis={axis})", op)
+
+    # ---- slicing and gathering (positive steps: PyTorch's oracle has no negative ones)
+
+    def index_step(self, op: str) -> _Val | None:
+        m, n, k, p = self.dims
+        if op == "slice":
+            a = self.operand(self.draw(st.sampled_from([(n,), (m, n), (p, m, n)])))
+            if a.ndim == 0:
+                return None
+            key = self.basic_index(a.shape)
+            if np.size(np.empty(a.shape)[eval(f"np.s_[{key}]")]) == 0:
+                return None  # nothing taken: no gradient to check
+            return self.emit(f"{a.name}[{key}]", op)
+        if op == "take":  # indices with repeats, along either axis of a matrix
+            a = self.operand(self.draw(st.sampled_from([(m, n), (n, k)])))
+            if a.ndim != 2:
+                return None
+            axis = self.draw(st.sampled_from([0, 1, -1]))
+            size = a.shape[axis]
+            shape = list(a.shape)
+            shape[axis] = self.draw(st.integers(1, 3))
+            count = math.prod(shape)
+            picks = self.draw(st.lists(st.integers(0, size - 1), min_size=count, max_size=count))
+            idx = np.array(picks, dtype=np.int64).reshape(shape).tolist()
+            return self.emit(
+                f"ops.take_along_axis({a.name}, ops.indices({idx!r}), axis={axis})", op
+            )
+        a = self.operand(self.draw(st.sampled_from([(n,), (m, n)])))
+        if a.ndim == 0:
+            return None
+        if op == "stack":
+            b = self.operand(a.shape, allow_const=True)
+            axis = self.draw(st.integers(-a.ndim - 1, a.ndim))
+            return self.emit(f"ops.stack([{a.name}, {b.name}, {a.name}], axis={axis})", op)
+        axis = self.draw(st.integers(-a.ndim, a.ndim - 1))
+        shape = list(a.shape)
+        shape[axis] = self.draw(st.integers(1, 3))
+        b = self.operand(tuple(shape), allow_const=True)
+        return self.emit(f"ops.concatenate([{a.name}, {b.name}], axis={axis})", op)
+
+    def basic_index(self, shape) -> str:
+        """A basic index of `shape` as Python writes it: ints (negative too), slices with
+        positive steps, None and ...; at least one entry."""
+        parts: list[str] = []
+        axis = 0
+        while axis < len(shape) and (not parts or self.draw(st.booleans())):
+            size = shape[axis]
+            kind = self.draw(st.sampled_from(["int", "slice", "slice", "new", "rest"]))
+            if kind == "rest" and "..." not in parts:
+                parts.append("...")
+                break
+            if kind == "new":
+                parts.append("None")
+                continue
+            if kind == "int":
+                parts.append(str(self.draw(st.integers(-size, size - 1))))
+            else:
+                bound = st.one_of(st.none(), st.integers(-size - 1, size + 1))
+                start, stop = self.draw(bound), self.draw(bound)
+                step = self.draw(st.sampled_from([None, 1, 2, 3]))
+                text = f"{'' if start is None else start}:{'' if stop is None else stop}"
+                parts.append(text + ("" if step is None else f":{step}"))
+            axis += 1
+        return ", ".join(parts) if parts else ":"
 
     # ---- broadcast values and their reductions
 
@@ -741,15 +819,17 @@ def _runner_up_gap(x, axis) -> float:
 
 
 @st.composite
-def programs(draw, kind: str = VECTOR, max_steps: int = 8, focus: bool = False) -> Case:
+def programs(draw, kind: str = VECTOR, max_steps: int = 8, focus: bool | str = False) -> Case:
     """A random program over every gate graphc supports (scalar kind: elementwise gates only;
-    `focus`: mostly broadcasts, biases, self-reductions, batched matmuls and permutations)."""
+    `focus`: mostly broadcasts, biases, self-reductions, batched matmuls and permutations;
+    `focus="indexing"`: mostly slicing, gathering, concatenating and stacking)."""
     dims = (1, 1, 1, 1) if kind == SCALAR else tuple(draw(st.integers(1, 3)) for _ in range(4))
     b = _Builder(draw, kind, dims)
     b.new_input(b.draw_shape())
     steps = draw(st.integers(1, max_steps))
     for _ in range(steps):
-        op = draw(st.sampled_from(FOCUS if focus else OPS[kind]))
+        mix = INDEXING_FOCUS if focus == "indexing" else FOCUS if focus else OPS[kind]
+        op = draw(st.sampled_from(mix))
         if b.step(op) is None:  # out of domain even after repairs: a safe op instead
             b.emit(f"ops.tanh({b.bounded(b.values[-1], 6.0)})", "tanh")
     out = b.values[-1]
@@ -778,3 +858,10 @@ def broadcast_programs(max_steps: int = 6):
     """Vector programs made mostly of the broadcasting ops (`BROADCAST`): `h * sum(h)` of a
     biased h, batched matmuls, permuted transposes, reshaped reductions."""
     return programs(VECTOR, max_steps, focus=True)
+
+
+def indexing_programs(max_steps: int = 6):
+    """Vector programs made mostly of slicing, `take_along_axis` (with repeated indices),
+    `concatenate` and `stack`, among the gates they meet (NumPy backend: the array API
+    standard has no scatter-add for their gradients)."""
+    return programs(VECTOR, max_steps, focus="indexing")

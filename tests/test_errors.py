@@ -236,7 +236,13 @@ def test_masks_only_select():
 
 
 def test_unsupported_python_on_traced_values():
-    raises(gc.TraceError, lambda: gc.function(lambda x: x[0]), "index")
+    raises(gc.TraceError, lambda: gc.function(lambda x: x[x > 0]), "boolean-mask", "gc.where")
+
+    def assigns(x):
+        x[0] = 1.0  # traced values are never changed in place (indexing x[0] itself works)
+        return x
+
+    raises(gc.TraceError, lambda: gc.function(assigns), "assignment", "gc.where")
     raises(gc.TraceError, lambda: gc.function(lambda x: [v for v in x]), "iterate")
     raises(gc.TraceError, lambda: gc.function(lambda x: np.sin(x)), "np.sin")
     raises(gc.TraceError, lambda: gc.function(lambda x: x + "a"), "str")

@@ -25,7 +25,12 @@ ELEMENTWISE = [g for g in ops.TABLE if g.kind == ops.ELEMENTWISE]
 MASKS = [g for g in ops.TABLE if g.kind == ops.MASK]
 TENSOR = [g for g in ops.TABLE if g.kind == ops.TENSOR]
 # made by vector-Jacobian rules, never by users
-BACKWARD_ONLY = {"broadcast_to", "sum_to", "route_to_max", "softmax_cross_entropy_grad"}
+BACKWARD_ONLY = {
+    "broadcast_to", "sum_to", "route_to_max", "softmax_cross_entropy_grad", "index_add", "pick_add",
+    "add_along_axis",
+}  # fmt: skip
+PICKED = np.array([0, 2, 2, 1])  # labels with a repeat: scatter-add must add, not overwrite
+TAKEN = np.array([[0, 0], [3, 1], [2, 2]])  # repeats within a row, too
 
 # ---------------------------------------------------------------- safe input domains
 
@@ -443,6 +448,54 @@ TENSOR_CASES = {
             lambda X: apply("sum_squares", X, axis=1, keepdims=True),
             lambda X: np.sum(X**2, axis=1, keepdims=True),
             {"X": (3, 4)},
+        ),
+    ],
+    # indexing and gathering (indices are constants here; see test_indexing.py for inputs)
+    "getitem": [
+        (lambda X: X[1:3], lambda X: X[1:3], {"X": (4, 3)}),
+        (lambda X: X[:, 1], lambda X: X[:, 1], {"X": (4, 3)}),
+        (lambda X: X[..., None], lambda X: X[..., None], {"X": (4, 3)}),
+        (lambda X: X[-1, ::-2], lambda X: X[-1, ::-2], {"X": (4, 5)}),
+        (lambda X: X[None, :, 0:3:2], lambda X: X[None, :, 0:3:2], {"X": (2, 4, 5)}),
+    ],
+    "pick": [
+        (lambda X: X[np.arange(4), PICKED], lambda X: X[np.arange(4), PICKED], {"X": (4, 3)}),
+        (
+            lambda X: X[gc.arange(X.shape[0]), PICKED],
+            lambda X: X[np.arange(4), PICKED],
+            {"X": (4, 3)},
+        ),  # fmt: skip
+    ],
+    "take_along_axis": [
+        (
+            lambda X: gc.take_along_axis(X, TAKEN, axis=1),
+            lambda X: np.take_along_axis(X, TAKEN, axis=1),
+            {"X": (3, 4)},
+        ),
+        (
+            lambda X: gc.take_along_axis(X, TAKEN.T, axis=0),
+            lambda X: np.take_along_axis(X, TAKEN.T, axis=0),
+            {"X": (4, 3)},
+        ),
+    ],
+    "concatenate": [
+        (
+            lambda A, B: gc.concatenate([A, B], axis=1),
+            lambda A, B: np.concatenate([A, B], axis=1),
+            {"A": (3, 2), "B": (3, 4)},
+        ),
+        (
+            lambda A, B: gc.concatenate((A, B, A), axis=0),
+            lambda A, B: np.concatenate((A, B, A), axis=0),
+            {"A": (1, 3), "B": (2, 3)},
+        ),
+    ],
+    "stack": [
+        (lambda A, B: gc.stack([A, B]), lambda A, B: np.stack([A, B]), {"A": (3,), "B": (3,)}),
+        (
+            lambda A, B: gc.stack([A, B, A], axis=-1),
+            lambda A, B: np.stack([A, B, A], axis=-1),
+            {"A": (2, 3), "B": (2, 3)},
         ),
     ],
 }

@@ -164,6 +164,17 @@ def test_transpose_and_reshape_are_numpy():
         gc.reshape(x, (5, 5))
 
 
+def test_gathering_and_joining_are_numpy():
+    x = np.arange(12.0).reshape(3, 4)
+    idx = np.array([[0, 0], [3, 1], [2, 2]])
+    same(gc.take_along_axis(x, idx, axis=1), np.take_along_axis(x, idx, axis=1))
+    same(gc.concatenate([x, x[:1]], axis=0), np.concatenate([x, x[:1]], axis=0))
+    same(gc.stack([x, 2 * x], axis=-1), np.stack([x, 2 * x], axis=-1))
+    same(gc.arange(4), np.arange(4))
+    with pytest.raises(ValueError):  # NumPy's own error, as NumPy raises it
+        gc.concatenate([x, x.T], axis=0)
+
+
 def test_numpy_semantics_for_python_numbers_too():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -207,7 +218,8 @@ def test_a_list_holding_traced_values_is_refused_as_in_tracing():
 
 def test_every_public_gate_is_checked_here():
     tested = set(ONE_ARGUMENT) | {"sigmoid", "maximum", "minimum", "where", "sum", "mean", "max"}
-    tested |= {"matmul", "transpose", "reshape"}
+    tested |= {"matmul", "transpose", "reshape", "take_along_axis", "concatenate", "stack"}
+    tested |= {"arange"}
     public = {
         name
         for name, fn in vars(gates).items()

@@ -98,6 +98,20 @@ class TorchOps:
     def reshape(x, shape):
         return torch.reshape(x, shape)
 
+    indices = staticmethod(lambda v: torch.tensor(v, dtype=torch.int64))
+
+    @staticmethod
+    def take_along_axis(x, idx, axis):
+        return torch.take_along_dim(_t(x), idx, dim=axis)
+
+    @staticmethod
+    def concatenate(xs, axis):
+        return torch.cat([_t(x) for x in xs], dim=axis)
+
+    @staticmethod
+    def stack(xs, axis):
+        return torch.stack([_t(x) for x in xs], dim=axis)
+
 
 def torch_gradients(case: Case, dout=None) -> tuple[np.ndarray, dict, float]:
     """The output, d sum(output) / d input for every input (d sum(dout * output) with `dout`),

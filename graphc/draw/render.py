@@ -38,6 +38,7 @@ from ..ir import text
 from ..ir.errors import GraphcError
 from ..ir.graph import args_of, topo_order
 from ..ir.ops import gate_of
+from ..ir.tensor import index_code
 from .notation import computations, local_texts
 
 FONT = "Helvetica"
@@ -280,6 +281,8 @@ def _gate_label(g: nx.DiGraph, n: int) -> str:
     if op in ("sum", "mean", "max", "logsumexp", "sum_squares", "log_softmax"):
         axis = data.get("params", {}).get("axis")
         return gate_of(op).symbol + (f"[{axis}]" if axis is not None else "")
+    if op in ("getitem", "index_add"):  # the index itself, as written: [:, 1:]
+        return f"[{index_code(tuple(data['params']['index']))}]"
     return gate_of(op).symbol
 
 

@@ -31,7 +31,7 @@ import sympy
 
 from ..ir import text
 from ..ir.errors import GateError
-from ..ir.ops import TENSOR
+from ..ir.ops import TENSOR, gate_of
 from ..ir.special import API_HELPER_NEEDS, API_HELPERS, HELPERS, MASKS, is_boolean, where
 from ..passes.schedule import Program
 from ..passes.shortcuts import Shortcuts
@@ -316,11 +316,25 @@ def emit_api_module(program: Program, title: str, version: str) -> str:
     return "\n\n\n".join(blocks) + "\n"
 
 
+def gate_helpers(op) -> tuple[str, ...]:
+    gate = gate_of(op) if op not in ("input", "const") else None
+    return gate.helpers if gate is not None else ()
+
+
 def api_helpers_used(program: Program) -> list[str]:
     """The standard twins of the helpers the NumPy module would define, and what they call."""
     names = {source.split("def ", 1)[1].split("(", 1)[0] for source in helpers_used(program)}
     names.update(need for name in list(names) for need in API_HELPER_NEEDS.get(name, ()))
     missing = sorted(names - set(API_HELPERS))
+    gates = sorted(
+        {op for _, op in program.graph.nodes(data="op") if set(gate_helpers(op)) & set(missing)}
+    )
+    if gates:
+        raise GateError(
+            f"gate(s) {gates} need the helper(s) {missing}, which add into an array in place "
+            "(np.add.at); the array API standard has no such scatter-add, so the gradient of "
+            "indexing and gathering needs backend='numpy'"
+        )
     if missing:
         raise GateError(
             f"the helper(s) {missing} have no array API twin; use backend='numpy' for this function"

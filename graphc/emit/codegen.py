@@ -40,6 +40,7 @@ from ..ir.ops import (
 )
 from ..ir.shapes import Sizes
 from ..ir.special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
+from ..ir.tensor import FORWARD_NOTES
 from ..passes.schedule import Program, fresh
 from ..passes.shortcuts import Shortcuts, shortcuts
 from . import sizes as generic
@@ -521,7 +522,7 @@ class Emitter:
                 )
             if self.constant_only(n):
                 return f"{op} of constants, as NumPy's float64 computes it"
-            return op
+            return FORWARD_NOTES.get(op, op)
         if "shared_by" in data:
             by = self.g.nodes[data["shared_by"]]
             return f"{by.get('gate', by['op'])}: shared by the gradients below"

@@ -11,12 +11,15 @@ spelling, run.
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import sympy
 
 from ..ir.errors import TraceError
 from ..ir.ops import GateName, define_gate, evaluate, gate_call, gate_of
 from . import params
-from .trace import Value, apply
+from .trace import Arange, Size, Value, apply
 
 
 def _call(op: str, *args, **params):
@@ -116,6 +119,44 @@ def transpose(x, axes=None):
 def reshape(x, shape):
     """Reshape to `shape` (one entry may be -1)."""
     return _call("reshape", x, shape=params.shape(shape))
+
+
+def take_along_axis(a, indices, axis):
+    """`np.take_along_axis(a, indices, axis)`: entries of `a` picked by the integer `indices`
+    along `axis` (no gradient flows into them); its backward adds dout back at the picked
+    entries, repeats adding up (np.add.at)."""
+    return _call("take_along_axis", a, indices, axis=params.one_axis(axis, "take_along_axis"))
+
+
+def concatenate(arrays, axis=0):
+    """`np.concatenate(arrays, axis)`: arrays joined along an existing axis; each gets its own
+    stretch of the gradient back."""
+    return _call("concatenate", *_sequence(arrays, "concatenate"),
+                 axis=params.one_axis(axis, "concatenate"))  # fmt: skip
+
+
+def stack(arrays, axis=0):
+    """`np.stack(arrays, axis)`: arrays of one shape joined along a new axis."""
+    return _call("stack", *_sequence(arrays, "stack"), axis=params.one_axis(axis, "stack"))
+
+
+def _sequence(arrays, name: str) -> list:
+    if isinstance(arrays, Value) or not isinstance(arrays, (list, tuple)) or not arrays:
+        raise TraceError(
+            f"gc.{name} takes a non-empty list or tuple of arrays, e.g. gc.{name}([a, b], axis=0)"
+        )
+    return list(arrays)
+
+
+def arange(n):
+    """Every index 0..n-1, to pick one entry per row: `scores[gc.arange(N), y]` is
+    `scores[i, y[i]]` for each row i, with N = scores.shape[0] read by the generated code. On a
+    plain int outside tracing it is np.arange(n)."""
+    if isinstance(n, Size):
+        return Arange(n)
+    if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+        return np.arange(n)
+    raise TraceError(f"gc.arange takes a size, x.shape[0], or an int; got {n!r}")
 
 
 class GateFunction:

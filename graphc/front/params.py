@@ -45,3 +45,10 @@ def shape(value) -> tuple[int, ...]:
             f"gc.reshape: shape must be a tuple of non-negative ints or -1, got {value!r}"
         )
     return value
+
+
+def one_axis(value, gate: str) -> int:
+    """The one `axis` of `take_along_axis`, `concatenate` and `stack`: an int."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TraceError(f"gc.{gate}: axis must be an int, got {value!r}")

@@ -155,10 +155,20 @@ class Value:
         raise TraceError("len() of a traced value: shapes are not known while tracing")
 
     def __getitem__(self, key):
+        return index(self, key)
+
+    def __setitem__(self, key, value):
         raise TraceError(
-            "indexing a traced value is not supported; use gc.reshape, gc.transpose, reductions "
-            "over an axis, or pass the pieces as separate inputs"
+            "assignment x[...] = v into a traced value is not supported (a traced value is never "
+            "changed in place); build the new value instead: gc.where(mask, v, x) to replace "
+            "entries, or gc.concatenate / gc.stack to join pieces"
         )
+
+    @property
+    def shape(self):
+        """The sizes of this value, read by the generated code from its arguments (`x.shape[0]`):
+        `x.shape[k]` is a size to give `gc.arange`; its number is not known while tracing."""
+        return Shape(self)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """Let `np.exp(x)` and friends work on traced values by mapping them to gates."""
@@ -170,6 +180,160 @@ class Value:
                 f"such as gc.exp, or one of: {known}"
             )
         return apply(op, *inputs)
+
+
+class Shape:
+    """A traced value's shape: `x.shape[k]` is a `Size`; its length is not known while tracing
+    (one module serves every size)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Value):
+        self.value = value
+
+    def __getitem__(self, axis):
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+            raise TraceError(f"x.shape takes one axis, an int; got {axis!r}")
+        return Size(self.value, int(axis))
+
+    def __len__(self):
+        raise TraceError("len(x.shape) of a traced value: its rank is not known while tracing")
+
+    def __iter__(self):
+        raise TraceError(
+            "cannot unpack x.shape of a traced value: read one size as x.shape[0], e.g. "
+            "gc.arange(x.shape[0])"
+        )
+
+
+class Size:
+    """`x.shape[axis]` of a traced value: a size the generated code reads (`x.shape[0]`), never a
+    number baked in. Use it as `gc.arange(x.shape[0])` in an index."""
+
+    __slots__ = ("value", "axis")
+
+    def __init__(self, value: Value, axis: int):
+        self.value, self.axis = value, axis
+
+    def __repr__(self) -> str:
+        return f"<graphc size {_shown_arg(self.value)}.shape[{self.axis}]>"
+
+    def _number(self, *_):
+        raise TraceError(
+            f"{self!r} is not known while tracing (the generated code works for every size); "
+            "use it as gc.arange(x.shape[0]) to index with every row, e.g. "
+            "scores[gc.arange(scores.shape[0]), y], and gc.mean to divide by it"
+        )
+
+    __index__ = __int__ = __float__ = __bool__ = _number
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _number
+
+
+class Arange:
+    """`gc.arange(n)`: every index 0..n-1 of an axis, as the first index of `a[gc.arange(N), y]`
+    (one entry per row); `n` is a size `x.shape[k]` or an int."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size):
+        if not isinstance(size, Size) and (
+            isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral)
+        ):
+            raise TraceError(f"gc.arange takes a size, x.shape[0], or an int; got {size!r}")
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"gc.arange({self.size!r})"
+
+    def _no(self, *_):
+        raise TraceError(
+            "gc.arange(...) only indexes: write a[gc.arange(N), y] to pick a[i, y[i]] per row"
+        )
+
+    __add__ = __radd__ = __sub__ = __mul__ = __rmul__ = __array__ = _no
+
+
+def index(x: Value, key) -> Value:
+    """`x[key]` on a traced value: a `getitem` gate for basic indexing (ints, slices, None,
+    ...), a `pick` gate for `a[gc.arange(N), y]` (one entry per row, `np.arange(N)` too)."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, Value) and _is_mask(k.op) for k in key):
+        raise TraceError(_MASK_INDEX)
+    arrays = [i for i, k in enumerate(key) if _is_array_index(k)]
+    if not arrays:
+        return apply("getitem", x, index=tuple(_basic_entry(k) for k in key))
+    if len(key) == 2 and arrays == [0, 1] and _is_all_rows(key[0]):
+        return apply("pick", x, _index_array(key[1]))
+    raise TraceError(
+        f"graphc indexes traced arrays with ints, slices, None and ..., and gathers one entry "
+        f"per row as a[gc.arange(N), y]; the index {_shown_key(key)} is neither. Use "
+        "gc.take_along_axis(a, idx, axis) for other gathers"
+    )
+
+
+def _shown_key(key) -> str:
+    return "[" + ", ".join(type(k).__name__ if not isinstance(k, (int, slice)) else repr(k)
+                           for k in key) + "]"  # fmt: skip
+
+
+def _is_array_index(k) -> bool:
+    if isinstance(k, (Value, Arange)):
+        return True
+    return isinstance(k, (list, np.ndarray)) and not isinstance(k, np.generic)
+
+
+def _is_all_rows(k) -> bool:
+    """gc.arange(N), or a constant np.arange(N): read as every row (np.arange(a.shape[0]))."""
+    if isinstance(k, Arange):
+        return True
+    if isinstance(k, (list, np.ndarray)):
+        arr = np.asarray(k)
+        return arr.ndim == 1 and arr.dtype.kind in "iu" and np.array_equal(arr, np.arange(len(arr)))
+    return False
+
+
+def _index_array(k) -> Value:
+    if isinstance(k, Value):
+        return k
+    arr = np.asarray(k)
+    if arr.dtype.kind == "b":
+        raise TraceError(_MASK_INDEX)
+    if arr.dtype.kind not in "iu":
+        raise TraceError(f"an index array must hold integers, got dtype {arr.dtype}")
+    return Value("const", const=arr)
+
+
+_MASK_INDEX = (
+    "boolean-mask indexing x[mask] is not supported (its shape depends on the values); keep "
+    "the shape and choose entries with gc.where(mask, x, 0.0), then gc.sum"
+)
+
+
+def _basic_entry(k):
+    if k is None or k is Ellipsis:
+        return None if k is None else "..."
+    if isinstance(k, (bool, np.bool_)):
+        raise TraceError(_MASK_INDEX)
+    if isinstance(k, numbers.Integral):
+        return int(k)
+    if isinstance(k, slice):
+        bounds = (k.start, k.stop, k.step)
+        if any(isinstance(b, Size) for b in bounds):
+            raise TraceError(
+                "a slice bound x.shape[k] is not known while tracing; write the bound relative "
+                "to the end instead, e.g. x[:-1] or x[1:]"
+            )
+        if any(b is not None and (isinstance(b, bool) or not isinstance(b, numbers.Integral))
+               for b in bounds):  # fmt: skip
+            raise TraceError(f"slice bounds must be ints or None, got {k!r}")
+        if k.step == 0:
+            raise TraceError("a slice step cannot be zero")
+        return tuple(None if b is None else int(b) for b in bounds)
+    if isinstance(k, Size):
+        raise TraceError(
+            f"{k!r} is not known while tracing; index with ints, slices or gc.arange(N)"
+        )
+    raise TraceError(f"cannot index a traced value with {type(k).__name__} {k!r:.40}")
 
 
 _UFUNCS = {
@@ -196,6 +360,8 @@ def lift(x) -> Value:
     """A Value for `x`: Values pass through; real numbers and arrays become constants."""
     if isinstance(x, Value):
         return x
+    if isinstance(x, (Size, Arange)):
+        x._number() if isinstance(x, Size) else x._no()
     if isinstance(x, (bool, np.bool_)):
         raise TraceError(f"a boolean constant {x!r} in an expression; use 1.0/0.0 or a comparison")
     if isinstance(x, numbers.Real):
@@ -233,7 +399,17 @@ def apply(op: str, *args, **params) -> Value:
             )
         if i in gate.nondiff and not is_mask:
             raise TraceError(f"gate {op!r} needs a comparison such as x > 0 as argument {i + 1}")
+        if i in gate.indices and not _is_index(v):
+            raise TraceError(
+                f"gate {op!r} takes integer indices as argument {i + 1}: an input (its labels, "
+                "say) or an integer array, not a value computed by gates (which is a float)"
+            )
     return Value(op, values, params)
+
+
+def _is_index(v: Value) -> bool:
+    """An input (kept an integer array, see `ir.graph.index_inputs`) or an integer constant."""
+    return v.op == "input" or v.op == "const" and np.asarray(v.const).dtype.kind in "iu"
 
 
 def _is_mask(op: str) -> bool:

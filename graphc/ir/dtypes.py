@@ -38,7 +38,8 @@ OPERATORS = frozenset({"add", "sub", "mul", "div", "pow", "neg"})
 # gates that keep an integer dtype in NumPy (the others compute in floats: exp of int64 is float64)
 KEEP_INTEGERS = frozenset(
     {"add", "sub", "mul", "neg", "pow", "abs", "relu", "maximum", "minimum", "where", "sum",
-     "max", "transpose", "reshape", "matmul", "broadcast_to", "sum_to"}
+     "max", "transpose", "reshape", "matmul", "broadcast_to", "sum_to", "getitem", "pick",
+     "take_along_axis", "concatenate", "stack", "index_add", "pick_add", "add_along_axis"}
 )  # fmt: skip
 
 
@@ -73,7 +74,12 @@ def node_kinds(g: nx.DiGraph, inputs: dict[int, np.dtype | None]) -> dict[int, o
         if getattr(gate_of(op), "kind", None) == MASK:
             kinds[n] = MASK_KIND
             continue
-        args = [kinds[a] for a in args_of(g, n) if kinds[a] != MASK_KIND]
+        indices = getattr(gate_of(op), "indices", ())  # integer indices: no part in promotion
+        args = [
+            kinds[a]
+            for p, a in enumerate(args_of(g, n))
+            if kinds[a] != MASK_KIND and p not in indices
+        ]
         operator = op in OPERATORS or (op == "expr" and _arithmetic(data["formula"]))
         if all(k == CONST for k in args):
             kinds[n] = CONST

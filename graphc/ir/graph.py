@@ -280,6 +280,8 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
         op = data["op"]
         positions = sorted(p for _, _, pos in g.in_edges(n, data="pos") for p in pos_tuple(pos))
         want = _expr_arity(g, n, positions) if op == "expr" else arity(g, n)
+        if want == -1:  # a gate of any number of arguments (concatenate, stack): one or more
+            want = max(len(positions), 1)
         if positions != list(range(want)):
             raise GraphError(
                 f"node {n!r} ({op}) takes {want} argument(s) but its incoming edges fill positions "
@@ -497,3 +499,24 @@ def _positions(g, n, pos):
             f"or one that is not an int >= 0 or a list of them: {text.shown(pos)}"
         )
     return positions
+
+
+def index_inputs(g: nx.DiGraph) -> tuple[str, ...]:
+    """The names of the inputs that index (the integer `y` of `scores[gc.arange(N), y]`): they
+    stay integers and get no gradient. GraphError where one is also used as a number."""
+    found = []
+    for i in g.graph.get("inputs", ()):
+        uses = set()
+        for _, s, pos in g.out_edges(i, data="pos"):
+            gate = _gate(g.nodes[s]["op"])
+            indices = getattr(gate, "indices", ())
+            uses.update(p in indices for p in _positions(g, s, pos))
+        if True in uses and False in uses:
+            name = g.nodes[i]["name"]
+            raise GraphError(
+                f"input {name!r} is used both as an index and as a number; an index takes "
+                f"integers and gets no gradient: pass the number as another input"
+            )
+        if True in uses:
+            found.append(g.nodes[i]["name"])
+    return tuple(found)

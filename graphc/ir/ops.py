@@ -58,6 +58,7 @@ class Gate:
     numpy: str | None = None  # forward spelling when the printed formula would read worse
     array_api: str | None = None  # the same in the array API standard (`xp.`), beside it
     nondiff: tuple[int, ...] = ()  # argument positions no gradient flows into (masks)
+    indices: tuple[int, ...] = ()  # positions of integer index arrays (no gradient flows in)
     helpers: tuple[str, ...] = ()  # functions the generated module defines when the gate is used
     composed: Callable | None = None  # its formula inside fused formulas, if not `formula`
     shape: Callable | None = None  # tensor gates: (arg shapes, params) -> output shape

@@ -485,6 +485,31 @@ def route_to_max(dout, x, axis, keepdims):
     return dx
 ''')
 
+helper('''\
+def scatter_add(dout, shape, index):
+    """Zeros of `shape` with dout added at `index`: the backward of x[index]. An index with
+    integer arrays may repeat an entry: np.add.at adds once per occurrence, so a repeated index
+    receives the sum of its gradients. Ints, slices and None never repeat: one write does."""
+    dx = np.zeros(shape, dtype=np.result_type(dout))
+    if any(isinstance(i, np.ndarray) for i in (index if isinstance(index, tuple) else (index,))):
+        np.add.at(dx, index, dout)
+    else:
+        dx[index] = dout
+    return dx
+''')
+
+helper('''\
+def add_along_axis(dout, idx, shape, axis):
+    """Zeros of `shape` with dout added where np.take_along_axis(x, idx, axis) read; repeated
+    indices add up (np.add.at)."""
+    dx = np.zeros(shape, dtype=np.result_type(dout))
+    idx, dout = np.broadcast_arrays(idx, dout)
+    where = list(np.indices(idx.shape, sparse=True))
+    where[axis] = idx
+    np.add.at(dx, tuple(where), dout)
+    return dx
+''')
+
 # helpers that call other helpers
 HELPER_NEEDS = {
     "logsumexp": ("log_softmax",),

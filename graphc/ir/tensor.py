@@ -510,6 +510,289 @@ FUSED_ROWS = (
 )  # fmt: skip
 
 
+# ---------------------------------------------------------------- indexing and gathering
+# Basic indexing (`x[1:3]`, `x[:, k]`, `x[..., None]`) keeps its index as a static parameter:
+# a tuple whose entries are an int, None (a new axis), "..." (Ellipsis) or a (start, stop, step)
+# triple for a slice. Its backward adds dout into zeros at the same index (`scatter_add`, which
+# is np.add.at: right also where gathered indices repeat). Integer-array gathering takes the
+# indices as an argument no gradient flows into (`INDEX_ARGS`).
+
+
+def index_code(index: tuple) -> str:
+    """An index as Python writes it inside brackets: `:, 1:`, `..., None`, `::-1, 0`."""
+
+    def one(e) -> str:
+        if e is None:
+            return "None"
+        if e == "...":
+            return "..."
+        if isinstance(e, tuple):
+            start, stop, step = ("" if v is None else str(v) for v in e)
+            return f"{start}:{stop}" + (f":{step}" if step else "")
+        return str(e)
+
+    return ", ".join(one(e) for e in index)
+
+
+def _index_shape(shape: tuple[int, ...], index: tuple, gate: str = "getitem") -> tuple[int, ...]:
+    """The shape of `x[index]` for basic indexing, worked out on sizes alone (probe sizes are
+    far too large to index an array with)."""
+    ellipses = sum(1 for e in index if e == "...")
+    if ellipses > 1:
+        raise ShapeError(f"gate {gate!r}: an index can have only one '...' (Ellipsis)")
+    used = sum(1 for e in index if e is not None and e != "...")
+    if used > len(shape):
+        raise ShapeError(
+            f"gate {gate!r}: too many indices [{index_code(index)}] for an array of shape "
+            f"{shape} ({len(shape)} dimensions)"
+        )
+    if not ellipses:
+        index = index + ("...",)
+    out: list[int] = []
+    axis = 0
+    for e in index:
+        if e is None:
+            out.append(1)
+        elif e == "...":
+            rest = len(shape) - used
+            out.extend(shape[axis : axis + rest])
+            axis += rest
+        elif isinstance(e, tuple):
+            if e[2] == 0:
+                raise ShapeError(f"gate {gate!r}: a slice step cannot be zero")
+            out.append(_slice_length(slice(*e), shape[axis], gate))
+            axis += 1
+        else:
+            n = _real(shape[axis])
+            if not -n <= e < n:
+                raise ShapeError(
+                    f"gate {gate!r}: index {e} is out of bounds for axis {axis} of size {n} "
+                    f"(shape {shape}); use an index from {-n} to {n - 1}"
+                )
+            axis += 1
+    return tuple(out)
+
+
+PROBE_FROM = 1 << 24  # sizes from here up are the compiler's probes (`shapes.PROBE_SHIFT`)
+
+
+def _real(n: int) -> int:
+    """The call's size behind a probe size (`shapes.real_size`), for bounds checks."""
+    return n >> 24 if n >= PROBE_FROM else n
+
+
+def _slice_length(s: slice, n: int, gate: str) -> int:
+    """How many entries slice `s` takes of an axis of size `n`. Of a probe size, a generic
+    module needs a length that follows the size in every call of its pattern: all of it, or
+    all but a fixed number (`1:`, `:-1`); another (`:3`, `::2`) is a ShapeError, on which the
+    compiler specialises to the call's shapes."""
+    length = len(range(*s.indices(n)))
+    if n >= PROBE_FROM:
+        real = _real(n)
+        taken = len(range(*s.indices(real)))
+        if n - length != real - taken or taken < 2:
+            raise ShapeError(f"gate {gate!r}: slice {s} does not follow the size of its axis")
+    return length
+
+
+def _getitem_shape(shapes, p):
+    return _index_shape(tuple(shapes[0]), tuple(p["index"]))
+
+
+def _spell_getitem(a, shapes, p):
+    return f"{a[0]}[{index_code(tuple(p['index']))}]"
+
+
+def _vjp_getitem(b, node, args, dout):
+    # x[index] picks entries: dx is zeros with dout added at the same index
+    index = b.params(node)["index"]
+    if all(e is None or e == "..." or e == (None, None, None) for e in index):  # new axes only
+        return (b.op("reshape", [dout], shape=b.shape(args[0])),)
+    dx = b.op("index_add", [dout], shape=b.shape(args[0]), index=index)
+    b.g.nodes[dx]["comment"] = f"[{index_code(tuple(index))}] backward: dout into zeros there"
+    return (dx,)
+
+
+def _spell_index_add(a, shapes, p):
+    return f"scatter_add({a[0]}, {tuple(p['shape'])}, np.s_[{index_code(tuple(p['index']))}])"
+
+
+def _vjp_index_add(b, node, args, dout):
+    # index_add(g) is linear in g: dg = dout read at the index
+    return (b.op("getitem", [dout], index=b.params(node)["index"]),)
+
+
+def _pick_shape(shapes, p):
+    a, idx = shapes
+    if len(a) != 2 or len(idx) != 1 or idx[0] != a[0]:
+        raise ShapeError(
+            f"gate 'pick': a[arange(N), y] picks one entry per row of a matrix, with one index "
+            f"per row; got a of shape {a} and indices of shape {idx} (y needs shape (N,) for a "
+            "of shape (N, C)); use gc.take_along_axis for other gathers"
+        )
+    return (a[0],)
+
+
+def _vjp_pick(b, node, args, dout):
+    # out[i] = a[i, y[i]]: da is zeros with dout[i] added at (i, y[i]), repeats adding up
+    a, idx = args
+    da = b.op("pick_add", [dout, idx], shape=b.shape(a))
+    b.g.nodes[da]["comment"] = "pick backward: dout[i] added at (i, index[i]); repeats add up"
+    return da, None
+
+
+def _pick_add_shape(shapes, p):
+    return tuple(p["shape"])
+
+
+def _vjp_pick_add(b, node, args, dout):
+    # pick_add(g, y) is linear in g: dg = dout picked at (i, y[i])
+    return b.op("pick", [dout, args[1]]), None
+
+
+def _take_shape(shapes, p):
+    a, idx = shapes
+    axis = _one_axis(p, len(a), "take_along_axis")
+    if len(idx) != len(a):
+        raise ShapeError(
+            f"gate 'take_along_axis': the indices (shape {idx}) need as many dimensions as the "
+            f"array (shape {a}); add axes of size 1, e.g. idx[:, None]"
+        )
+    try:
+        rest = broadcast_shapes(
+            tuple(n for i, n in enumerate(a) if i != axis),
+            tuple(n for i, n in enumerate(idx) if i != axis),
+        )
+    except ValueError:
+        raise ShapeError(
+            f"gate 'take_along_axis': indices of shape {idx} do not broadcast against the array "
+            f"of shape {a} outside axis {axis}"
+        ) from None
+    return rest[:axis] + (idx[axis],) + rest[axis:]
+
+
+def _vjp_take(b, node, args, dout):
+    # out = take_along_axis(a, idx): da adds dout at the taken entries (repeats add up)
+    a, idx = args
+    axis = b.params(node)["axis"]
+    da = b.op("add_along_axis", [dout, idx], shape=b.shape(a), axis=axis)
+    b.g.nodes[da]["comment"] = "take_along_axis backward: dout added where taken; repeats add up"
+    return da, None
+
+
+def _vjp_add_along(b, node, args, dout):
+    return b.op("take_along_axis", [dout, args[1]], axis=b.params(node)["axis"]), None
+
+
+def _concat_shape(shapes, p):
+    if not shapes:
+        raise ShapeError("gate 'concatenate' needs at least one array")
+    first = shapes[0]
+    if not first:
+        raise ShapeError("gate 'concatenate': zero-dimensional arrays cannot be concatenated; "
+                         "use gc.stack")  # fmt: skip
+    axis = _axes(p["axis"], len(first), "concatenate")[0]
+    for s in shapes[1:]:
+        if len(s) != len(first) or any(
+            m != n for i, (m, n) in enumerate(zip(s, first)) if i != axis
+        ):
+            listed = ", ".join(map(str, shapes))
+            raise ShapeError(
+                f"gate 'concatenate': shapes {listed} differ outside axis {axis}; every array "
+                "needs the same sizes except along the axis they are joined on"
+            )
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1 :]
+
+
+def _vjp_concat(b, node, args, dout):
+    # each input gets its own stretch of dout along the axis
+    shape = b.shape(node)
+    axis = _axes(b.params(node)["axis"], len(shape), "concatenate")[0]
+    out, start = [], 0
+    for a in args:
+        stop = start + b.shape(a)[axis]
+        out.append(b.op("getitem", [dout], index=(*(((None,) * 3,) * axis), (start, stop, None))))
+        start = stop
+    return tuple(out)
+
+
+def _stack_shape(shapes, p):
+    if not shapes:
+        raise ShapeError("gate 'stack' needs at least one array")
+    if any(s != shapes[0] for s in shapes):
+        listed = ", ".join(map(str, shapes))
+        raise ShapeError(f"gate 'stack': shapes {listed} differ; stacked arrays need one shape")
+    first = tuple(shapes[0])
+    axis = _axes(p["axis"], len(first) + 1, "stack")[0]
+    return first[:axis] + (len(shapes),) + first[axis:]
+
+
+def _vjp_stack(b, node, args, dout):
+    # input k gets dout at position k along the new axis
+    axis = _axes(b.params(node)["axis"], len(b.shape(node)), "stack")[0]
+    whole = ((None,) * 3,) * axis
+    return tuple(b.op("getitem", [dout], index=(*whole, k)) for k in range(len(args)))
+
+
+def _spell_joined(fn, xp="np"):
+    def spell(a, shapes, p):
+        return f"{xp}.{fn}([{', '.join(a)}], axis={p['axis']})"
+
+    return spell
+
+
+INDEX_ROWS = (
+    dict(
+        name="getitem", arity=1, symbol="[]", shape=_getitem_shape, spell=_spell_getitem,
+        vjp=_vjp_getitem, params=("index",), spell_api=_spell_getitem,
+    ),
+    dict(
+        name="pick", arity=2, symbol="gather", shape=_pick_shape,
+        spell=lambda a, s, p: f"{a[0]}[np.arange({s[0][0]}), {a[1]}]",
+        spell_api=lambda a, s, p: f"{a[0]}[xp.arange({s[0][0]}), {a[1]}]",
+        vjp=_vjp_pick, indices=(1,),
+    ),
+    dict(
+        name="take_along_axis", arity=2, symbol="gather", shape=_take_shape,
+        spell=lambda a, s, p: f"np.take_along_axis({a[0]}, {a[1]}, axis={p['axis']})",
+        spell_api=lambda a, s, p: f"xp.take_along_axis({a[0]}, {a[1]}, axis={p['axis']})",
+        vjp=_vjp_take, params=("axis",), indices=(1,),
+    ),
+    dict(
+        name="concatenate", arity=-1, symbol="concat", shape=_concat_shape,
+        spell=_spell_joined("concatenate"), spell_api=_spell_joined("concat", "xp"),
+        vjp=_vjp_concat, params=("axis",),
+    ),
+    dict(
+        name="stack", arity=-1, symbol="stack", shape=_stack_shape,
+        spell=_spell_joined("stack"), spell_api=_spell_joined("stack", "xp"),
+        vjp=_vjp_stack, params=("axis",),
+    ),
+    # backward-only: dout added into zeros where the forward gate read (np.add.at)
+    dict(
+        name="index_add", arity=1, symbol="[]+=", shape=_pick_add_shape, spell=_spell_index_add,
+        vjp=_vjp_index_add, params=("shape", "index"), helpers=("scatter_add",),
+        spell_api=None,  # the array API standard has no scatter-add (np.add.at)
+    ),
+    dict(
+        name="pick_add", arity=2, symbol="scatter", shape=_pick_add_shape,
+        spell=lambda a, s, p: (
+            f"scatter_add({a[0]}, {tuple(p['shape'])}, (np.arange({s[0][0]}), {a[1]}))"
+        ),
+        spell_api=None,
+        vjp=_vjp_pick_add, params=("shape",), helpers=("scatter_add",), indices=(1,),
+    ),
+    dict(
+        name="add_along_axis", arity=2, symbol="scatter", shape=_pick_add_shape,
+        spell=lambda a, s, p: (
+            f"add_along_axis({a[0]}, {a[1]}, {tuple(p['shape'])}, axis={p['axis']})"
+        ),
+        spell_api=None,
+        vjp=_vjp_add_along, params=("shape", "axis"), helpers=("add_along_axis",), indices=(1,),
+    ),
+)  # fmt: skip
+
+
 # ---------------------------------------------------------------- static parameters
 # What each parameter may hold, checked when a graph comes from outside graphc (gc.from_graph):
 # each kind turns a value into the form the rules above read (JSON has no tuples, so a saved list
@@ -517,6 +800,7 @@ FUSED_ROWS = (
 # except where a gate works over one axis only (max) or exactly one (the fused softmax gates).
 
 _BAD = object()
+INDEX_AXIS_GATES = ("take_along_axis", "add_along_axis", "concatenate", "stack")
 
 
 def _int(v):
@@ -552,6 +836,25 @@ def _new_shape(v):
     return (int(v),) if _int(v) is not _BAD and v >= -1 else _ints(v, low=-1)
 
 
+def _index(v):
+    if not isinstance(v, (list, tuple)):
+        return _BAD
+    out = []
+    for e in v:
+        if e is None or e == "...":
+            out.append(e)
+        elif _int(e) is not _BAD:
+            out.append(int(e))
+        elif isinstance(e, (list, tuple)) and len(e) == 3:
+            bounds = tuple(None if b is None else _int(b) for b in e)
+            if _BAD in bounds:
+                return _BAD
+            out.append(bounds)
+        else:
+            return _BAD
+    return tuple(out)
+
+
 def _permutation(v):
     return None if v is None else _ints(v)
 
@@ -562,6 +865,11 @@ PARAM_KINDS = {  # name -> (how to read a value, what it may be)
     "shape": (lambda v: _ints(v, low=0), "a list of sizes (ints >= 0)"),
     "axes": (_permutation, "None or a list of ints (a permutation of the axes)"),
     "expand": (_ints, "a list of ints"),
+    "index": (
+        _index,
+        'a list of index entries: ints, null (a new axis), "..." and '
+        "[start, stop, step] slices (null for a missing bound)",
+    ),
 }
 GATE_PARAM_KINDS = {  # (gate, name) -> kind, where a gate narrows the usual kind
     ("reshape", "shape"): (_new_shape, "a list of sizes (ints >= 0, at most one -1)"),
@@ -572,6 +880,7 @@ GATE_PARAM_KINDS = {  # (gate, name) -> kind, where a gate narrows the usual kin
         for gate in ("logsumexp", "log_softmax", "softmax_cross_entropy")
     },
     ("softmax_cross_entropy_grad", "axis"): (_int, "an int"),
+    **{(gate, "axis"): (_int, "an int") for gate in INDEX_AXIS_GATES},
 }
 
 
@@ -700,7 +1009,17 @@ ROWS: tuple[dict, ...] = (
         api=_spell_route,
     ),
     *FUSED_ROWS,
+    *INDEX_ROWS,
 )
+
+# What a tensor gate's forward statement says in its comment, where its name alone says little
+FORWARD_NOTES = {
+    "getitem": "index",
+    "pick": "pick (gather): one entry of each row i, at column index[i]",
+    "take_along_axis": "gather along an axis",
+    "concatenate": "concatenate",
+    "stack": "stack along a new axis",
+}
 
 # What each tensor gate's backward does, in the drawing's words (show_local=True)
 VJP_DOCS = {
@@ -715,5 +1034,10 @@ VJP_DOCS = {
     "softmax_cross_entropy": "dx = dout * (softmax(x) * sum(y) - y)\ndy = -dout * log_softmax(x)",
     "affine": "dx = dout @ W.T\ndW = x.T @ dout\ndb = dout, summed back",
     "sum_squares": "dx = 2 * x * dout",
+    "getitem": "dx = zeros, dout added at the index",
+    "pick": "dx = zeros, dout[i] added at (i, y[i])",
+    "take_along_axis": "dx = zeros, dout added at the taken entries",
+    "concatenate": "each dx = its stretch of dout",
+    "stack": "each dx = its slice of dout",
 }
 ROWS = tuple({**row, "doc": VJP_DOCS.get(row["name"], "")} for row in ROWS)

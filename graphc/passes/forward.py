@@ -21,7 +21,7 @@ import sympy
 
 from ..ir.errors import GateError
 from ..ir.graph import add_node, args_of, copy_graph, topo_order
-from ..ir.ops import ARGS, ELEMENTWISE, MASK, MASKS, OUT, gate_of
+from ..ir.ops import ARGS, ELEMENTWISE, MASK, MASKS, OUT, cancelled, gate_of
 from . import autodiff
 from .schedule import Program, sanitize
 
@@ -183,6 +183,20 @@ def _tangent_route(b, n, args, ts):
     return b.op("route_to_max", [ts[0], args[1]], **b.params(n))
 
 
+def _tangent_gather(b, n, args, ts):
+    # a gather (and its scatter-add) is linear in the array and flat in the integer indices
+    if ts[0] is None:
+        return None
+    return b.op(b.op_of(n), [ts[0], args[1]], **b.params(n))
+
+
+def _tangent_joined(b, n, args, ts):
+    # concatenate and stack are linear: the tangents joined, 0 for an argument without one
+    joined = [t if t is not None else b.expr(cancelled(ARGS[0]), {ARGS[0]: a}) for a, t in
+              zip(args, ts)]  # fmt: skip
+    return b.op(b.op_of(n), joined, **b.params(n))
+
+
 def _reduced(b, n, x, formula, operands):
     """sum over the gate's axis of an elementwise `formula`, kept like the gate's output."""
     p = b.params(n)
@@ -288,6 +302,14 @@ TANGENT_RULES = {
     "softmax_cross_entropy_grad": _tangent_cross_entropy_grad,
     "affine": _tangent_affine,
     "sum_squares": _tangent_sum_squares,
+    "getitem": _linear,
+    "index_add": _linear,
+    "pick": _tangent_gather,
+    "pick_add": _tangent_gather,
+    "take_along_axis": _tangent_gather,
+    "add_along_axis": _tangent_gather,
+    "concatenate": _tangent_joined,
+    "stack": _tangent_joined,
 }
 
 # What each tensor gate's tangent is, in the comments' words
@@ -307,6 +329,14 @@ TANGENT_DOCS = {
     "softmax_cross_entropy_grad": "sum(y) * softmax * (x_t - sum(softmax * x_t)) + ...",
     "affine": "x_t @ W + x @ W_t + b_t",
     "sum_squares": "sum(2 * x * x_t)",
+    "getitem": "linear: the tangent indexed",
+    "index_add": "linear: the tangent added into zeros at the index",
+    "pick": "linear: the tangent picked at the same entries",
+    "pick_add": "linear: the tangent added at the same entries",
+    "take_along_axis": "linear: the tangent taken at the same entries",
+    "add_along_axis": "linear: the tangent added at the same entries",
+    "concatenate": "linear: the tangents concatenated",
+    "stack": "linear: the tangents stacked",
 }
 
 

@@ -137,6 +137,8 @@ def witnesses(f, base: dict):
     """(input name, probe value, inputs) for every single-input extreme probe, smallest first."""
     for v in PROBES:
         for name in f.inputs:
+            if name in getattr(f, "index_inputs", ()):  # integer labels: never a probe value
+                continue
             x = base[name]
             probe = (
                 v if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else np.full(np.shape(x), v)
