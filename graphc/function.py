@@ -981,8 +981,8 @@ def _call_key(values: list) -> tuple | None:
     key: list[object] = []
     for v in values:
         if type(v) is np.ndarray:
-            if v.dtype.kind != "f":  # integers become float64 arrays, or index as they are
-                return None
+            if v.dtype.kind not in "fiu":  # integers: float64 arrays, or index as they are
+                return None  # (binding changes the first: `_remember` never keeps such a key)
             key.append((v.shape, v.dtype))
         elif type(v) is float:
             key.append(float)

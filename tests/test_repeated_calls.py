@@ -106,3 +106,22 @@ def test_the_two_layer_net_repeated_at_a_small_batch_matches_a_fresh_function():
     same(out, want_out)
     for k in want:
         same(grads[k], want[k])
+
+
+def test_integer_labels_repeat_like_float_inputs(rng):
+    def softmax_loss(scores, y):
+        n = scores.shape[0]
+        shifted = scores - gc.max(scores, axis=1, keepdims=True)
+        log_probs = shifted - gc.log(gc.sum(gc.exp(shifted), axis=1, keepdims=True))
+        return -gc.mean(log_probs[gc.arange(n), y])
+
+    f = gc.function(softmax_loss)
+    for _ in range(3):
+        scores, y = rng.standard_normal((5, 4)), rng.integers(0, 4, size=5)
+        out, grads = f.value_and_grad(scores=scores, y=y)
+        want_out, want = gc.function(softmax_loss).value_and_grad(scores=scores, y=y)
+        same(out, want_out)
+        assert list(grads) == ["scores"] and list(want) == ["scores"]
+        same(grads["scores"], want["scores"])
+    with pytest.raises(InputError, match="integers"):
+        f.value_and_grad(scores=scores, y=y.astype(float))  # a float label: refused, still
