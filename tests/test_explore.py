@@ -343,8 +343,9 @@ def test_the_two_layer_net_page_shows_torch_arrays(tmp_path):
 
 @needs_chromium
 def test_the_two_layer_net_fitted_as_the_slides_fit_it(tmp_path):
-    """fit="16:9": the page's picture is the one the slides draw (`fitted`: the direction whose
-    text is larger), and its numbers PyTorch's in both modes."""
+    """fit="16:9": the page's picture is the one the slides draw in one piece (`fitted` with
+    wrap=False: the direction whose text is larger; the page scrolls where a slide would wrap
+    onto rows), and its numbers PyTorch's in both modes."""
     from graphc.draw import render
 
     loss, at = _net()
@@ -353,7 +354,7 @@ def test_the_two_layer_net_fitted_as_the_slides_fit_it(tmp_path):
         check_step(loss, at, tmp_path, step, fit="16:9")
     check_tangents(loss, at, tmp_path, "b1", gates, fit="16:9")
     page = loss.explore(**at, fit="16:9")
-    slide = render.svg_text(render.fitted(loss, at, render.Style(fit="16:9")))
+    slide = render.svg_text(render.fitted(loss, at, render.Style(fit="16:9"), wrap=False))
 
     def ratio(svg: str) -> float:
         box = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]

@@ -467,7 +467,8 @@ def _quiz(quiz):
 
 def fitted_function(f, inputs: dict, style):
     """What the slides draw for `f` fitted to `style.fit` (see `render.fitted`): the function
-    (fused above `render.FIT_GATES` gates) and the style in the direction whose text is larger."""
+    (fused above `render.FIT_GATES` gates) and the style in the direction whose text is larger,
+    in one piece: where a slide wraps onto rows, the page scrolls (`render.fitted(wrap=False)`)."""
     from dataclasses import replace
 
     gates = sum(1 for _, op in f.graph.nodes(data="op") if op not in ("input", "const"))

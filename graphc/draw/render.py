@@ -1244,11 +1244,15 @@ def _sized(canvas: graphviz.Digraph, style: Style) -> graphviz.Digraph:
     return canvas
 
 
-def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.Digraph:
+def fitted(
+    f, inputs: dict, style: Style, show_local: bool = False, wrap: bool = True
+) -> graphviz.Digraph:
     """`f`'s picture in `style`; fitted to a slide when `style.fit` says which: drawn in the
     direction (LR or TB) whose scaled text is the larger, and above FIT_GATES gates the circuit
     fused (`f.fused()`: affine, softmax cross-entropy, ... as one gate each; where that leaves
-    too many, level "elementwise"), the title saying so."""
+    too many, level "elementwise"), the title saying so; wrapped onto rows (or columns) linked
+    by letters where one piece would read too small. `wrap=False` keeps one piece (the
+    explorer's page, which scrolls instead)."""
     if style.fit is None:
         return picture([function_panel(f, inputs, style, show_local)], style)
     title = None
@@ -1273,7 +1277,7 @@ def fitted(f, inputs: dict, style: Style, show_local: bool = False) -> graphviz.
         stack = "vertical" if direction == "LR" else "horizontal"
         laid, _ = _layout(panel.scene, trial.colours, trial.numbers(), 1.0, direction)
         along = {k: (x if direction == "LR" else -y) for k, (x, y) in laid.items()}
-        for parts in range(1, MAX_PARTS + 1):
+        for parts in range(1, (MAX_PARTS if wrap else 1) + 1):  # wrap=False: one piece
             pieces = wrapped(panel.scene, parts, along)
             if parts > 1 and len(pieces) < parts:
                 break  # fewer ranks than pieces
