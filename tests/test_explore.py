@@ -322,15 +322,9 @@ def test_forward_mode_explains_a_gate_and_the_toggle_is_there(tmp_path):
 
 
 def _net():
-    from examples.two_layer_net import loss
+    from circuit_corpus import two_layer_net  # the slides' corpus: the same net and inputs
 
-    rng = np.random.default_rng(0)
-    at = dict(
-        X=rng.standard_normal((4, 2)), Y=np.eye(3)[[0, 1, 2, 0]],
-        W1=0.3 * rng.standard_normal((2, 5)), b1=np.zeros(5),
-        W2=0.3 * rng.standard_normal((5, 3)), b2=np.zeros(3), reg=1e-3,
-    )  # fmt: skip
-    return loss, at
+    return two_layer_net()
 
 
 @needs_chromium

@@ -13,6 +13,7 @@ import pytest
 from conftest import assert_grads_close, central_diff_all
 from hypothesis import given
 from strategies import broadcast_programs, examples, vector_programs
+from test_styles import batchnorm
 
 import graphc as gc
 from graphc.ir.graph import user_order
@@ -126,14 +127,6 @@ def _net_inputs():
     return NET_INPUTS
 
 
-def _batchnorm(x, gamma, beta):
-    mu = gc.mean(x, axis=0)
-    centred = x - mu
-    var = gc.mean(centred * centred, axis=0)
-    xhat = centred / gc.sqrt(var + 1e-5)
-    return gamma * xhat + beta
-
-
 @pytest.mark.parametrize("level", LEVELS)
 def test_printed_backward_is_the_exact_reverse_of_forward(level):
     # the printed statements, as emitted (shortcuts included): each belongs to a gate's step of
@@ -147,7 +140,7 @@ def test_printed_backward_is_the_exact_reverse_of_forward(level):
         (gc.function(neuron_then_other), (0.5, -1.5, 2.0), {}),
         (gc.function(neuron), (2.0, -1.0, -3.0, -2.0, -3.0), {}),
         (gc.function(two_layer_net), (), _net_inputs()),
-        (gc.function(_batchnorm), (rng.normal(size=(5, 3)), rng.normal(size=3), 0.1), {}),
+        (gc.function(batchnorm), (rng.normal(size=(5, 3)), rng.normal(size=3), 0.1), {}),
     ]
     for f, args, kwargs in cases:
         sweep = _printed_sweep(f.fused(level=level), *args, **kwargs)
