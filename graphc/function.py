@@ -106,12 +106,12 @@ class Function:
         if wrt is None and self.index_inputs:
             wrt = tuple(k for k in self.inputs if k not in self.index_inputs)
         self._wrt = wrt
+        self._positions = tuple(self.inputs.index(k) for k in self.gradient_names)  # in inputs
         self.readable = readable  # False: faster code where it must differ from the lecture's
         self._compiled: dict[tuple, Compiled] = {}  # by signature: each call's shapes, dtypes
         self._patterns: dict[tuple, Compiled] = {}  # the generic ones, by size pattern
         self._last: tuple | None = None
         self._calls: dict[tuple, list] = {}  # calls bound before, for `_known`
-        self._positions: tuple[int, ...] | None = None  # of the gradients' inputs
         if backend == array_api.BACKEND:
             self._dispatch(self._array_value, self._array_value_and_grad)
         else:
@@ -380,6 +380,7 @@ class Function:
         if known is None:
             values = self._bind(args, kwargs)
             compiled = self._specialised(values)
+            self._remember(args, kwargs, values, compiled)
         else:
             compiled = known[0]
         out, _ = compiled.module.forward(*compiled.prepared(values))
@@ -447,8 +448,6 @@ class Function:
             for k, i in convert:
                 gradients[k] = _gradient(gradients[k], values[i])
             return (out if value_as_is else _result(out, values, compiled.dtype)), gradients
-        if self._positions is None:
-            self._positions = tuple(self.inputs.index(k) for k in names)
         value = _result(out, values, compiled.dtype)
         gradients = {k: _gradient(g, values[i]) for k, g, i in zip(names, grads, self._positions)}
         if known is not None:
