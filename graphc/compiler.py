@@ -217,7 +217,7 @@ def _compile(
     shaped.graph["style"] = style  # the backward pass and the printer read it
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}
     with_grads = backward(shaped, None if wrt is None else [node_of[k] for k in wrt], sizes is None)
-    program = schedule(with_grads)
+    program = schedule(with_grads, expressions=readable and g.graph.get("fused", False))
     kinds = None
     weak = input_dtypes and None in input_dtypes.values()  # a Python float, computed in float64
     if weak and dtypes.may_narrow(program.graph, [*input_dtypes.values(), dtype]):

@@ -153,7 +153,8 @@ def test_fused_neuron_source_computes_both_sigmoids_in_forward_and_backward_take
     code = "\n".join(line.split("#")[0] for line in backward.splitlines())
     assert "exp" not in code and "sigmoid" not in code
     helper = src.split("def sigmoid_pair", 1)[1].split("def forward", 1)[0]
-    assert "np.exp(-np.abs(x))" in helper and "np.exp(np.minimum(x, 0.0))" in helper
+    # one exp per element, of -|x| only, as a careful hand-written sigmoid takes
+    assert "np.exp(-np.abs(x))" in helper and helper.count("np.exp(") == 1
 
 
 def test_elementwise_neuron_pairs_its_sigmoid_too():
@@ -1459,3 +1460,71 @@ def test_elementwise_fusion_of_many_inputs_fits_the_argument_slots():
     winner = np.argmax(stacked, axis=0)
     for i, k in enumerate(names.split()):
         assert_close(grads[k], (winner == i) * (1.0 if i == 0 else 1.5))
+
+
+# ---------------------------------------------------------------- fused arithmetic as expressions
+# A fused module writes forward arithmetic that only more arithmetic reads as one expression, as
+# DESIGN.md's fused neuron does (`dot = w0 * x0 + w1 * x1 + w2  # add(mul(w0, x0), ...)`); the
+# unfused module keeps one statement per gate. Values are checked against central differences.
+
+
+def _forward_of(src: str) -> list[str]:
+    body = src.split("def forward", 1)[1].split("def backward", 1)[0]
+    return [line.strip() for line in body.splitlines()[1:] if line.strip()]
+
+
+def test_fused_module_writes_the_linear_part_as_one_expression_with_its_gates_named():
+    fused = neuron.fused().source_for(**NEURON_POINT)
+    lines = _forward_of(fused)
+    assert lines[0].endswith("= w0 * x0 + w1 * x1 + w2  # add(mul(w0, x0), mul(w1, x1), w2)")
+    assert len(lines) == 3  # the expression, the sigmoid pair, the return
+    unfused = _forward_of(neuron.source_for(**NEURON_POINT))
+    assert unfused[:4] == [
+        "mul = w0 * x0  # mul",
+        "mul_2 = w1 * x1  # mul",
+        "add = mul + mul_2  # add",
+        "add_2 = add + w2  # add",
+    ]
+
+
+def test_fused_expression_keeps_named_values_and_what_backward_reads():
+    def f(x, y, z):
+        dot = x * y + z  # the user named it: it keeps its statement
+        q = (dot - 2 * z) * (x * y - z)  # both factors are read by the product's gradient
+        return gc.sigmoid(q) + x * x
+
+    point = dict(
+        x=np.array([0.5, -1.5, 2.0]), y=np.array([1.5, 0.25, -0.5]), z=np.array([-1.0, 2.0, 0.3])
+    )
+    src = gc.function(f).fused().source_for(**point)
+    lines = _forward_of(src)
+    assert "dot = x * y + z  # add(mul(x, y), z)" in lines
+    assert any(line.startswith("sub = dot - 2 * z  # sub(dot, mul(2, z))") for line in lines)
+    assert any(line.startswith("sub_2 = x * y - z  # sub(mul(x, y), z)") for line in lines)
+    assert any(line.startswith("out = expr + x * x  # add(expr, mul(x, x))") for line in lines)
+    value, grads = gc.function(f).fused().value_and_grad(**point)
+
+    def plain(x, y, z):  # the same function in NumPy, the oracle
+        q = (x * y + z - 2 * z) * (x * y - z)
+        return np.sum(1 / (1 + np.exp(-q)) + x * x)
+
+    assert np.sum(value) == pytest.approx(plain(**point), rel=1e-14)
+    for name in point:  # central differences
+        numeric = np.zeros_like(point[name])
+        for i in range(point[name].size):
+            hi, lo = ({k: v.copy() for k, v in point.items()} for _ in range(2))
+            hi[name][i] += 1e-6
+            lo[name][i] -= 1e-6
+            numeric[i] = (plain(**hi) - plain(**lo)) / 2e-6
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_fused_expression_comment_stays_short_and_keeps_evaluation_order():
+    def f(x, y, z):
+        return x + (y + z) + x * (y * z) - (y - z) + x - (y + z)
+
+    a = np.array([1.0, 2.0])
+    lines = _forward_of(gc.function(f).fused().source_for(x=a, y=a + 1, z=a - 3))
+    assert any("x + (y + z)" in line for line in lines)  # never re-associated
+    assert all(len(line) <= 100 for line in lines)
+    assert any(line.endswith("gates in one expression") for line in lines)

@@ -8,8 +8,7 @@ import numpy as np
 
 
 def forward(x):
-    mul = x * x  # mul
-    out = mul + x  # add
+    out = x * x + x  # add(mul(x, x), x)
     return out, (x,)
 
 

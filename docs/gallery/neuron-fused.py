@@ -9,16 +9,17 @@ import numpy as np
 
 
 def sigmoid_pair(x):
-    """sigmoid(x) and sigmoid(-x) for any x, over one 1 + exp(-|x|): exp never overflows."""
-    denom = 1.0 + np.exp(-np.abs(x))
-    return np.exp(np.minimum(x, 0.0)) / denom, np.exp(np.minimum(-x, 0.0)) / denom
+    """sigmoid(x) and sigmoid(-x) for any x, over one exp(-|x|), which never overflows.
+
+    e <= 1, so max(e, x >= 0) is exp(min(x, 0)) and max(e, x < 0) is exp(min(-x, 0)).
+    """
+    e = np.exp(-np.abs(x))
+    denom = 1.0 + e
+    return np.maximum(e, x >= 0) / denom, np.maximum(e, x < 0) / denom
 
 
 def forward(w0, x0, w1, x1, w2):
-    mul = w0 * x0  # mul
-    mul_2 = w1 * x1  # mul
-    add = mul + mul_2  # add
-    dot = add + w2  # add
+    dot = w0 * x0 + w1 * x1 + w2  # add(mul(w0, x0), mul(w1, x1), w2)
     out, out_neg = sigmoid_pair(dot)  # sigmoid: out_neg = sigmoid(-dot) too, for backward; no overflow
     return out, (w0, x0, w1, x1, out_neg, out)
 

@@ -41,7 +41,7 @@ from ..ir.ops import (
 from ..ir.shapes import Sizes
 from ..ir.special import HELPER_NEEDS, HELPERS, folds_badly, is_plain_float, where
 from ..ir.tensor import FORWARD_NOTES
-from ..passes.schedule import Program, fresh
+from ..passes.schedule import ARITHMETIC, Program, fresh
 from ..passes.shortcuts import Shortcuts, shortcuts
 from . import sizes as generic
 
@@ -508,6 +508,28 @@ class Emitter:
         data = self.g.nodes[n]
         return self.literal(data["value"]) if data["op"] == "const" else normalise(self.expr(n))
 
+    def in_expression(self, n: int) -> bool:
+        """Whether n is arithmetic written into its reader's statement (`schedule`)."""
+        return n in self.p.inline and self.g.nodes[n]["op"] in ARITHMETIC
+
+    def expression_gates(self, n: int) -> int:
+        """How many gates statement n writes into its expression besides its own."""
+        inner = [a for a in self.args(n) if self.in_expression(a)]
+        return sum(1 + self.expression_gates(a) for a in inner)
+
+    def gate_tree(self, n: int) -> str:
+        """The gates an arithmetic statement computes, as calls; a chain `a + b + c`, which
+        Python evaluates from the left, is one `add(a, b, c)`."""
+        op = self.g.nodes[n]["op"]
+        parts = []
+        for i, a in enumerate(self.args(n)):
+            inner = self.in_expression(a)
+            if inner and i == 0 and self.g.nodes[a]["op"] == op and op in ("add", "mul"):
+                parts.append(self.gate_tree(a)[len(op) + 1 : -1])  # add(add(a, b), c)
+            else:
+                parts.append(self.gate_tree(a) if inner else self.name_of(a))
+        return f"{op}({', '.join(parts)})"
+
     def comment(self, n: int) -> str:
         data = self.g.nodes[n]
         op = data["op"]
@@ -522,6 +544,10 @@ class Emitter:
                 )
             if self.constant_only(n):
                 return f"{op} of constants, as NumPy's float64 computes it"
+            inner = self.expression_gates(n)
+            if inner:  # a fused module's expression: add(mul(w0, x0), w2)
+                tree = self.gate_tree(n)
+                return tree if len(tree) <= 60 else f"{op}: {inner + 1} gates in one expression"
             return FORWARD_NOTES.get(op, op)
         if "shared_by" in data:
             by = self.g.nodes[data["shared_by"]]

@@ -398,15 +398,23 @@ def numeric_masks(expr: sympy.Expr, booleans=frozenset()) -> sympy.Expr:
 
 helper('''\
 def sigmoid(x):
-    """1/(1+exp(-x)) for any x: exp is only taken of -|x| and min(x, 0), so it never overflows."""
-    return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+    """1/(1+exp(-x)) for any x, over one exp(-|x|), which never overflows.
+
+    e <= 1, so max(e, x >= 0) is 1 where x >= 0 and e = exp(x) elsewhere: exp(min(x, 0)).
+    """
+    e = np.exp(-np.abs(x))
+    return np.maximum(e, x >= 0) / (1.0 + e)
 ''')
 
 helper('''\
 def sigmoid_pair(x):
-    """sigmoid(x) and sigmoid(-x) for any x, over one 1 + exp(-|x|): exp never overflows."""
-    denom = 1.0 + np.exp(-np.abs(x))
-    return np.exp(np.minimum(x, 0.0)) / denom, np.exp(np.minimum(-x, 0.0)) / denom
+    """sigmoid(x) and sigmoid(-x) for any x, over one exp(-|x|), which never overflows.
+
+    e <= 1, so max(e, x >= 0) is exp(min(x, 0)) and max(e, x < 0) is exp(min(-x, 0)).
+    """
+    e = np.exp(-np.abs(x))
+    denom = 1.0 + e
+    return np.maximum(e, x >= 0) / denom, np.maximum(e, x < 0) / denom
 ''')
 
 helper('''\

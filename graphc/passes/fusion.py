@@ -376,4 +376,6 @@ def fuse(g: nx.DiGraph, rules=None, level: str = "patterns") -> nx.DiGraph:
     if level == "none":
         return copy_graph(g)  # an unfrozen copy
     h = rewrite(g, resolve_rules(rules))  # a copy: `g` may be frozen
-    return fuse_elementwise(h) if level == "elementwise" else h
+    h = fuse_elementwise(h) if level == "elementwise" else h
+    h.graph["fused"] = True  # its readable module writes arithmetic as expressions (`schedule`)
+    return h

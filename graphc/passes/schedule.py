@@ -122,8 +122,30 @@ def fresh(preferred: str, taken: set[str]) -> str:
     return name
 
 
-def schedule(g: nx.DiGraph) -> Program:
-    """Order, inline and name the statements of a graph that went through `backward`."""
+# Forward arithmetic a fused module writes as one expression (`expressions=True`)
+ARITHMETIC = ("add", "sub", "mul", "neg")
+
+
+def _in_expression(g: nx.DiGraph, n: int, live: set[int]) -> bool:
+    """Whether forward step n is arithmetic read once, by more arithmetic, and by nothing else:
+    a step of `w0 * x0 + w1 * x1 + w2` that no gradient reads and the user did not name."""
+    data = g.nodes[n]
+    if data["op"] not in ARITHMETIC or "hint" in data or data.get("role") in ("grad", "seed"):
+        return False
+    users = [c for c in g.successors(n) if c in live]
+    if len(users) != 1:
+        return False
+    user = g.nodes[users[0]]
+    return user["op"] in ARITHMETIC and user.get("role") not in ("grad", "seed")
+
+
+def schedule(g: nx.DiGraph, expressions: bool = False) -> Program:
+    """Order, inline and name the statements of a graph that went through `backward`.
+
+    `expressions=True` (fused modules): forward arithmetic read once by more arithmetic is
+    written into its reader, so `w0 * x0 + w1 * x1 + w2` is one statement, as in DESIGN.md's
+    fused neuron, and NumPy reuses its temporaries; each gate still has one statement otherwise.
+    """
     live = _live(g)
     order = [n for n in user_order(g) if n in live]  # as written, fused gates in their place
     args = {n: args_of(g, n) for n in order}  # read once: every step below looks at arguments
@@ -133,7 +155,10 @@ def schedule(g: nx.DiGraph) -> Program:
         for n in order
         if g.nodes[n]["op"] != "input"
         and n != out
-        and _inlined(g, n, sum(c in live for c in g.successors(n)))
+        and (
+            _inlined(g, n, sum(c in live for c in g.successors(n)))
+            or (expressions and _in_expression(g, n, live))
+        )
     }
     is_grad = {n: g.nodes[n].get("role") in ("grad", "seed") for n in order}
     constants = [n for n in order if g.nodes[n]["op"] == "const" and n not in inline]
