@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         if workload == "scalar":
             section = scalar.run(args.rounds, args.smoke)
         elif workload == "mlp":
-            section = mlp.run(args.rounds, args.smoke, memory=not args.no_memory)
+            section = mlp.run(args.rounds, args.smoke, memory=not args.no_memory, threads=THREADS)
         elif workload == "elementwise":
             section = elementwise.run(args.rounds, args.smoke)
         else:
