@@ -97,6 +97,18 @@ def inline_svg(svg: str, view: int = 0) -> str:
 # ---------------------------------------------------------------- numbers as JSON
 
 
+def _written_into(program, n: int) -> str | None:
+    """The name of the statement whose expression computes unnamed node n (a fused module
+    writes `add = w0 * x0 + w1 * x1 + w2`: the mul gates are computed in `add`)."""
+    g = program.graph
+    while n not in program.names:
+        users = [u for u in g.successors(n) if g.nodes[u].get("role") not in ("grad", "seed")]
+        if len(users) != 1:
+            return None
+        n = users[0]
+    return program.names[n]
+
+
 def encode(value):
     """A value as JSON: a number, a string for inf/-inf/nan, nested lists for an array."""
     arr = np.asarray(value, dtype=float)
@@ -183,7 +195,9 @@ def view_data(
         node = _node_of(key)
         if node is None or g.nodes[node]["op"] in ("input", "const"):
             return labels[key]
-        return f"{labels[key]} ({program.names.get(node, key)})"
+        if node in program.names:
+            return f"{labels[key]} ({program.names[node]})"
+        return f"{labels[key]} (in {_written_into(program, node) or key})"
 
     def source(w) -> int | None:
         """The graph node whose value wire `w` carries."""
