@@ -151,18 +151,18 @@ def test_drawing_values_still_include_the_folded_steps(rng):
     assert "<svg" in svg
 
 
+@pytest.mark.parametrize("labels", ["y", "Y"])  # integer labels (gathered), one-hot labels
 @pytest.mark.parametrize("variant", ["plain", "fused", "fused-fast"])
-def test_mlp_gradients_match_the_hand_written_reference(variant):
+def test_mlp_gradients_match_the_hand_written_reference(variant, labels):
     from benchmarks import mlp
 
     d = mlp.make_data("float64", **mlp.SMOKE)
-    f = gc.function(mlp.net).wrt(*mlp.GRADS)
+    f = gc.function(mlp.net if labels == "y" else mlp.net_one_hot).wrt(*mlp.GRADS)
     if variant == "fused":
         f = f.fused()
     elif variant == "fused-fast":
         f = f.fused(readable=False)
-    args = [d[k] for k in ("X", "Y", "W1", "b1", "W2", "b2", "reg")]
-    value, grads = f.value_and_grad(*args)
+    value, grads = f.value_and_grad(**{k: d[k] for k in ("X", labels, *mlp.GRADS, "reg")})
     want_value, want = mlp.reference(*(d[k] for k in ("X", "y", *mlp.GRADS, "reg")))
     np.testing.assert_allclose(value, want_value, rtol=1e-12)
     for k in mlp.GRADS:

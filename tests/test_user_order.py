@@ -78,8 +78,11 @@ def test_backward_sweeps_the_gates_in_reverse(level):
     f = gc.function(neuron_then_other).fused(level=level)
     compiled = f.compiled_for(0.5, -1.5, 2.0)
     g = compiled.program.graph
+    program = compiled.program  # a forward gate is a statement or written into one (fused)
     forward = [
-        n for n in user_order(g) if g.nodes[n].get("role") is None and n in compiled.program.forward
+        n
+        for n in user_order(g)
+        if g.nodes[n].get("role") is None and (n in program.forward or n in program.inline)
     ]
     # the gradient nodes were made gate by gate in the sweep: their gates, in order of creation
     swept = []

@@ -8,7 +8,8 @@ import numpy as np
 
 
 def forward(x):
-    out = x * x + x  # add(mul(x, x), x)
+    mul = x * x  # mul
+    out = mul + x  # add
     return out, (x,)
 
 

@@ -8,8 +8,10 @@ import numpy as np
 
 
 def forward(x, y, z, w):
+    mul = x * y  # mul
     maximum = np.maximum(z, w)  # maximum
-    out = 2 * (x * y + maximum)  # mul(2, add(mul(x, y), maximum))
+    add = mul + maximum  # add
+    out = 2 * add  # mul
     return out, (x, y, z, w)
 
 

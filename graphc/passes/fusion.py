@@ -13,6 +13,7 @@ backward pass emits.
 
 from __future__ import annotations
 
+import collections
 import math
 
 import networkx as nx
@@ -377,5 +378,11 @@ def fuse(g: nx.DiGraph, rules=None, level: str = "patterns") -> nx.DiGraph:
         return copy_graph(g)  # an unfrozen copy
     h = rewrite(g, resolve_rules(rules))  # a copy: `g` may be frozen
     h = fuse_elementwise(h) if level == "elementwise" else h
-    h.graph["fused"] = True  # its readable module writes arithmetic as expressions (`schedule`)
+    # where fusion changed the gates, the readable module writes arithmetic as expressions
+    # (`schedule`); where it changed nothing, the module is the unfused one, statement for statement
+    h.graph["fused"] = _gates(h) != _gates(g)
     return h
+
+
+def _gates(g: nx.DiGraph) -> collections.Counter:
+    return collections.Counter(op for _, op in g.nodes(data="op") if op not in ("input", "const"))
