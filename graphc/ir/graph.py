@@ -109,11 +109,15 @@ def args_of(g: nx.DiGraph, n: int) -> list[int]:
     preds = g._pred[n]  # networkx's own adjacency dict: no view objects on this hot path
     if len(preds) == 1:  # the common case: one argument, or one value used in every slot
         for a, edge in preds.items():
-            return [a] * len(_positions(g, n, edge.get("pos")))
+            pos = edge.get("pos")
+            return [a] * len(pos if type(pos) is tuple else _positions(g, n, pos))
     slots: dict[int, int] = {}
     for a, edge in preds.items():
-        for p in _positions(g, n, edge.get("pos")):
+        pos = edge.get("pos")
+        for p in pos if type(pos) is tuple else _positions(g, n, pos):  # a tuple, as add_node
             slots[p] = a
+    if len(slots) == 2:  # the next most common case: a binary gate
+        return [slots[0], slots[1]]
     return [slots[p] for p in range(len(slots))]
 
 
