@@ -49,12 +49,27 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
         attrs["value"] = constant(attrs["value"])
     n = g.graph["next_id"]
     g.graph["next_id"] = n + 1
-    g.add_node(n, op=op, **attrs)
     positions: dict[int, tuple[int, ...]] = {}
     for pos, a in enumerate(args):
         positions[a] = positions.get(a, ()) + (pos,)
+    succ = g._succ
+    if (
+        type(g) is not nx.DiGraph
+        or hasattr(g, "frozen")
+        or n in succ
+        or not succ.keys() >= positions.keys()
+    ):
+        g.add_node(n, op=op, **attrs)  # networkx's own checks: a frozen graph, a node not there
+        for a, pos in positions.items():  # one edge per argument node, in order of first use
+            g.add_edge(a, n, pos=pos)
+        return n
+    # what g.add_node and g.add_edge do, on networkx's dicts (every pass adds nodes by the 100k)
+    g._node[n] = {"op": op, **attrs}
+    succ[n] = {}
+    into = g._pred[n] = {}
     for a, pos in positions.items():  # one edge per argument node, in order of first use
-        g.add_edge(a, n, pos=pos)
+        succ[a][n] = into[a] = {"pos": pos}
+    nx._clear_cache(g)
     return n
 
 
