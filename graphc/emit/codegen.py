@@ -256,6 +256,7 @@ def literal(value) -> str:
 
 _NOT_FINITE_ENTRY = re.compile(r"\b(nan|inf)\b")
 _ATOM = re.compile(r"[^\W\d]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # a name or a number
+_ATOMS = re.compile(f"({_ATOM.pattern})")  # splits code around its atoms, keeping them
 _HOLE = re.compile(r"_α([0-9]+)_")
 
 
@@ -268,20 +269,25 @@ def normalise(code: str) -> str:
     respell, an integer before an attribute) goes through `ast` as it is.
     """
     atoms: list[str] = []
-
-    def hole(m: re.Match) -> str:
-        if keyword.iskeyword(m[0]):
-            return m[0]
-        atoms.append(m[0])
-        return f"_α{len(atoms) - 1}_"
-
-    shape = _ATOM.sub(hole, code)
+    parts = _ATOMS.split(code)  # text, atom, text, ..., text
+    for i in range(1, len(parts), 2):
+        if not keyword.iskeyword(parts[i]):
+            atoms.append(parts[i])
+            parts[i] = f"_α{len(atoms) - 1}_"
+    shape = "".join(parts)
     if "'" in code or '"' in code or "_α" in code or not all(map(_written_as_is, atoms)):
         return _unparsed(code)
     out = _unparsed(shape)
     if any(f"_α{i}_." in out for i, a in enumerate(atoms) if a.isdigit()):
         return _unparsed(code)  # `ast` writes `1 .real`
-    return _HOLE.sub(lambda m: atoms[int(m[1])], out)
+    return _filled(out).format(*atoms)
+
+
+@functools.lru_cache(maxsize=4096)
+def _filled(shape: str) -> str:
+    """A normalised shape of code as a format string whose slots are its holes, in order."""
+    escaped = shape.replace("{", "{{").replace("}", "}}")
+    return _HOLE.sub(lambda m: "{" + m[1] + "}", escaped)
 
 
 def _written_as_is(atom: str) -> bool:
@@ -370,7 +376,10 @@ class Emitter:
 
     def expr(self, n: int) -> str:
         data = self.nodes[n]
-        refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
+        if self.plan.rereads:
+            refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
+        else:
+            refs = [self.ref(a) for a in self.args(n)]
         if refs and self.constant_only(n):
             return self.constant_code(n, data, refs)
         if self.kinds is not None:
@@ -643,18 +652,28 @@ def helpers_used(program: Program, pairs: bool = False) -> list[str]:
     textbook = g.graph.get("style") == "textbook"
     names: set[str] = set()
     spelled = textbook_spelling if textbook else (lambda formula: formula)
+    ops: set[str] = set()  # the ops whose gates were looked at
+    local: dict[int, tuple] = {}  # the local gradients of each gate a gradient step is of
+    nodes = g._node  # networkx's dict: this is a pass over every statement
     for n in [*program.forward, *program.backward, *program.inline]:
-        data = g.nodes[n]
+        data = nodes[n]
+        op = data["op"]
         if pairs and ("pair" in data or "pair_of" in data):
             names.add("sigmoid_pair")
-        elif data["op"] == "expr":
+        elif op == "expr":
             names |= _functions_in(spelled(data["formula"]))
-        gate = gate_of(data["op"])
-        lecture = textbook and data["op"] in TEXTBOOK and TEXTBOOK[data["op"]].numpy
-        if gate is not None and not lecture:  # the lecture's spelling calls NumPy alone
-            names |= _gate_functions(gate)
+        if op not in ops:  # what a built-in gate calls depends on its op alone
+            if type(op) is str:  # not a user gate's `GateName`: two may share one name
+                ops.add(op)
+            gate = gate_of(op)
+            lecture = textbook and op in TEXTBOOK and TEXTBOOK[op].numpy
+            if gate is not None and not lecture:  # the lecture's spelling calls NumPy alone
+                names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
-            names |= _functions_in(spelled(_locals(g, data["grad_gate"])[data["grad_arg"]]))
+            fwd = data["grad_gate"]
+            if fwd not in local:
+                local[fwd] = _locals(g, fwd)
+            names |= _functions_in(spelled(local[fwd][data["grad_arg"]]))
     names.update(need for name in list(names) for need in HELPER_NEEDS.get(name, ()))
     return [source for name, source in HELPERS.items() if name in names]
 
