@@ -256,6 +256,7 @@ def literal(value) -> str:
 
 _NOT_FINITE_ENTRY = re.compile(r"\b(nan|inf)\b")
 _ATOM = re.compile(r"[^\W\d]\w*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # a name or a number
+_ATOMS = re.compile(f"({_ATOM.pattern})")  # splits code around its atoms, keeping them
 _HOLE = re.compile(r"_α([0-9]+)_")
 
 
@@ -268,20 +269,25 @@ def normalise(code: str) -> str:
     respell, an integer before an attribute) goes through `ast` as it is.
     """
     atoms: list[str] = []
-
-    def hole(m: re.Match) -> str:
-        if keyword.iskeyword(m[0]):
-            return m[0]
-        atoms.append(m[0])
-        return f"_α{len(atoms) - 1}_"
-
-    shape = _ATOM.sub(hole, code)
+    parts = _ATOMS.split(code)  # text, atom, text, ..., text
+    for i in range(1, len(parts), 2):
+        if not keyword.iskeyword(parts[i]):
+            atoms.append(parts[i])
+            parts[i] = f"_α{len(atoms) - 1}_"
+    shape = "".join(parts)
     if "'" in code or '"' in code or "_α" in code or not all(map(_written_as_is, atoms)):
         return _unparsed(code)
     out = _unparsed(shape)
     if any(f"_α{i}_." in out for i, a in enumerate(atoms) if a.isdigit()):
         return _unparsed(code)  # `ast` writes `1 .real`
-    return _HOLE.sub(lambda m: atoms[int(m[1])], out)
+    return _filled(out).format(*atoms)
+
+
+@functools.lru_cache(maxsize=4096)
+def _filled(shape: str) -> str:
+    """A normalised shape of code as a format string whose slots are its holes, in order."""
+    escaped = shape.replace("{", "{{").replace("}", "}}")
+    return _HOLE.sub(lambda m: "{" + m[1] + "}", escaped)
 
 
 def _written_as_is(atom: str) -> bool:
@@ -311,6 +317,7 @@ class Emitter:
         self.p = program
         self.sizes = sizes  # probe sizes (see emit.sizes), where the code reads sizes
         self.g = program.graph
+        self.nodes = self.g._node  # node id -> attributes: networkx's dict, no view per look-up
         self.plan = plan or Shortcuts()  # how emit_module saves passes (see shortcuts.py)
         self.kinds = kinds  # dtypes of the nodes (see dtypes.py), where Python floats meet float32
         self.nested = False  # whether the code being built has an inlined sub-expression
@@ -331,10 +338,10 @@ class Emitter:
         if n in self.plan.scalars:  # NumPy broadcasts the scalar itself
             return self.ref(self.plan.scalars[n])
         if n in self.p.inline:
-            data = self.g.nodes[n]
+            data = self.nodes[n]
             if "count" in data and self.sizes is not None:  # mean's divisor, over several axes
                 of, axes = data["count"]
-                code = generic.count_code(self.g.nodes[of]["shape"], axes, self.sizes)
+                code = generic.count_code(self.nodes[of]["shape"], axes, self.sizes)
                 if code is not None:
                     return code
             if data["op"] == "const" and np.ndim(data["value"]) == 0 and data["value"] >= 0:
@@ -346,10 +353,13 @@ class Emitter:
     def constant_only(self, n: int) -> bool:
         """Whether node n is a number computed from scalar constants alone (`10.0 ** 400.0`, as
         parsed from text): no input, no array, no mask (a mask stays a boolean)."""
+        known = self._constant.get(n)
+        if known is not None:  # every statement asks this of its arguments too
+            return known
         stack = [n]
         while stack:
             m = stack[-1]
-            data = self.g.nodes[m]
+            data = self.nodes[m]
             if data["op"] == "const":
                 self._constant[m] = np.ndim(data["value"]) == 0
             elif data["op"] == "input" or "role" in data or data["shape"] != ():
@@ -365,8 +375,11 @@ class Emitter:
         return self._constant[n]
 
     def expr(self, n: int) -> str:
-        data = self.g.nodes[n]
-        refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
+        data = self.nodes[n]
+        if self.plan.rereads:
+            refs = [self.ref(self.plan.rereads.get((n, a), a)) for a in self.args(n)]
+        else:
+            refs = [self.ref(a) for a in self.args(n)]
         if refs and self.constant_only(n):
             return self.constant_code(n, data, refs)
         if self.kinds is not None:
@@ -391,7 +404,7 @@ class Emitter:
         elif op == "expr":
             code = self.template(data["formula"]).format(*refs)
         else:
-            shapes = [self.g.nodes[a]["shape"] for a in self.args(n)]
+            shapes = [self.nodes[a]["shape"] for a in self.args(n)]
             code = self.spelling(gate_of(op), refs, shapes, data.get("params", {}))
         if data.get("copy"):
             code = self.copied(code)
@@ -429,7 +442,7 @@ class Emitter:
     def statement(self, n: int) -> str:
         if n in self.plan.dots:
             return self.dot_statement(n)
-        if self.pairs and "pair" in self.g.nodes[n]:
+        if self.pairs and "pair" in self.nodes[n]:
             return self.pair_statement(n)
         self.nested = False
         code = self.expr(n)
@@ -447,7 +460,7 @@ class Emitter:
 
     def pair_statement(self, n: int) -> str:
         """sigmoid(x) and the sigmoid(-x) its gradient reads, in one statement (`pair_sigmoids`)."""
-        data = self.g.nodes[n]
+        data = self.nodes[n]
         refs = [self.ref(a) for a in self.args(n)[:-1]]
         self.nested = False
         x = printed_template(data["formula"].args[0], self.printer).format(*refs)
@@ -487,7 +500,7 @@ class Emitter:
                 self.ref(self.plan.rereads.get((n, a), a))
             )
         code = normalise(self.printer.doprint(mask.xreplace(swap)))
-        gate = self.g.nodes[self.g.nodes[n]["grad_gate"]] if "grad_gate" in self.g.nodes[n] else {}
+        gate = self.nodes[self.nodes[n]["grad_gate"]] if "grad_gate" in self.nodes[n] else {}
         about = text.line(
             f"{gate.get('gate', gate.get('op', 'mask'))} backward in {source}'s array"
         )
@@ -505,7 +518,7 @@ class Emitter:
         """A node's name, or the code of a value that has none (a constant, an inlined view)."""
         if n in self.p.names:
             return self.p.names[n]
-        data = self.g.nodes[n]
+        data = self.nodes[n]
         return self.literal(data["value"]) if data["op"] == "const" else normalise(self.expr(n))
 
     def in_expression(self, n: int) -> bool:
@@ -531,7 +544,7 @@ class Emitter:
         return f"{op}({', '.join(parts)})"
 
     def comment(self, n: int) -> str:
-        data = self.g.nodes[n]
+        data = self.nodes[n]
         op = data["op"]
         if data.get("role") not in ("grad", "seed"):
             if "local" in data and "pair" not in data:  # a lowered gate (see lower.py)
@@ -550,23 +563,23 @@ class Emitter:
                 return tree if len(tree) <= 60 else f"{op}: {inner + 1} gates in one expression"
             return FORWARD_NOTES.get(op, op)
         if "shared_by" in data:
-            by = self.g.nodes[data["shared_by"]]
+            by = self.nodes[data["shared_by"]]
             return f"{by.get('gate', by['op'])}: shared by the gradients below"
         if "unbroadcast" in data:
             a = data["unbroadcast"]
-            shape = self.g.nodes[self.args(n)[0]]["shape"]
+            shape = self.nodes[self.args(n)[0]]["shape"]
             return f"unbroadcast: {self.name_of(a)} was broadcast to {shape}"
         if "grad_gate" in data:
             fwd = data["grad_gate"]
-            fwd_op = self.g.nodes[fwd].get("gate", self.g.nodes[fwd]["op"])
+            fwd_op = self.nodes[fwd].get("gate", self.nodes[fwd]["op"])
             fwd_args = self.args(fwd)
-            if "grad_note" in self.g.nodes[fwd]:  # the lecture's form of a paired gradient
+            if "grad_note" in self.nodes[fwd]:  # the lecture's form of a paired gradient
                 names = [self.name_of(a) for a in fwd_args]
-                note = self.g.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
+                note = self.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
                 return f"{fwd_op}: local gradient {note}"
-            if "grad_note" in self.g.nodes[fwd]:  # the lecture's form of a lowered gradient
+            if "grad_note" in self.nodes[fwd]:  # the lecture's form of a lowered gradient
                 names = [self.name_of(a) for a in fwd_args]
-                note = self.g.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
+                note = self.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
                 return f"{fwd_op}: local gradient {note}"
             i = data["grad_arg"]
             same = tuple(j for j, a in enumerate(fwd_args) if a == fwd_args[i])
@@ -580,10 +593,10 @@ class Emitter:
             return f"{fwd_op}: local gradient {note}"
         if data.get("copy") is not None and op == "expr":
             source = self.args(n)[0]
-            via = self.g.nodes[source].get("grad_of")
+            via = self.nodes[source].get("grad_of")
             if source == self.p.seed or via is None:
                 return "the output's gradient, passed through (local gradient 1)"
-            gate = self.g.nodes[via].get("gate", self.g.nodes[via]["op"])  # a fused one's name
+            gate = self.nodes[via].get("gate", self.nodes[via]["op"])  # a fused one's name
             return f"{gate}: local gradient 1, the gradient passes through"
         comment = data.get("comment", "")
         if op == "add" and comment.startswith("fork"):
@@ -593,9 +606,9 @@ class Emitter:
 
     def local_text(self, formula: sympy.Expr, node: int, args: list[int]) -> str:
         """A formula over the gate's arguments, printed with the names of the values involved."""
-        plain = len(set(args)) == len(args) and all(self.g.nodes[a]["op"] != "const" for a in args)
+        plain = len(set(args)) == len(args) and all(self.nodes[a]["op"] != "const" for a in args)
         if not plain and formula in ARGS:  # one argument alone (mul's d/da0 is a1): no SymPy
-            data = self.g.nodes[args[ARGS.index(formula)]]
+            data = self.nodes[args[ARGS.index(formula)]]
             if data["op"] == "const" and is_plain_float(data["value"]):
                 return repr(float(data["value"]))  # as SymPy prints it, sign and digits
         if plain:  # the cached template, filled in with names
@@ -604,7 +617,7 @@ class Emitter:
         for fold in (True, False):  # constants are folded unless that makes 1/0 of them
             swap = {OUT: sympy.Symbol(self.name_of(node))}
             for j, a in enumerate(args):
-                data = self.g.nodes[a]
+                data = self.nodes[a]
                 if fold and data["op"] == "const" and np.ndim(data["value"]) == 0:
                     value = sympy.sympify(data["value"])
                 else:
@@ -665,18 +678,28 @@ def helpers_used(program: Program, pairs: bool = False) -> list[str]:
     textbook = g.graph.get("style") == "textbook"
     names: set[str] = set()
     spelled = textbook_spelling if textbook else (lambda formula: formula)
+    ops: set[str] = set()  # the ops whose gates were looked at
+    local: dict[int, tuple] = {}  # the local gradients of each gate a gradient step is of
+    nodes = g._node  # networkx's dict: this is a pass over every statement
     for n in [*program.forward, *program.backward, *program.inline]:
-        data = g.nodes[n]
+        data = nodes[n]
+        op = data["op"]
         if pairs and ("pair" in data or "pair_of" in data):
             names.add("sigmoid_pair")
-        elif data["op"] == "expr":
+        elif op == "expr":
             names |= _functions_in(spelled(data["formula"]))
-        gate = gate_of(data["op"])
-        lecture = textbook and data["op"] in TEXTBOOK and TEXTBOOK[data["op"]].numpy
-        if gate is not None and not lecture:  # the lecture's spelling calls NumPy alone
-            names |= _gate_functions(gate)
+        if op not in ops:  # what a built-in gate calls depends on its op alone
+            if type(op) is str:  # not a user gate's `GateName`: two may share one name
+                ops.add(op)
+            gate = gate_of(op)
+            lecture = textbook and op in TEXTBOOK and TEXTBOOK[op].numpy
+            if gate is not None and not lecture:  # the lecture's spelling calls NumPy alone
+                names |= _gate_functions(gate)
         if "grad_gate" in data:  # a gradient formula may call what its gate's derivative calls
-            names |= _functions_in(spelled(_locals(g, data["grad_gate"])[data["grad_arg"]]))
+            fwd = data["grad_gate"]
+            if fwd not in local:
+                local[fwd] = _locals(g, fwd)
+            names |= _functions_in(spelled(local[fwd][data["grad_arg"]]))
     names.update(need for name in list(names) for need in HELPER_NEEDS.get(name, ()))
     return [source for name, source in HELPERS.items() if name in names]
 

@@ -61,30 +61,36 @@ def node_kinds(g: nx.DiGraph, inputs: dict[int, np.dtype | None]) -> dict[int, o
     """Every node's dtype, or PY / CONST (weak) / MASK_KIND; `inputs` gives each input node's
     dtype, None for a Python number (an input missing from it is float64)."""
     kinds: dict[int, object] = {}
+    nodes = g._node  # networkx's dict: this is a pass over every node
     for n in topo_order(g):
-        data = g.nodes[n]
+        data = nodes[n]
         op = data["op"]
         if op == "input":
             dtype = inputs.get(n, np.float64)
             kinds[n] = PY if dtype is None else np.dtype(dtype)
             continue
         if op == "const":
-            kinds[n] = CONST if np.ndim(data["value"]) == 0 else np.asarray(data["value"]).dtype
+            value = data["value"]
+            scalar = type(value) is float or np.ndim(value) == 0
+            kinds[n] = CONST if scalar else np.asarray(value).dtype
             continue
-        if getattr(gate_of(op), "kind", None) == MASK:
+        gate = gate_of(op)
+        if getattr(gate, "kind", None) == MASK:
             kinds[n] = MASK_KIND
             continue
-        indices = getattr(gate_of(op), "indices", ())  # integer indices: no part in promotion
+        indices = getattr(gate, "indices", ())  # integer indices: no part in promotion
         args = [
             kinds[a]
             for p, a in enumerate(args_of(g, n))
             if kinds[a] != MASK_KIND and p not in indices
         ]
-        operator = op in OPERATORS or (op == "expr" and _arithmetic(data["formula"]))
-        if all(k == CONST for k in args):
-            kinds[n] = CONST
-        elif all(k in (PY, CONST) for k in args):
-            kinds[n] = PY if operator else np.dtype(np.float64)
+        if all(type(k) is str for k in args):  # PY and CONST alone (masks are left out)
+            if all(k == CONST for k in args):
+                kinds[n] = CONST
+            elif op in OPERATORS or (op == "expr" and _arithmetic(data["formula"])):
+                kinds[n] = PY
+            else:
+                kinds[n] = np.dtype(np.float64)
         else:
             found = promote(args)
             if found.kind in "biu" and op not in KEEP_INTEGERS:

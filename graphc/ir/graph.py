@@ -49,12 +49,27 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
         attrs["value"] = constant(attrs["value"])
     n = g.graph["next_id"]
     g.graph["next_id"] = n + 1
-    g.add_node(n, op=op, **attrs)
     positions: dict[int, tuple[int, ...]] = {}
     for pos, a in enumerate(args):
         positions[a] = positions.get(a, ()) + (pos,)
+    succ = g._succ
+    if (
+        type(g) is not nx.DiGraph
+        or hasattr(g, "frozen")
+        or n in succ
+        or not succ.keys() >= positions.keys()
+    ):
+        g.add_node(n, op=op, **attrs)  # networkx's own checks: a frozen graph, a node not there
+        for a, pos in positions.items():  # one edge per argument node, in order of first use
+            g.add_edge(a, n, pos=pos)
+        return n
+    # what g.add_node and g.add_edge do, on networkx's dicts (every pass adds nodes by the 100k)
+    g._node[n] = {"op": op, **attrs}
+    succ[n] = {}
+    into = g._pred[n] = {}
     for a, pos in positions.items():  # one edge per argument node, in order of first use
-        g.add_edge(a, n, pos=pos)
+        succ[a][n] = into[a] = {"pos": pos}
+    nx._clear_cache(g)
     return n
 
 
@@ -109,11 +124,15 @@ def args_of(g: nx.DiGraph, n: int) -> list[int]:
     preds = g._pred[n]  # networkx's own adjacency dict: no view objects on this hot path
     if len(preds) == 1:  # the common case: one argument, or one value used in every slot
         for a, edge in preds.items():
-            return [a] * len(_positions(g, n, edge.get("pos")))
+            pos = edge.get("pos")
+            return [a] * len(pos if type(pos) is tuple else _positions(g, n, pos))
     slots: dict[int, int] = {}
     for a, edge in preds.items():
-        for p in _positions(g, n, edge.get("pos")):
+        pos = edge.get("pos")
+        for p in pos if type(pos) is tuple else _positions(g, n, pos):  # a tuple, as add_node
             slots[p] = a
+    if len(slots) == 2:  # the next most common case: a binary gate
+        return [slots[0], slots[1]]
     return [slots[p] for p in range(len(slots))]
 
 

@@ -27,12 +27,12 @@ from .ops import TENSOR, broadcast_shape, gate_of
 def node_shape(g: nx.DiGraph, n: int, args: list[int] | None = None) -> tuple[int, ...]:
     """The shape of node `n` from its arguments' shapes (which must already be known); `args`
     are n's arguments, where the caller has them at hand."""
-    data = g.nodes[n]
+    data = g._node[n]
     op = data["op"]
     if op == "const":
         return tuple(np.shape(data["value"]))
     gate = gate_of(op)
-    shapes = [g.nodes[a]["shape"] for a in (args_of(g, n) if args is None else args)]
+    shapes = [g._node[a]["shape"] for a in (args_of(g, n) if args is None else args)]
     if gate.kind == TENSOR:
         return tuple(gate.shape(shapes, data.get("params", {})))
     if all(s == shapes[0] for s in shapes):  # no broadcasting: the common case, kept cheap
@@ -44,7 +44,7 @@ def infer_shapes(g: nx.DiGraph, input_shapes: dict[str, tuple[int, ...]]) -> nx.
     """A copy of `g` whose nodes carry `shape`; ShapeError at the first gate that cannot work."""
     h = copy_graph(g)
     for n in topo_order(h):
-        data = h.nodes[n]
+        data = h._node[n]
         data["shape"] = (
             tuple(input_shapes[data["name"]]) if data["op"] == "input" else node_shape(h, n)
         )

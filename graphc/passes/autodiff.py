@@ -48,19 +48,19 @@ class Builder:
         self.g = g
 
     def shape(self, n: int) -> tuple[int, ...]:
-        return self.g.nodes[n]["shape"]
+        return self.g._node[n]["shape"]
 
     def params(self, n: int) -> dict:
-        return self.g.nodes[n].get("params", {})
+        return self.g._node[n].get("params", {})
 
     def op_of(self, n: int) -> str:
-        return self.g.nodes[n]["op"]
+        return self.g._node[n]["op"]
 
     def op(self, name: str, args, **params) -> int:
         attrs = {"params": params} if params else {}
         args = list(args)
         n = add_node(self.g, name, args, role="grad", **attrs)
-        self.g.nodes[n]["shape"] = node_shape(self.g, n, args)
+        self.g._node[n]["shape"] = node_shape(self.g, n, args)
         return n
 
     def const(self, value) -> int:
@@ -76,7 +76,7 @@ class Builder:
     def swap(self, n: int) -> int:
         """The last two axes swapped (X.T for a matrix)."""
         nd = len(self.shape(n))
-        data = self.g.nodes[n]
+        data = self.g._node[n]
         if nd == 2 and data["op"] == "transpose" and data.get("params", {}).get("axes") is None:
             return args_of(self.g, n)[0]  # (X.T).T is X
         axes = None if nd == 2 else tuple(range(nd - 2)) + (nd - 1, nd - 2)
@@ -95,7 +95,7 @@ class Builder:
         for sym, node in operands.items():
             if sym not in used:
                 continue
-            data = self.g.nodes[node]
+            data = self.g._node[node]
             value = data["value"] if data["op"] == "const" else None
             if fold and value is not None and np.ndim(value) == 0 and np.isfinite(value):
                 # a SymPy number: 2 and 2.0 are one key to the cache of `_rewritten`, but
@@ -115,7 +115,7 @@ class Builder:
         """
         if formula.is_Symbol and formula in operands:  # one value as it is (add's dout)
             node = operands[formula]
-            if self.g.nodes[node]["op"] != "const" and not is_mask(self.g, node):
+            if self.g._node[node]["op"] != "const" and not is_mask(self.g, node):
                 return node  # what the rewriting below would find: the identity, no node
         args, pattern = self.arguments(formula, operands)
         folded, bad = _folded(formula, pattern)
@@ -126,7 +126,7 @@ class Builder:
         if formula.is_Symbol and formula in ARGS:  # the identity: no node needed
             return args[ARGS.index(formula)]
         n = add_node(self.g, "expr", args, formula=formula, role="grad", **attrs)
-        self.g.nodes[n]["shape"] = node_shape(self.g, n, args)
+        self.g._node[n]["shape"] = node_shape(self.g, n, args)
         return n
 
 
@@ -201,13 +201,13 @@ def _rewritten(formula: sympy.Expr, pattern: tuple) -> sympy.Expr:
 
 
 def is_mask(g: nx.DiGraph, n: int) -> bool:
-    gate = gate_of(g.nodes[n]["op"])
+    gate = gate_of(g._node[n]["op"])
     return gate is not None and gate.kind == MASK
 
 
 def gate_local_gradients(g: nx.DiGraph, n: int):
     """The local gradient formulas of node n's gate, one per argument (None: no gradient)."""
-    data = g.nodes[n]
+    data = g._node[n]
     if "local" in data:  # a lowered gate: its gradient over the shared intermediate
         return data["local"]
     if g.graph.get("style") == "textbook" and data["op"] in TEXTBOOK:
@@ -253,7 +253,7 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None, zeros: bool = True) ->
     output = h.graph["output"]
     wrt = list(h.graph["inputs"] if wrt is None else wrt)
     need = _reachable(h, wrt, output)
-    seed = add_node(h, "input", name="dout", role="seed", shape=h.nodes[output]["shape"])
+    seed = add_node(h, "input", name="dout", role="seed", shape=h._node[output]["shape"])
     grad: dict[int, int] = {output: seed} if output in need else {}
 
     wires: dict[tuple[int, int], tuple[int, int | None]] = {}
@@ -261,21 +261,21 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None, zeros: bool = True) ->
     def accumulate(a: int, c: int, via: int) -> None:
         before = None
         if b.shape(c) != b.shape(a):  # undo broadcasting, as a visible step of its own
-            h.nodes[c].setdefault("grad_for", a)
+            h._node[c].setdefault("grad_for", a)
             before, c = c, b.op("sum_to", [c], shape=b.shape(a))
-            h.nodes[c]["unbroadcast"] = a
+            h._node[c]["unbroadcast"] = a
         wires[(via, a)] = (c, before)
         if a not in grad:
             grad[a] = c
-            h.nodes[c].setdefault("grad_of", a)
+            h._node[c].setdefault("grad_of", a)
             return
-        if h.nodes[c].get("grad_of") is None and h.out_degree(c) == 0:
-            h.nodes[c]["inline"] = True  # printed inside the sum: `da = da + <contribution>`
+        if h._node[c].get("grad_of") is None and h.out_degree(c) == 0:
+            h._node[c]["inline"] = True  # printed inside the sum: `da = da + <contribution>`
         grad[a] = b.op("add", [grad[a], c])
-        h.nodes[grad[a]].update(grad_of=a, comment="fork: gradients add")
+        h._node[grad[a]].update(grad_of=a, comment="fork: gradients add")
 
     for n in reversed(user_order(g)):  # backward: the exact reverse of the order written
-        data = h.nodes[n]
+        data = h._node[n]
         if n not in grad or data["op"] in ("input", "const"):
             continue
         args = args_of(h, n)
@@ -289,21 +289,21 @@ def backward(g: nx.DiGraph, wrt: list[int] | None = None, zeros: bool = True) ->
         else:
             contributions = gate.vjp(b, n, args, dn)
             for c in contributions:
-                if c is not None and "comment" not in h.nodes[c]:
-                    h.nodes[c]["comment"] = f"{data['op']} backward"
+                if c is not None and "comment" not in h._node[c]:
+                    h._node[c]["comment"] = f"{data['op']} backward"
         for a, c in zip(args, contributions):
             if c is not None and a in need:
                 accumulate(a, c, n)
         for c in range(start, h.graph["next_id"]):  # what this gate's step of the sweep made
-            h.nodes[c]["swept"] = n
+            h._node[c]["swept"] = n
 
     returned = Counter(grad.get(i) for i in wrt)  # a gradient node returned for 2+ inputs
     grads = {}
     for i in wrt:
-        if grad.get(i) is None and not zeros and g.nodes[i]["shape"]:
+        if grad.get(i) is None and not zeros and g._node[i]["shape"]:
             # `zeros=False` (the compiler's probe sizes): a zero gradient is a constant array of
             # the call's own shape, which no probe can stand for; the caller specialises instead
-            raise ShapeError(f"the gradient of {g.nodes[i]['name']!r} is a constant zero array")
+            raise ShapeError(f"the gradient of {g._node[i]['name']!r} is a constant zero array")
         grads[i] = _final_gradient(b, i, grad.get(i), seed, shared=returned[grad.get(i)] > 1)
     h.graph.update(seed=seed, grads=grads, gradient_of=dict(grad), wires=wires)
     return h
@@ -329,7 +329,7 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
         for sym, formula in shared:
             definitions[sym] = formula = _within_slots(b, n, formula, definitions, operands)
             operands[sym] = b.expr(formula, operands)
-            b.g.nodes[operands[sym]].update(shared_by=n)
+            b.g._node[operands[sym]].update(shared_by=n)
         formulas = [_within_slots(b, n, f, definitions, operands) for f in formulas]
     out: list[int | None] = [None] * len(args)
     for i, formula in zip(wanted, formulas):
@@ -337,7 +337,7 @@ def _elementwise_vjp(b: Builder, n: int, args: list[int], dn: int, need: set[int
             continue
         c = b.expr(formula, operands)
         if c != dn:
-            b.g.nodes[c].update(grad_gate=n, grad_arg=i)
+            b.g._node[c].update(grad_gate=n, grad_arg=i)
         out[i] = c
     return out
 
@@ -370,7 +370,7 @@ def _within_slots(b: Builder, n: int, formula, definitions: dict, operands: dict
     while len(b.arguments(formula, operands)[0]) > len(ARGS):
         inlined = [s for s in definitions if s in formula.free_symbols]
         if not inlined:
-            gate = b.g.nodes[n].get("gate", b.g.nodes[n]["op"])
+            gate = b.g._node[n].get("gate", b.g._node[n]["op"])
             raise GraphcError(
                 f"gate {gate!r}: a gradient step would read more than {len(ARGS)} values; "
                 "give the gate fewer arguments"
@@ -409,14 +409,14 @@ def _final_gradient(b: Builder, i: int, node: int | None, seed: int, shared: boo
     one array twice: the seed (the caller's `dout`), a view, or a node returned for 2+ inputs.
     """
     g = b.g
-    shape = g.nodes[i]["shape"]
+    shape = g._node[i]["shape"]
     if node is None:  # no path from this input to the output: the gradient is zero
         return b.const(np.zeros(shape) if shape else 0.0)
-    own = g.nodes[node].get("grad_of") == i and node != seed
-    if own and g.nodes[node]["op"] not in VIEW_OPS:
+    own = g._node[node].get("grad_of") == i and node != seed
+    if own and g._node[node]["op"] not in VIEW_OPS:
         return node
     # an alias of another value's gradient (e.g. the add gate distributes dout) or a view
-    copy = bool(shape) and (node == seed or shared or g.nodes[node]["op"] in VIEW_OPS)
+    copy = bool(shape) and (node == seed or shared or g._node[node]["op"] in VIEW_OPS)
     alias = add_node(g, "expr", [node], formula=ARGS[0], role="grad", grad_of=i, copy=copy)
-    g.nodes[alias]["shape"] = shape
+    g._node[alias]["shape"] = shape
     return alias

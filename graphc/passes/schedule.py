@@ -89,7 +89,7 @@ def _live(g: nx.DiGraph) -> set[int]:
 
 
 def _inlined(g: nx.DiGraph, n: int, consumers: int) -> bool:
-    data = g.nodes[n]
+    data = g._node[n]
     op = data["op"]
     if op == "const":
         return np.ndim(data["value"]) == 0 or not np.any(data["value"])
@@ -153,17 +153,17 @@ def schedule(g: nx.DiGraph, expressions: bool = False) -> Program:
     inline = {
         n
         for n in order
-        if g.nodes[n]["op"] != "input"
+        if g._node[n]["op"] != "input"
         and n != out
         and (
-            _inlined(g, n, sum(c in live for c in g.successors(n)))
+            _inlined(g, n, sum(c in live for c in g._succ[n]))
             or (expressions and _in_expression(g, n, live))
         )
     }
-    is_grad = {n: g.nodes[n].get("role") in ("grad", "seed") for n in order}
-    constants = [n for n in order if g.nodes[n]["op"] == "const" and n not in inline]
+    is_grad = {n: g._node[n].get("role") in ("grad", "seed") for n in order}
+    constants = [n for n in order if g._node[n]["op"] == "const" and n not in inline]
     statements = [
-        n for n in order if n not in inline and g.nodes[n]["op"] not in ("input", "const")
+        n for n in order if n not in inline and g._node[n]["op"] not in ("input", "const")
     ]
     forward = [n for n in statements if not is_grad[n]]
     backward = sorted((n for n in statements if is_grad[n]), key=int)
@@ -203,23 +203,23 @@ def schedule(g: nx.DiGraph, expressions: bool = False) -> Program:
         holder[name] = n
 
     for i in g.graph["inputs"]:
-        give(i, g.nodes[i]["name"])
+        give(i, g._node[i]["name"])
     for k, n in enumerate(constants, start=1):
         give(n, f"C{k}")
     for n in forward:
-        data = g.nodes[n]
+        data = g._node[n]
         give(n, data.get("hint") or ("out" if n == out else data["op"]))
-    named_output = out in names and g.nodes[out]["op"] != "input"
+    named_output = out in names and g._node[out]["op"] != "input"
     give(g.graph["seed"], "d" + names[out] if named_output else "dout")
     for n in backward:
-        data = g.nodes[n]
+        data = g._node[n]
         target = data.get("grad_of", data.get("grad_for"))
         if "same_name_as" in data and data["same_name_as"] in names:
             give(n, names[data["same_name_as"]], may_take_over=True)
         elif target is None:
             give(n, "shared" if "shared_by" in data else "t", may_take_over=True)
         else:
-            give(n, "d" + names.get(target, g.nodes[target]["op"]), may_take_over=True)
+            give(n, "d" + names.get(target, g._node[target]["op"]), may_take_over=True)
 
     in_backward = set(backward)
     cache = [
