@@ -522,6 +522,8 @@ class Emitter:
                 )
             if self.constant_only(n):
                 return f"{op} of constants, as NumPy's float64 computes it"
+            if "cached_for" in data:  # see passes.lower.cache_log_softmax
+                return f"{data['gate']}: {op}, cached for backward"
             return FORWARD_NOTES.get(op, op)
         if "shared_by" in data:
             by = self.g.nodes[data["shared_by"]]
