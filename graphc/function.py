@@ -976,18 +976,23 @@ def _result(out, values, dtype: np.dtype | None):
 
 def _call_key(values: list) -> tuple | None:
     """What binding a call depends on, for `Function._known`: each input a float array (its
-    shape and dtype) or a Python float; None for anything else, which is bound in full."""
+    shape and dtype), a Python float or a NumPy float scalar (its type: np.float64, ...); None
+    for anything else, which is bound in full."""
     key: list[object] = []
     for v in values:
-        if type(v) is np.ndarray:
+        t = type(v)
+        if t is np.ndarray:
             if v.dtype.kind not in "fiu":  # integers: float64 arrays, or index as they are
                 return None  # (binding changes the first: `_remember` never keeps such a key)
             key.append((v.shape, v.dtype))
-        elif type(v) is float:
-            key.append(float)
+        elif t is float or t in _FLOAT_SCALARS:  # binding passes NumPy floats through as well
+            key.append(t)
         else:
             return None
     return tuple(key)
+
+
+_FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64, np.longdouble})
 
 
 def _gradient(g, v):

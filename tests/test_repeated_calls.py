@@ -59,6 +59,22 @@ def test_a_repeated_call_returns_what_a_first_call_returns(fused, dtype, rng):
         assert_grads_close(f.grad(**given), want, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("scalar", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_float_scalars_repeat_like_python_floats(scalar, dtype, rng):
+    f = gc.function(affine_loss)
+    for n in (4, 4, 4, 7):
+        given = {**inputs(rng, n, dtype), "reg": scalar(0.1)}
+        out, grads = f.value_and_grad(**given)
+        want_out, want = gc.function(affine_loss).value_and_grad(**given)
+        same(out, want_out)
+        for k in want:
+            same(grads[k], want[k])
+    assert type(grads["reg"]) is scalar  # its gradient keeps the scalar's type, as binding does
+    out, grads = f.value_and_grad(**{**given, "reg": 0.1})  # a Python float: a call of its own
+    same(grads["reg"], gc.function(affine_loss).grad(**{**given, "reg": 0.1})["reg"])
+
+
 def test_a_repeated_call_still_converts_what_binding_converts(rng):
     f = gc.function(affine_loss)
     given = inputs(rng)
