@@ -444,7 +444,10 @@ def log_softmax(x, axis=-1):
     top = x.max(axis=axis, keepdims=True)
     shifted = x - np.where(np.isfinite(top), top, 0.0)
     rest = np.exp(shifted)
-    np.put_along_axis(rest, x.argmax(axis=axis, keepdims=True), 0.0, axis=axis)  # the max's 1
+    if rest.ndim == 2 and axis in (1, -1):  # rows of scores: each row's first max, directly
+        rest[np.arange(len(rest)), x.argmax(axis=1)] = 0.0
+    else:
+        np.put_along_axis(rest, x.argmax(axis=axis, keepdims=True), 0.0, axis=axis)
     return shifted - np.log1p(rest.sum(axis=axis, keepdims=True))
 ''')
 
