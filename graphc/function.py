@@ -18,7 +18,7 @@ import graphviz
 import networkx as nx
 import numpy as np
 
-from . import modes
+from . import entries, modes
 from .compiler import Compiled, compile_graph, gc_paused
 from .display import Code
 from .draw import explore as explorer
@@ -455,7 +455,36 @@ class Function:
                 (k, i) for k, g, i in zip(names, grads, self._positions) if gradients[k] is not g
             )
             known[2] = (value is out, convert)
+            self._enter(compiled, values, known)
         return value, gradients
+
+    def _enter(self, compiled: Compiled, values: list, known: list) -> None:
+        """Make `value_and_grad` a generated entry for calls like this one (`entries`), once:
+        other calls, and those after the float path took over, keep the path above."""
+        if self.value_and_grad != self._numpy_value_and_grad or not entries.can_enter(self.inputs):
+            return
+        value_as_is, convert = known[2]
+        converted = {k for k, _ in convert}
+        key = known[1]
+
+        def mark():
+            self._last = key
+
+        self._dispatch(
+            self.__call__,
+            entries.entry(
+                self.inputs,
+                _call_key(values),
+                compiled.module.value_and_grad,
+                compiled.converted,
+                tuple((k, i, k in converted) for k, i in zip(self.gradient_names, self._positions)),
+                None if value_as_is else lambda out, vs: _result(out, vs, compiled.dtype),
+                _gradient,
+                mark,
+                self._numpy_value_and_grad,
+            ),
+        )
+        self.value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
     def _take_floats_straight(self, source: str) -> None:
         """Once called with Python floats: make the float path the entry (see Dispatch above);

@@ -141,3 +141,42 @@ def test_integer_labels_repeat_like_float_inputs(rng):
         same(grads["scores"], want["scores"])
     with pytest.raises(InputError, match="integers"):
         f.value_and_grad(scores=scores, y=y.astype(float))  # a float label: refused, still
+
+
+def test_every_call_style_after_the_entry_for_repeats_matches_a_fresh_function(rng):
+    """From the second like call, value_and_grad is a generated entry (graphc.entries): every
+    other call must still get what binding gives, or its error."""
+    f = gc.function(affine_loss)
+    given = inputs(rng)
+    for _ in range(3):
+        f.value_and_grad(**given)
+    x, w, b, reg = given.values()
+    calls = [
+        ((), given),
+        ((x, w, b, reg), {}),
+        ((x, w), {"b": b, "reg": reg}),  # mixed
+        ((), {**given, "reg": np.float32(0.1)}),  # a NumPy scalar where a float was
+        ((), {**given, "x": x.astype(np.float32)}),
+        ((), {**given, "x": x[:2]}),  # another size
+        ((), {**given, "b": [0.5, -0.5]}),  # a list, made an array by binding
+        ((x, w, b), {}),  # too few, by position
+    ]
+    for args, kwargs in calls:
+        try:
+            want = gc.function(affine_loss).value_and_grad(*args, **kwargs)
+        except InputError as e:
+            with pytest.raises(InputError, match=str(e)[:20]):
+                f.value_and_grad(*args, **kwargs)
+            continue
+        out, grads = f.value_and_grad(*args, **kwargs)
+        same(out, want[0])
+        assert list(grads) == list(want[1])
+        for k in grads:
+            same(grads[k], want[1][k])
+    with pytest.raises(InputError, match="twice"):
+        f.value_and_grad(x, w, b, reg, x=x)
+    with pytest.raises(InputError, match="unexpected input 'z'"):
+        f.value_and_grad(**given, z=1.0)
+    f.value_and_grad(**{**given, "x": x[:1]})
+    f.value_and_grad(**given)  # the entry's own call: the source follows it too
+    assert f.source == gc.function(affine_loss).source_for(**given)
