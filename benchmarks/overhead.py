@@ -18,9 +18,10 @@ suite's hand-written NumPy (`benchmarks.mlp.reference`), for scale.
 from __future__ import annotations
 
 import argparse
-import operator
+import gc as pygc
 import statistics
 import sys
+import time
 from collections.abc import Callable
 
 from .threads import limit_threads  # noqa: E402  (before anything loads NumPy)
@@ -35,7 +36,6 @@ from .harness import (  # noqa: E402
     Candidate,
     Section,
     Target,
-    Timing,
     agreeing,
     interleave,
     table,
@@ -113,13 +113,41 @@ def measure(d: dict, labels: str, rounds: int, smoke: bool, failures: list, titl
     timed = {c.name: c.call for c in cands}
     timed["module alone, unfused (diagnostic)"] = module_unfused
     timed["module alone, fused (diagnostic)"] = module_fused
-    return interleave(timed, rounds, min_sample=0.01), len(ok)
+    timings = interleave(timed, rounds, min_sample=0.01)
+    pairs = PAIRS_PER_ROUND * rounds
+    over = {
+        "unfused": alternating(timed["graphc"], module_unfused, pairs),
+        "fused": alternating(timed["graphc fused"], module_fused, pairs),
+    }
+    return (timings, over, alternating(timed["graphc fused"], timed["graphc"], pairs)), len(ok)
 
 
-def paired(a: Timing, b: Timing, op) -> float:
-    """The median over rounds of op(a's sample, b's sample of the same round): two candidates
-    timed side by side in each round, so that what the machine's load does to both cancels."""
-    return statistics.median(op(x, y) for x, y in zip(a.samples, b.samples))
+PAIRS_PER_ROUND = 100
+
+
+def alternating(a: Callable, b: Callable, pairs: int) -> tuple[float, float]:
+    """(median of a - b in seconds, median of a / b) over `pairs` pairs of single calls, a
+    and b one after the other, the first alternating: on a shared machine a pause hits one
+    call of a pair, and the medians of the pairs leave it out."""
+    diffs, ratios = [], []
+    clock = time.perf_counter
+    was = pygc.isenabled()
+    pygc.disable()
+    try:
+        for k in range(pairs):
+            first, second = (a, b) if k % 2 == 0 else (b, a)
+            t0 = clock()
+            first()
+            t1 = clock()
+            second()
+            t2 = clock()
+            ta, tb = (t1 - t0, t2 - t1) if k % 2 == 0 else (t2 - t1, t1 - t0)
+            diffs.append(ta - tb)
+            ratios.append(ta / tb)
+    finally:
+        if was:
+            pygc.enable()
+    return statistics.median(diffs), statistics.median(ratios)
 
 
 def run(rounds: int, smoke: bool = False, sizes: dict | None = None) -> Section:
@@ -129,14 +157,14 @@ def run(rounds: int, smoke: bool = False, sizes: dict | None = None) -> Section:
     over: dict[str, float] = {}  # "unfused, one-hot labels" -> us above the module
     slower: dict[str, float] = {}  # labels -> fused / unfused
     for labels in NETS:
-        timings, agree = measure(d, labels, rounds, smoke, failures, labels)
-        if timings is None:
+        measured, agree = measure(d, labels, rounds, smoke, failures, labels)
+        if measured is None:
             texts.append(f"{labels}: {agree} candidates agree with the reference")
             continue
-        for form, whole in (("unfused", "graphc"), ("fused", "graphc fused")):
-            alone = timings[f"module alone, {form} (diagnostic)"]
-            over[f"{form}, {labels}"] = paired(timings[whole], alone, operator.sub) * 1e6
-        slower[labels] = paired(timings["graphc fused"], timings["graphc"], operator.truediv)
+        timings, above, (_, ratio) = measured
+        for form, (diff, _) in above.items():
+            over[f"{form}, {labels}"] = diff * 1e6
+        slower[labels] = ratio
         rows = timing_rows(timings, REFERENCE)
         header = ["candidate", "median per call", "/ reference", "spread (IQR)"]
         texts.append(f"### {labels}\n\n" + table(header, rows) + "\n")
@@ -147,8 +175,8 @@ def run(rounds: int, smoke: bool = False, sizes: dict | None = None) -> Section:
     intro = (
         '"graphc" is called by name, as the README calls it, and returns every gradient; the '
         "module alone runs the generated `value_and_grad` on the same prepared arguments. The "
-        "targets compare candidates round by round (medians of per-round differences and "
-        "ratios).\n\n"
+        f"targets time single calls in {PAIRS_PER_ROUND} pairs per round, the two candidates "
+        "one after the other, and take the medians of the pairs' differences and ratios.\n\n"
     )
     worst = max(over, key=over.get)
     at = f"N={sizes['N']}"
