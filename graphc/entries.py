@@ -25,6 +25,7 @@ NumPy path with the arguments as given, which binds them and says what is wrong.
 from __future__ import annotations
 
 import keyword
+import linecache
 from collections.abc import Callable
 
 import numpy as np
@@ -41,6 +42,7 @@ def can_enter(names: tuple[str, ...]) -> bool:
 
 
 def entry(
+    title: str,
     names: tuple[str, ...],
     key: tuple,
     run: Callable,
@@ -51,8 +53,8 @@ def entry(
     mark: Callable[[], None],
     otherwise: Callable,
 ) -> Callable:
-    """`value_and_grad` for calls of `key` (`function._call_key`: (shape, dtype) of an array,
-    or the type of a scalar, per input).
+    """`value_and_grad` of the function `title` for calls of `key` (`function._call_key`:
+    (shape, dtype) of an array, or the type of a scalar, per input).
 
     `run`: the module's value_and_grad; `converted`: (input position, dtype) the module takes
     it in (`Compiled.prepared`); `gradients`: (name, input position, converted?) per gradient
@@ -121,5 +123,9 @@ def entry(
             "    return _gc_otherwise(*_gc_given[:_gc_n], *_gc_more, **_gc_kw, **_gc_unknown)",
         ]
     )
-    exec(compile(source, "<graphc:value_and_grad>", "exec"), ns)  # our own code, of checked names
-    return ns["value_and_grad"]
+    filename = f"<graphc:{title}:value_and_grad>"  # tracebacks show the entry's lines
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)  # our own code, of checked names
+    made = ns["value_and_grad"]
+    assert callable(made)
+    return made

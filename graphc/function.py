@@ -465,7 +465,9 @@ class Function:
             return
         value_as_is, convert = known[2]
         converted = {k for k, _ in convert}
-        key = known[1]
+        key, call = known[1], _call_key(values)
+        if call is None:  # (a known call has a key: `_remember` kept it by one)
+            return
 
         def mark():
             self._last = key
@@ -473,8 +475,9 @@ class Function:
         self._dispatch(
             self.__call__,
             entries.entry(
+                self.__name__,
                 self.inputs,
-                _call_key(values),
+                call,
                 compiled.module.value_and_grad,
                 compiled.converted,
                 tuple((k, i, k in converted) for k, i in zip(self.gradient_names, self._positions)),
