@@ -13,7 +13,7 @@ inputs as its own parameters, calls the module and returns the gradients as a di
     def value_and_grad(_gc_p0=_gc_absent, ..., /, *_gc_more, X=_gc_absent, ..., **_gc_unknown):
         if _gc_p0 is _gc_absent: ...          # by name
         elif X is ... is _gc_absent: ...      # by position
-        if not (_gc_more or _gc_unknown) and type(X) is _gc_array and X.shape == _gc_s0 ...:
+        if not (_gc_more or _gc_unknown) and _gc_type(X) is _gc_array and X.shape == _gc_s0 ...:
             _gc_out, _gc_g = _gc_module(X, ...)
             return _gc_out, {"X": _gc_g[0], ...}
         return _gc_otherwise(...)             # every other call: the NumPy path, as called
@@ -37,8 +37,10 @@ PREFIX = "_gc_"  # the entry's own names; an input named so gets no entry
 def can_enter(names: tuple[str, ...]) -> bool:
     """Whether inputs of these names can be the entry's parameters."""
     return bool(names) and all(
-        k.isidentifier() and not keyword.iskeyword(k) and not k.startswith(PREFIX) for k in names
-    )
+        k.isidentifier() and not keyword.iskeyword(k) and not k.startswith(PREFIX)
+        and k != "__debug__"  # a name no parameter can have
+        for k in names
+    )  # fmt: skip
 
 
 def entry(
@@ -61,7 +63,10 @@ def entry(
     returned, converted by `gradient(g, input)`; `value(out, inputs)` converts the value (None:
     as the module returns it); `mark()` notes the call (`Function._last`); `otherwise(*args,
     **kwargs)` answers every other call."""
-    ns: dict[str, object] = {
+    ns: dict[str, object] = {  # builtins too: an input may be named `type` or `len`
+        "_gc_type": type,
+        "_gc_len": len,
+        "_gc_zip": zip,
         "_gc_absent": ABSENT,
         "_gc_array": np.ndarray,
         "_gc_run": run,
@@ -77,11 +82,11 @@ def entry(
         if isinstance(kind, tuple):  # an array: (shape, dtype)
             ns[f"_gc_s{i}"], ns[f"_gc_d{i}"] = kind
             checks.append(
-                f"type({k}) is _gc_array and {k}.shape == _gc_s{i} and {k}.dtype == _gc_d{i}"
+                f"_gc_type({k}) is _gc_array and {k}.shape == _gc_s{i} and {k}.dtype == _gc_d{i}"
             )
         else:  # a scalar: its type (float, np.float64, ...)
             ns[f"_gc_t{i}"] = kind
-            checks.append(f"type({k}) is _gc_t{i}")
+            checks.append(f"_gc_type({k}) is _gc_t{i}")
     args = list(names)
     for i, dtype in converted:
         ns[f"_gc_c{i}"] = dtype
@@ -115,11 +120,12 @@ def entry(
             f"        return {out}, {{{', '.join(items)}}}",
             "    # any other call: the NumPy path, with the arguments as given",
             f"    _gc_given = ({', '.join(positions)},)",
-            "    _gc_n = len(_gc_given)  # positions fill from the left: the given ones come first",
+            "    _gc_n = _gc_len(_gc_given)  # positions fill from the left: given ones come first",
             "    while _gc_n and _gc_given[_gc_n - 1] is _gc_absent:",
             "        _gc_n -= 1",
             f"    _gc_by_name = ({', '.join(names)},) if _gc_named is not False else ()",
-            "    _gc_kw = {k: v for k, v in zip(_gc_names, _gc_by_name) if v is not _gc_absent}",
+            "    _gc_kw = _gc_zip(_gc_names, _gc_by_name)",
+            "    _gc_kw = {k: v for k, v in _gc_kw if v is not _gc_absent}",
             "    return _gc_otherwise(*_gc_given[:_gc_n], *_gc_more, **_gc_kw, **_gc_unknown)",
         ]
     )
