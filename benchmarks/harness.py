@@ -155,7 +155,6 @@ class Timing:
     q3: float
     rounds: int
     number: int  # calls per sample
-    samples: tuple[float, ...] = ()  # seconds per call, one per round, in round order
 
     @property
     def spread(self) -> float:
@@ -196,7 +195,7 @@ def interleave(calls: dict[str, Callable], rounds: int, min_sample: float) -> di
     timings = {}
     for name, xs in samples.items():
         q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
-        timings[name] = Timing(statistics.median(xs), q[0], q[2], len(xs), numbers[name], tuple(xs))
+        timings[name] = Timing(statistics.median(xs), q[0], q[2], len(xs), numbers[name])
     return timings
 
 
