@@ -5,6 +5,8 @@ Run everything with `.venv/bin/python -m benchmarks` from the repository root (s
 
 - `scalar`: value and gradients of the lecture circuits on Python floats;
 - `mlp`: the CIFAR-sized 2-layer net, float64 and float32, plus peak memory per candidate;
+- `overhead`: the same net at N=8, where per-call costs count: a Function above its module,
+  fused against unfused, with one-hot and integer labels;
 - `elementwise`: the sigmoid neuron over 10^6-element arrays, fused and unfused;
 - `compile_scaling`: the unrolled recurrence h = tanh(w*h + u*x_t + b), T = 100 ... 20,000.
 

@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks                  # every workload, peers when installed
     .venv/bin/python -m benchmarks --smoke          # tiny sizes, correctness only (CI)
     .venv/bin/python -m benchmarks --only mlp,scalar --rounds 31 --peers torch,jax
+    .venv/bin/python -m benchmarks --only overhead --rounds 31   # the MLP at N=8, per call
     .venv/bin/python -m benchmarks --markdown results.md
 
 Exit status 1 if any candidate's value or gradients disagree with its reference.
@@ -18,9 +19,9 @@ from .threads import limit_threads  # noqa: E402  (before anything loads NumPy)
 
 THREADS = limit_threads(sys.argv[1:]) if __name__ == "__main__" else 0
 
-from . import compile_scaling, elementwise, harness, mlp, scalar  # noqa: E402
+from . import compile_scaling, elementwise, harness, mlp, overhead, scalar  # noqa: E402
 
-WORKLOADS = ("scalar", "mlp", "elementwise", "compile")
+WORKLOADS = ("scalar", "mlp", "overhead", "elementwise", "compile")
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -77,6 +78,8 @@ def main(argv=None) -> int:
             section = scalar.run(args.rounds, args.smoke)
         elif workload == "mlp":
             section = mlp.run(args.rounds, args.smoke, memory=not args.no_memory, threads=THREADS)
+        elif workload == "overhead":
+            section = overhead.run(args.rounds, args.smoke)
         elif workload == "elementwise":
             section = elementwise.run(args.rounds, args.smoke)
         else:

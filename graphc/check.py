@@ -428,18 +428,19 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
         op = data["op"]
         if data.get("role") in ("grad", "seed") or op in ("input", "const") or n not in seen:
             continue
-        if "pair_of" in data:
-            continue  # sigmoid(-x) beside a sigmoid, for its gradient: checked with that gate
+        if "pair_of" in data or "cached_for" in data:
+            continue  # sigmoid(-x) beside a sigmoid, log_softmax beside a cross-entropy, for
+            # the gate's gradient: checked with that gate
         gate = gate_of(op)
         assert gate is not None  # every node but inputs and constants is a gate
         if gate.kind == MASK:
             continue  # a comparison: no gradient flows through it
-        args = [_value(g, a, seen) for a in args_of(g, n)]
+        args = [_value(g, a, seen) for a in _gate_args(g, n)]
         label = data.get("gate", op)
         name = program.names.get(n, label)
         # only the arguments a gradient flows into: a constant exponent has none (and x**2 at
         # x < 0 has no derivative in its exponent to check), nor has an input outside `wrt`
-        used = [(n, a) in flows for a in args_of(g, n)]
+        used = [(n, a) in flows for a in _gate_args(g, n)]
         if gate.kind == ELEMENTWISE:
             errors = _check_local(g, n, args, seen[n], used)
             kind = "local gradient"
@@ -452,6 +453,12 @@ def _check_gates(f, values: dict, samples: int | None, seed: int = 0) -> tuple[G
         rows.append(GateCheck(n, label, name, error, tuple(errors), kind))
     # in the order the gates were traced: a sigmoid reads its sigmoid(-x) step, made later
     return tuple(sorted(rows, key=lambda r: r.node))
+
+
+def _gate_args(g, n: int) -> list[int]:
+    """The arguments of gate n as written: without the log_softmax a cross-entropy reads from
+    forward (`passes.lower.cache_log_softmax`), which the gate alone computes itself."""
+    return [a for a in args_of(g, n) if "cached_for" not in g.nodes[a]]
 
 
 def _value(g, n: int, seen: dict):
@@ -529,7 +536,7 @@ def _check_vjp(
     """The gate alone, compiled: its backward with a random upstream against differences, for
     the arguments a gradient flows into (None for the others)."""
     data = g.nodes[n]
-    arg_nodes = args_of(g, n)
+    arg_nodes = _gate_args(g, n)
     distinct = list(dict.fromkeys(arg_nodes))
     alone = new_graph(f"{data['op']}_alone")
     inputs = {a: add_node(alone, "input", name=f"a{k}") for k, a in enumerate(distinct)}

@@ -6,6 +6,7 @@ Stage: top. Sequences the wings, each call one stage:
     graph = fuse(graph, rules, level)      passes.fusion    (when asked) gates -> fused gates
     graph = lower(graph)                   passes.lower     (readable=False) exact gates, shared
     graph = pair_sigmoids(graph)           passes.lower     sigmoid(-x) beside each sigmoid
+    graph = cache_log_softmax(graph)       passes.lower     log_softmax(x) beside each CE
     sizes = probe_sizes(shapes)            ir.shapes        (generic=True) sizes as classes, probed
     graph = infer_shapes(graph, shapes)    ir.shapes        the shape of every value
     graph = backward(graph, wrt)           passes.autodiff  the chain rule, as graph nodes
@@ -41,7 +42,7 @@ from .ir.graph import copy_graph
 from .ir.shapes import Sizes, infer_shapes, probe_sizes
 from .passes.autodiff import backward
 from .passes.gradient import check_shapes
-from .passes.lower import lower, pair_sigmoids
+from .passes.lower import cache_log_softmax, lower, pair_sigmoids
 from .passes.schedule import Program, sanitize, schedule
 
 
@@ -213,6 +214,7 @@ def _compile(
         g = lower(g)
     if style != "textbook":  # the textbook's sigmoid' is (1 - s) * s, over s alone
         g = pair_sigmoids(g)  # a fused gate sigmoid(...) too, which `lower` leaves
+    g = cache_log_softmax(g)  # forward's log_softmax, which the cross-entropy's backward reads
     shaped = infer_shapes(g, shapes)
     shaped.graph["style"] = style  # the backward pass and the printer read it
     node_of = {g.nodes[i]["name"]: i for i in g.graph["inputs"]}

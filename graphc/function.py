@@ -18,7 +18,7 @@ import graphviz
 import networkx as nx
 import numpy as np
 
-from . import modes
+from . import entries, modes
 from .compiler import Compiled, compile_graph, gc_paused
 from .display import Code
 from .draw import explore as explorer
@@ -455,7 +455,39 @@ class Function:
                 (k, i) for k, g, i in zip(names, grads, self._positions) if gradients[k] is not g
             )
             known[2] = (value is out, convert)
+            self._enter(compiled, values, known)
         return value, gradients
+
+    def _enter(self, compiled: Compiled, values: list, known: list) -> None:
+        """Make `value_and_grad` a generated entry for calls like this one (`entries`), once:
+        other calls, and those after the float path took over, keep the path above."""
+        if self.value_and_grad != self._numpy_value_and_grad or not entries.can_enter(self.inputs):
+            return
+        value_as_is, convert = known[2]
+        converted = {k for k, _ in convert}
+        key, call = known[1], _call_key(values)
+        if call is None:  # (a known call has a key: `_remember` kept it by one)
+            return
+
+        def mark():
+            self._last = key
+
+        self._dispatch(
+            self.__call__,
+            entries.entry(
+                self.__name__,
+                self.inputs,
+                call,
+                compiled.module.value_and_grad,
+                compiled.converted,
+                tuple((k, i, k in converted) for k, i in zip(self.gradient_names, self._positions)),
+                None if value_as_is else lambda out, vs: _result(out, vs, compiled.dtype),
+                _gradient,
+                mark,
+                self._numpy_value_and_grad,
+            ),
+        )
+        self.value_and_grad.__doc__ = VALUE_AND_GRAD_DOC
 
     def _take_floats_straight(self, source: str) -> None:
         """Once called with Python floats: make the float path the entry (see Dispatch above);
@@ -976,18 +1008,23 @@ def _result(out, values, dtype: np.dtype | None):
 
 def _call_key(values: list) -> tuple | None:
     """What binding a call depends on, for `Function._known`: each input a float array (its
-    shape and dtype) or a Python float; None for anything else, which is bound in full."""
+    shape and dtype), a Python float or a NumPy float scalar (its type: np.float64, ...); None
+    for anything else, which is bound in full."""
     key: list[object] = []
     for v in values:
-        if type(v) is np.ndarray:
+        t = type(v)
+        if t is np.ndarray:
             if v.dtype.kind not in "fiu":  # integers: float64 arrays, or index as they are
                 return None  # (binding changes the first: `_remember` never keeps such a key)
             key.append((v.shape, v.dtype))
-        elif type(v) is float:
-            key.append(float)
+        elif t is float or t in _FLOAT_SCALARS:  # binding passes NumPy floats through as well
+            key.append(t)
         else:
             return None
     return tuple(key)
+
+
+_FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64, np.longdouble})
 
 
 def _gradient(g, v):

@@ -32,7 +32,8 @@ def run_smoke(peers: str) -> str:
 
 def test_smoke_graphc_and_references_agree():
     out = run_smoke("none")
-    for workload in ("Scalar circuits", "MLP", "Elementwise", "Compile scaling"):
+    workloads = ("Scalar circuits", "MLP", "Per-call overhead", "Elementwise", "Compile scaling")
+    for workload in workloads:
         assert workload in out
 
 

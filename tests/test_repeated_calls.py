@@ -59,6 +59,22 @@ def test_a_repeated_call_returns_what_a_first_call_returns(fused, dtype, rng):
         assert_grads_close(f.grad(**given), want, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("scalar", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_float_scalars_repeat_like_python_floats(scalar, dtype, rng):
+    f = gc.function(affine_loss)
+    for n in (4, 4, 4, 7):
+        given = {**inputs(rng, n, dtype), "reg": scalar(0.1)}
+        out, grads = f.value_and_grad(**given)
+        want_out, want = gc.function(affine_loss).value_and_grad(**given)
+        same(out, want_out)
+        for k in want:
+            same(grads[k], want[k])
+    assert type(grads["reg"]) is scalar  # its gradient keeps the scalar's type, as binding does
+    out, grads = f.value_and_grad(**{**given, "reg": 0.1})  # a Python float: a call of its own
+    same(grads["reg"], gc.function(affine_loss).grad(**{**given, "reg": 0.1})["reg"])
+
+
 def test_a_repeated_call_still_converts_what_binding_converts(rng):
     f = gc.function(affine_loss)
     given = inputs(rng)
@@ -125,3 +141,42 @@ def test_integer_labels_repeat_like_float_inputs(rng):
         same(grads["scores"], want["scores"])
     with pytest.raises(InputError, match="integers"):
         f.value_and_grad(scores=scores, y=y.astype(float))  # a float label: refused, still
+
+
+def test_every_call_style_after_the_entry_for_repeats_matches_a_fresh_function(rng):
+    """From the second like call, value_and_grad is a generated entry (graphc.entries): every
+    other call must still get what binding gives, or its error."""
+    f = gc.function(affine_loss)
+    given = inputs(rng)
+    for _ in range(3):
+        f.value_and_grad(**given)
+    x, w, b, reg = given.values()
+    calls = [
+        ((), given),
+        ((x, w, b, reg), {}),
+        ((x, w), {"b": b, "reg": reg}),  # mixed
+        ((), {**given, "reg": np.float32(0.1)}),  # a NumPy scalar where a float was
+        ((), {**given, "x": x.astype(np.float32)}),
+        ((), {**given, "x": x[:2]}),  # another size
+        ((), {**given, "b": [0.5, -0.5]}),  # a list, made an array by binding
+        ((x, w, b), {}),  # too few, by position
+    ]
+    for args, kwargs in calls:
+        try:
+            want = gc.function(affine_loss).value_and_grad(*args, **kwargs)
+        except InputError as e:
+            with pytest.raises(InputError, match=str(e)[:20]):
+                f.value_and_grad(*args, **kwargs)
+            continue
+        out, grads = f.value_and_grad(*args, **kwargs)
+        same(out, want[0])
+        assert list(grads) == list(want[1])
+        for k in grads:
+            same(grads[k], want[1][k])
+    with pytest.raises(InputError, match="twice"):
+        f.value_and_grad(x, w, b, reg, x=x)
+    with pytest.raises(InputError, match="unexpected input 'z'"):
+        f.value_and_grad(**given, z=1.0)
+    f.value_and_grad(**{**given, "x": x[:1]})
+    f.value_and_grad(**given)  # the entry's own call: the source follows it too
+    assert f.source == gc.function(affine_loss).source_for(**given)

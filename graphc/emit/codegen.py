@@ -557,6 +557,8 @@ class Emitter:
                 )
             if self.constant_only(n):
                 return f"{op} of constants, as NumPy's float64 computes it"
+            if "cached_for" in data:  # see passes.lower.cache_log_softmax
+                return f"{data['gate']}: {op}, cached for backward"
             inner = self.expression_gates(n)
             if inner:  # a fused module's expression: add(mul(w0, x0), w2)
                 tree = self.gate_tree(n)

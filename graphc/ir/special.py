@@ -449,11 +449,14 @@ def log_softmax(x, axis=-1):
     With m the largest entry, log_softmax = (x - m) - log1p(sum of the other exp(x - m)): no
     exp overflows, and a tiny remainder is not lost by adding it to 1 first.
     """
-    top = np.max(x, axis=axis, keepdims=True)
+    top = x.max(axis=axis, keepdims=True)
     shifted = x - np.where(np.isfinite(top), top, 0.0)
     rest = np.exp(shifted)
-    np.put_along_axis(rest, np.expand_dims(np.argmax(x, axis=axis), axis), 0.0, axis=axis)
-    return shifted - np.log1p(np.sum(rest, axis=axis, keepdims=True))
+    if rest.ndim == 2 and axis in (1, -1):  # rows of scores: each row's first max, directly
+        rest[np.arange(len(rest)), x.argmax(axis=1)] = 0.0
+    else:
+        np.put_along_axis(rest, x.argmax(axis=axis, keepdims=True), 0.0, axis=axis)
+    return shifted - np.log1p(rest.sum(axis=axis, keepdims=True))
 ''')
 
 helper('''\
@@ -462,12 +465,6 @@ def logsumexp(x, axis=-1, keepdims=False):
     top = np.max(x, axis=axis, keepdims=True)
     out = top - np.max(log_softmax(x, axis), axis=axis, keepdims=True)
     return out if keepdims else np.squeeze(out, axis=axis)
-''')
-
-helper('''\
-def softmax_cross_entropy(x, y, axis=-1):
-    """-sum(y * log_softmax(x)) over axis: the cross-entropy of labels y against softmax(x)."""
-    return -np.sum(y * log_softmax(x, axis), axis=axis)
 ''')
 
 helper('''\
@@ -521,7 +518,6 @@ def add_along_axis(dout, idx, shape, axis):
 # helpers that call other helpers
 HELPER_NEEDS = {
     "logsumexp": ("log_softmax",),
-    "softmax_cross_entropy": ("log_softmax",),
     "softmax_cross_entropy_grad": ("log_softmax",),
 }
 
@@ -611,12 +607,6 @@ def logsumexp(x, axis=-1, keepdims=False):
 ''')
 
 api_helper('''\
-def softmax_cross_entropy(x, y, axis=-1):
-    """-sum(y * log_softmax(x)) over axis: the cross-entropy of labels y against softmax(x)."""
-    return -array_namespace(x, y).sum(y * log_softmax(x, axis), axis=axis)
-''')
-
-api_helper('''\
 def softmax_cross_entropy_grad(x, y, axis=-1):
     """d/dx softmax_cross_entropy = softmax(x) * sum(y) - y, exact where y is one-hot.
 
@@ -643,7 +633,6 @@ API_HELPER_NEEDS = {
     **HELPER_NEEDS,
     "log_softmax": ("first_max",),
     "logsumexp": ("log_softmax", "first_max"),
-    "softmax_cross_entropy": ("log_softmax", "first_max"),
     "softmax_cross_entropy_grad": ("log_softmax", "first_max"),
     "route_to_max": ("first_max",),
 }

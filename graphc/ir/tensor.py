@@ -425,25 +425,45 @@ def _vjp_log_softmax(b, node, args, dout):
     return (b.expr(formula, {DOUT: dout, OUT: node, ARGS[0]: total}),)
 
 
+# softmax_cross_entropy(x, y) may get a third argument, log_softmax(x) computed by forward
+# (`passes.lower.cache_log_softmax`): the gate then reads it, and so does its backward.
+
+
 def _cross_entropy_shape(shapes, p):
-    both = broadcast_shape("softmax_cross_entropy", list(shapes))
+    both = broadcast_shape("softmax_cross_entropy", list(shapes[:2]))
     axis = _one_axis(p, len(both), "softmax_cross_entropy")
     return tuple(n for i, n in enumerate(both) if i != axis)
 
 
+def _spell_cross_entropy(a, shapes, p, xp="np"):
+    logp = a[2] if len(a) == 3 else f"log_softmax({a[0]}, axis={p['axis']})"
+    return f"-{xp}.sum({a[1]} * {logp}, axis={p['axis']})"
+
+
 def _vjp_cross_entropy(b, node, args, dout):
     # dx = dout * (softmax(x) * sum(y) - y), dy = -dout * log_softmax(x)
-    x, y = args
+    x, y = args[:2]
     p = b.params(node)
     both = broadcast_shape("softmax_cross_entropy", [b.shape(x), b.shape(y)])
     axis = _one_axis(p, len(both), "softmax_cross_entropy")
     dout = _kept(b, dout, both, axis, False)
+    logp = args[2] if len(args) == 3 else b.op("log_softmax", [x], axis=p["axis"])
+    dy = b.expr(-DOUT * ARGS[0], {DOUT: dout, ARGS[0]: logp})
+    b.g.nodes[dy]["comment"] = "softmax_cross_entropy backward: dy = -dout * log_softmax(x)"
+    if len(args) == 3 and b.shape(y) == both:
+        # softmax * sum(y) - y written as y * (softmax - 1) + softmax * (sum(y) - y), with
+        # softmax = exp(logp) and softmax - 1 = expm1(logp): exact at a one-hot label, where
+        # softmax rounds to 1, and where softmax is tiny (sum(y) - y is then exactly sum(y))
+        mass = b.op("sum", [y], axis=p["axis"], keepdims=True)
+        formula = DOUT * (ARGS[1] * expm1(ARGS[0]) + sympy.exp(ARGS[0]) * (ARGS[2] - ARGS[1]))
+        dx = b.expr(formula, {DOUT: dout, ARGS[0]: logp, ARGS[1]: y, ARGS[2]: mass})
+        b.g.nodes[dx]["comment"] = (
+            "softmax_cross_entropy backward: dx = dout * (softmax(x) * sum(y) - y), "
+            "softmax - 1 as expm1(log_softmax) at the labels"
+        )
+        return dx, dy, None  # no gradient flows into the cached log_softmax: it is in dx
     dx = b.op("softmax_cross_entropy_grad", [x, y], axis=p["axis"])
-    logp = b.op("log_softmax", [x], axis=p["axis"])
-    return (
-        b.expr(DOUT * ARGS[0], {DOUT: dout, ARGS[0]: dx}),
-        b.expr(-DOUT * ARGS[0], {DOUT: dout, ARGS[0]: logp}),
-    )
+    return (b.expr(DOUT * ARGS[0], {DOUT: dout, ARGS[0]: dx}), dy, *([None] * (len(args) - 2)))
 
 
 def _affine_shape(shapes, p):
@@ -485,9 +505,9 @@ FUSED_ROWS = (
     ),
     dict(
         name="softmax_cross_entropy", arity=2, symbol="CE", shape=_cross_entropy_shape,
-        spell=lambda a, s, p: f"softmax_cross_entropy({a[0]}, {a[1]}, axis={p['axis']})",
-        vjp=_vjp_cross_entropy, params=("axis",), helpers=("softmax_cross_entropy",),
-        spell_api=lambda a, s, p: f"softmax_cross_entropy({a[0]}, {a[1]}, axis={p['axis']})",
+        spell=_spell_cross_entropy, vjp=_vjp_cross_entropy, params=("axis",),
+        helpers=("log_softmax",),
+        spell_api=lambda a, s, p: _spell_cross_entropy(a, s, p, "xp"),
     ),
     dict(
         name="affine", arity=3, symbol="affine", shape=_affine_shape,

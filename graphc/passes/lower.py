@@ -15,6 +15,11 @@ The readable module keeps the lecture's gradient of sigmoid, dx = dout * s * sig
 (`pair_sigmoids`) computes sigmoid(-x) in forward beside s, from the same 1 + exp(-|x|), caching
 both: `s, s_neg = sigmoid_pair(x)`, one statement for the gate. Backward then takes no exp (it
 took exp(-|x|) twice more for `sigmoid(-x)`).
+
+The fused softmax cross-entropy likewise (`cache_log_softmax`): forward computes
+`log_probs = log_softmax(x)` once, as its own statement, the loss is `-sum(y * log_probs)`, and
+backward reads the cached log_probs for both gradients (it ran log_softmax twice more, with
+its max, argmax and exp, which cost more than the arithmetic at a small batch).
 """
 
 from __future__ import annotations
@@ -147,4 +152,22 @@ def pair_sigmoids(g: nx.DiGraph) -> nx.DiGraph:
         if len(args) == 1:  # the lecture's form, for the comment (a fused gate's is its own)
             data["grad_note"] = "{out} * sigmoid(-{0})"  # exact where 1 - out rounds to 0
         h.add_edge(step, n, pos=(len(args),))
+    return h
+
+
+def cache_log_softmax(g: nx.DiGraph) -> nx.DiGraph:
+    """A copy of `g` where each softmax_cross_entropy(x, y) reads a step log_probs =
+    log_softmax(x) beside it, as a third argument (no gradient flows into it): the gate is
+    then spelled -sum(y * log_probs), and its backward reads log_probs instead of computing
+    log_softmax(x) again (`ir.tensor._vjp_cross_entropy`)."""
+    h = copy_graph(g)
+    for n in topo_order(g):
+        data = h.nodes[n]
+        args = args_of(h, n)
+        if data["op"] != "softmax_cross_entropy" or len(args) != 2:
+            continue
+        step = add_node(h, "log_softmax", args[:1], params=dict(data["params"]),
+                        hint="log_probs", gate="softmax_cross_entropy", cached_for=n,
+                        at=data.get("at", n))  # fmt: skip
+        h.add_edge(step, n, pos=(2,))
     return h
