@@ -261,3 +261,21 @@ def test_degenerate_circuits_give_floats_on_the_float_path(fn, args, want):
     out, grads = f.value_and_grad(*args)
     assert (out, grads) == want
     assert type(out) is float and all(type(g) is float for g in grads.values())
+
+
+@pytest.mark.parametrize("style", ["keywords", "positions"])
+def test_an_array_constant_keeps_floats_on_the_numpy_path(style):
+    # a module with `C1 = np.array([0.5, 2.0])` has no float version (math has no arrays): the
+    # call must still answer, with NumPy's values, first call and repeated ones alike
+    def f(x0, x1):
+        return gc.sum(x0 * x1 * np.array([0.5, 2.0])) + x0 + np.array([0.25])
+
+    g = gc.function(f)
+    for _ in range(3):
+        if style == "keywords":
+            value, grads = g.value_and_grad(x0=1.5, x1=-2.0)
+        else:
+            value, grads = g.value_and_grad(1.5, -2.0)
+        np.testing.assert_allclose(value, [1.5 * -2.0 * 2.5 + 1.5 + 0.25], rtol=1e-15)
+        assert grads["x0"] == pytest.approx(-2.0 * 2.5 + 1.0, rel=1e-15)  # by hand
+        assert grads["x1"] == pytest.approx(1.5 * 2.5, rel=1e-15)

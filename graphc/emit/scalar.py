@@ -234,7 +234,8 @@ def straight_line(
         not params
         or len(grads) != len(gradient_names)  # a module of another shape
         or names & set(OWN_NAMES["floats"])  # never: schedule renames such a user's name
-        or not set(_NP_NAME.findall(statements + "".join(helpers))) <= set(vars(FLOATS))
+        # an array constant (`C1 = np.array([0.5])`) too: it is NumPy's, not a float's
+        or not set(_NP_NAME.findall(constants + statements + "".join(helpers))) <= set(vars(FLOATS))
     ):
         return None
     # comparisons, where, maximum(x, 0) give bools and ints; a power may go complex
