@@ -59,7 +59,7 @@ def graphc_statements(d, variant: str):
         f = f.fused()
     elif variant == "fused-fast":
         f = f.fused(readable=False)
-    args = (d["X"], d["Y"], d["W1"], d["b1"], d["W2"], d["b2"], d["reg"])
+    args = (d["X"], d["y"], d["W1"], d["b1"], d["W2"], d["b2"], d["reg"])  # integer labels
     compiled = f.compiled_for(*args)
     tree = ast.parse(compiled.source)
     fns = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
