@@ -34,11 +34,15 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__" and os.environ.get(CPUS := "GRAPHC_BENCH_CPUS"):
+    # the timing child's CPUs (see `timed_in_child`), set before NumPy loads its BLAS
+    os.sched_setaffinity(0, [int(c) for c in os.environ[CPUS].split(",")])
 
-import graphc as gc
+import numpy as np  # noqa: E402
 
-from .harness import (
+import graphc as gc  # noqa: E402
+
+from .harness import (  # noqa: E402
     Candidate,
     Section,
     Target,
@@ -442,15 +446,10 @@ def timed_in_child(dtype: str, rounds: int, threads: int) -> dict | str:
         cpus = cpus[:threads]
     cmd = [sys.executable, "-m", "benchmarks.mlp", "--timing", "--dtype", dtype]
     cmd += ["--rounds", str(rounds), "--peers", "none"]
-
-    def pin() -> None:  # the child's CPUs, before NumPy loads its BLAS
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, cpus)
-
+    if hasattr(os, "sched_setaffinity"):  # set by the child itself: no preexec_fn, no fork
+        env["GRAPHC_BENCH_CPUS"] = ",".join(map(str, cpus))
     try:
-        p = subprocess.run(
-            cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT, preexec_fn=pin
-        )
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return "timed out"
     lines = p.stdout.strip().splitlines()
