@@ -523,7 +523,7 @@ class Emitter:
 
     def in_expression(self, n: int) -> bool:
         """Whether n is arithmetic written into its reader's statement (`schedule`)."""
-        return n in self.p.inline and self.g.nodes[n]["op"] in ARITHMETIC
+        return n in self.p.inline and self.nodes[n]["op"] in ARITHMETIC
 
     def expression_gates(self, n: int) -> int:
         """How many gates statement n writes into its expression besides its own."""
@@ -533,11 +533,11 @@ class Emitter:
     def gate_tree(self, n: int) -> str:
         """The gates an arithmetic statement computes, as calls; a chain `a + b + c`, which
         Python evaluates from the left, is one `add(a, b, c)`."""
-        op = self.g.nodes[n]["op"]
+        op = self.nodes[n]["op"]
         parts = []
         for i, a in enumerate(self.args(n)):
             inner = self.in_expression(a)
-            if inner and i == 0 and self.g.nodes[a]["op"] == op and op in ("add", "mul"):
+            if inner and i == 0 and self.nodes[a]["op"] == op and op in ("add", "mul"):
                 parts.append(self.gate_tree(a)[len(op) + 1 : -1])  # add(add(a, b), c)
             else:
                 parts.append(self.gate_tree(a) if inner else self.name_of(a))
@@ -575,11 +575,7 @@ class Emitter:
             fwd = data["grad_gate"]
             fwd_op = self.nodes[fwd].get("gate", self.nodes[fwd]["op"])
             fwd_args = self.args(fwd)
-            if "grad_note" in self.nodes[fwd]:  # the lecture's form of a paired gradient
-                names = [self.name_of(a) for a in fwd_args]
-                note = self.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
-                return f"{fwd_op}: local gradient {note}"
-            if "grad_note" in self.nodes[fwd]:  # the lecture's form of a lowered gradient
+            if "grad_note" in self.nodes[fwd]:  # the lecture's form of a paired or lowered gradient
                 names = [self.name_of(a) for a in fwd_args]
                 note = self.nodes[fwd]["grad_note"].format(*names, out=self.name_of(fwd))
                 return f"{fwd_op}: local gradient {note}"
