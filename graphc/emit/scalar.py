@@ -85,7 +85,7 @@ def _reduced(x: float, axis=None, keepdims=False) -> float:
 
 
 def _sigmoid(x: float) -> float:
-    e = math.exp(-abs(x))  # the module's exp(min(x, 0)) / (1 + exp(-|x|)), bit for bit
+    e = math.exp(-abs(x))  # the module's max(e, x >= 0) / (1 + e), bit for bit
     return (1.0 if x >= 0.0 else e) / (1.0 + e)
 
 

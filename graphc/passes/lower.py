@@ -12,7 +12,7 @@ over the same e on each side of 0 and simplified: never written by hand. The gat
 its id and its gate name, so drawings and reports still speak of "sigmoid".
 
 The readable module keeps the lecture's gradient of sigmoid, dx = dout * s * sigmoid(-x), and
-(`pair_sigmoids`) computes sigmoid(-x) in forward beside s, from the same 1 + exp(-|x|), caching
+(`pair_sigmoids`) computes sigmoid(-x) in forward beside s, from the same exp(-|x|), caching
 both: `s, s_neg = sigmoid_pair(x)`, one statement for the gate. Backward then takes no exp (it
 took exp(-|x|) twice more for `sigmoid(-x)`).
 
