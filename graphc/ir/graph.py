@@ -69,8 +69,12 @@ def add_node(g: nx.DiGraph, op: str, args=(), **attrs) -> int:
     into = g._pred[n] = {}
     for a, pos in positions.items():  # one edge per argument node, in order of first use
         succ[a][n] = into[a] = {"pos": pos}
-    nx._clear_cache(g)
+    if _clear_cache is not None:
+        _clear_cache(g)  # networkx >= 3.3 caches results per graph; the dicts' views are live
     return n
+
+
+_clear_cache = getattr(nx, "_clear_cache", None)  # absent before networkx 3.3
 
 
 EXACT_INT = 2**53  # the largest whole numbers float64 holds exactly, all of them below
